@@ -1,0 +1,10 @@
+// The CPU kernels compiled for the avx2 instruction set (see cpu/isa.h and cpu/isa/prelude.h).
+#include "cpu/isa/prelude.h"
+// clang-format off
+#if DLK_X86
+#pragma GCC target("avx2,fma,bmi2")
+#define DLK_ISA avx2
+#include "cpu/simd/avx2.h"
+#include "cpu/kernels/activation.h"
+#endif
+// clang-format on

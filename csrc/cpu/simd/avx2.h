@@ -1,0 +1,158 @@
+// AVX2 + FMA vectors for the CPU kernels: Vec<float> (8 lanes) and Vec<double> (4 lanes).
+// The portable fast path: every x86-64 CPU since 2013-2015 has it. Same vocabulary as avx512.h;
+// include only from cpu/isa/avx2.cpp after its target pragma.
+#pragma once
+
+#include <immintrin.h>
+
+#include <cstdint>
+
+namespace dlk::cpu::avx2 {
+
+#define DLK_VI inline __attribute__((always_inline))
+
+// A lane mask, kept apart from the value vectors so overloads cannot mix them up.
+struct MaskF {
+  __m256 m;
+};
+struct MaskD {
+  __m256d m;
+};
+
+template <class T>
+struct Vec;
+
+template <>
+struct Vec<float> {
+  using Mask = MaskF;
+  static constexpr int W = 8;
+  __m256 v;
+
+  Vec() = default;
+  DLK_VI Vec(__m256 x) : v(x) {}
+  DLK_VI explicit Vec(float s) : v(_mm256_set1_ps(s)) {}
+
+  static DLK_VI __m256i tail(int64_t n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  }
+  static DLK_VI Vec load(const float* p) { return _mm256_loadu_ps(p); }
+  static DLK_VI Vec load(const float* p, int64_t n) { return _mm256_maskload_ps(p, tail(n)); }
+  DLK_VI void store(float* p) const { _mm256_storeu_ps(p, v); }
+  DLK_VI void store(float* p, int64_t n) const { _mm256_maskstore_ps(p, tail(n), v); }
+  DLK_VI void stream(float* p) const { _mm256_stream_ps(p, v); }
+};
+
+template <>
+struct Vec<double> {
+  using Mask = MaskD;
+  static constexpr int W = 4;
+  __m256d v;
+
+  Vec() = default;
+  DLK_VI Vec(__m256d x) : v(x) {}
+  DLK_VI explicit Vec(double s) : v(_mm256_set1_pd(s)) {}
+
+  static DLK_VI __m256i tail(int64_t n) {
+    return _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), _mm256_setr_epi64x(0, 1, 2, 3));
+  }
+  static DLK_VI Vec load(const double* p) { return _mm256_loadu_pd(p); }
+  static DLK_VI Vec load(const double* p, int64_t n) { return _mm256_maskload_pd(p, tail(n)); }
+  DLK_VI void store(double* p) const { _mm256_storeu_pd(p, v); }
+  DLK_VI void store(double* p, int64_t n) const { _mm256_maskstore_pd(p, tail(n), v); }
+  DLK_VI void stream(double* p) const { _mm256_stream_pd(p, v); }
+};
+
+using VF = Vec<float>;
+using VD = Vec<double>;
+
+// ---- float -----------------------------------------------------------------------------------
+DLK_VI VF operator+(VF a, VF b) { return _mm256_add_ps(a.v, b.v); }
+DLK_VI VF operator-(VF a, VF b) { return _mm256_sub_ps(a.v, b.v); }
+DLK_VI VF operator*(VF a, VF b) { return _mm256_mul_ps(a.v, b.v); }
+DLK_VI VF operator/(VF a, VF b) { return _mm256_div_ps(a.v, b.v); }
+DLK_VI VF operator-(VF a) { return _mm256_xor_ps(a.v, _mm256_set1_ps(-0.0f)); }
+// Ordered, non-signalling compares: a NaN lane compares false, as in scalar C++.
+DLK_VI MaskF operator<=(VF a, VF b) { return {_mm256_cmp_ps(a.v, b.v, _CMP_LE_OQ)}; }
+DLK_VI MaskF operator<(VF a, VF b) { return {_mm256_cmp_ps(a.v, b.v, _CMP_LT_OQ)}; }
+DLK_VI MaskF operator>=(VF a, VF b) { return {_mm256_cmp_ps(a.v, b.v, _CMP_GE_OQ)}; }
+DLK_VI MaskF operator>(VF a, VF b) { return {_mm256_cmp_ps(a.v, b.v, _CMP_GT_OQ)}; }
+DLK_VI VF where(MaskF m, VF a, VF b) { return _mm256_blendv_ps(b.v, a.v, m.m); }
+DLK_VI VF abs(VF a) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), a.v); }
+DLK_VI VF fmadd(VF a, VF b, VF c) { return _mm256_fmadd_ps(a.v, b.v, c.v); }
+DLK_VI VF max(VF a, VF b) { return _mm256_max_ps(a.v, b.v); }
+DLK_VI VF min(VF a, VF b) { return _mm256_min_ps(a.v, b.v); }
+DLK_VI float reduce_add(VF a) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(a.v), _mm256_extractf128_ps(a.v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+DLK_VI __m256 pow2i(__m256i n) { return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n, _mm256_set1_epi32(127)), 23)); }
+
+// e^x to about 1 ulp; the same reduction and polynomial as the AVX-512 version (see there).
+DLK_VI VF exp(VF x) {
+  x = _mm256_min_ps(_mm256_set1_ps(89.0f), _mm256_max_ps(_mm256_set1_ps(-104.0f), x.v));
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x.v, _mm256_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x.v);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+  p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+  const __m256i ni = _mm256_cvtps_epi32(n);
+  const __m256i n1 = _mm256_srai_epi32(ni, 1);
+  const __m256i n2 = _mm256_sub_epi32(ni, n1);
+  return _mm256_mul_ps(_mm256_mul_ps(p, pow2i(n1)), pow2i(n2));
+}
+
+// ---- double ----------------------------------------------------------------------------------
+DLK_VI VD operator+(VD a, VD b) { return _mm256_add_pd(a.v, b.v); }
+DLK_VI VD operator-(VD a, VD b) { return _mm256_sub_pd(a.v, b.v); }
+DLK_VI VD operator*(VD a, VD b) { return _mm256_mul_pd(a.v, b.v); }
+DLK_VI VD operator/(VD a, VD b) { return _mm256_div_pd(a.v, b.v); }
+DLK_VI VD operator-(VD a) { return _mm256_xor_pd(a.v, _mm256_set1_pd(-0.0)); }
+DLK_VI MaskD operator<=(VD a, VD b) { return {_mm256_cmp_pd(a.v, b.v, _CMP_LE_OQ)}; }
+DLK_VI MaskD operator<(VD a, VD b) { return {_mm256_cmp_pd(a.v, b.v, _CMP_LT_OQ)}; }
+DLK_VI MaskD operator>=(VD a, VD b) { return {_mm256_cmp_pd(a.v, b.v, _CMP_GE_OQ)}; }
+DLK_VI MaskD operator>(VD a, VD b) { return {_mm256_cmp_pd(a.v, b.v, _CMP_GT_OQ)}; }
+DLK_VI VD where(MaskD m, VD a, VD b) { return _mm256_blendv_pd(b.v, a.v, m.m); }
+DLK_VI VD abs(VD a) { return _mm256_andnot_pd(_mm256_set1_pd(-0.0), a.v); }
+DLK_VI VD fmadd(VD a, VD b, VD c) { return _mm256_fmadd_pd(a.v, b.v, c.v); }
+DLK_VI VD max(VD a, VD b) { return _mm256_max_pd(a.v, b.v); }
+DLK_VI VD min(VD a, VD b) { return _mm256_min_pd(a.v, b.v); }
+DLK_VI double reduce_add(VD a) {
+  __m128d s = _mm_add_pd(_mm256_castpd256_pd128(a.v), _mm256_extractf128_pd(a.v, 1));
+  return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
+}
+
+// e^x to about 1 ulp; the same reduction and series as the AVX-512 version (see there).
+DLK_VI VD exp(VD x) {
+  x = _mm256_min_pd(_mm256_set1_pd(710.0), _mm256_max_pd(_mm256_set1_pd(-746.0), x.v));
+  const __m256d n = _mm256_round_pd(_mm256_mul_pd(x.v, _mm256_set1_pd(1.4426950408889634)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256d r = _mm256_fnmadd_pd(n, _mm256_set1_pd(6.93147180369123816490e-1), x.v);
+  r = _mm256_fnmadd_pd(n, _mm256_set1_pd(1.90821492927058770002e-10), r);
+  static constexpr double kInvFact[] = {1.0 / 6227020800.0, 1.0 / 479001600.0, 1.0 / 39916800.0, 1.0 / 3628800.0,
+                                        1.0 / 362880.0,     1.0 / 40320.0,     1.0 / 5040.0,      1.0 / 720.0,
+                                        1.0 / 120.0,        1.0 / 24.0,        1.0 / 6.0,         0.5,
+                                        1.0,                1.0};
+  __m256d p = _mm256_set1_pd(kInvFact[0]);
+  for (int i = 1; i < 14; ++i) p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(kInvFact[i]));
+  const __m256d magic = _mm256_set1_pd(6755399441055744.0);  // 1.5 * 2^52
+  const __m256i ni = _mm256_sub_epi64(_mm256_castpd_si256(_mm256_add_pd(n, magic)), _mm256_castpd_si256(magic));
+  // n is in [-1077, 1024]: an arithmetic halving via (n + 2048) >> 1 - 1024, since AVX2 has no
+  // 64-bit arithmetic shift.
+  const __m256i n1 = _mm256_sub_epi64(_mm256_srli_epi64(_mm256_add_epi64(ni, _mm256_set1_epi64x(2048)), 1), _mm256_set1_epi64x(1024));
+  const __m256i n2 = _mm256_sub_epi64(ni, n1);
+  const __m256i bias = _mm256_set1_epi64x(1023);
+  const __m256d s1 = _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_add_epi64(n1, bias), 52));
+  const __m256d s2 = _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_add_epi64(n2, bias), 52));
+  return _mm256_mul_pd(_mm256_mul_pd(p, s1), s2);
+}
+
+#undef DLK_VI
+
+}  // namespace dlk::cpu::avx2

@@ -1,0 +1,144 @@
+// AVX-512 vectors for the CPU kernels: Vec<float> (16 lanes) and Vec<double> (8 lanes).
+//
+// Include only from an ISA unit (cpu/isa/avx512.cpp) after its target pragma, inside nothing:
+// everything here lives in dlk::cpu::avx512 so no inline function can be merged by the linker
+// with a copy compiled for another ISA.
+#pragma once
+
+#include <immintrin.h>
+
+#include <cstdint>
+
+namespace dlk::cpu::avx512 {
+
+#define DLK_VI inline __attribute__((always_inline))
+
+template <class T>
+struct Vec;
+
+template <>
+struct Vec<float> {
+  using Mask = __mmask16;
+  static constexpr int W = 16;
+  __m512 v;
+
+  Vec() = default;
+  DLK_VI Vec(__m512 x) : v(x) {}
+  DLK_VI explicit Vec(float s) : v(_mm512_set1_ps(s)) {}
+
+  static DLK_VI Mask tail(int64_t n) { return static_cast<Mask>((1u << n) - 1u); }
+  static DLK_VI Vec load(const float* p) { return _mm512_loadu_ps(p); }
+  static DLK_VI Vec load(const float* p, int64_t n) { return _mm512_maskz_loadu_ps(tail(n), p); }
+  DLK_VI void store(float* p) const { _mm512_storeu_ps(p, v); }
+  DLK_VI void store(float* p, int64_t n) const { _mm512_mask_storeu_ps(p, tail(n), v); }
+  // Non-temporal store for outputs far larger than the caches; p must be 64-byte aligned.
+  DLK_VI void stream(float* p) const { _mm512_stream_ps(p, v); }
+};
+
+template <>
+struct Vec<double> {
+  using Mask = __mmask8;
+  static constexpr int W = 8;
+  __m512d v;
+
+  Vec() = default;
+  DLK_VI Vec(__m512d x) : v(x) {}
+  DLK_VI explicit Vec(double s) : v(_mm512_set1_pd(s)) {}
+
+  static DLK_VI Mask tail(int64_t n) { return static_cast<Mask>((1u << n) - 1u); }
+  static DLK_VI Vec load(const double* p) { return _mm512_loadu_pd(p); }
+  static DLK_VI Vec load(const double* p, int64_t n) { return _mm512_maskz_loadu_pd(tail(n), p); }
+  DLK_VI void store(double* p) const { _mm512_storeu_pd(p, v); }
+  DLK_VI void store(double* p, int64_t n) const { _mm512_mask_storeu_pd(p, tail(n), v); }
+  DLK_VI void stream(double* p) const { _mm512_stream_pd(p, v); }
+};
+
+using VF = Vec<float>;
+using VD = Vec<double>;
+
+// ---- float -----------------------------------------------------------------------------------
+DLK_VI VF operator+(VF a, VF b) { return _mm512_add_ps(a.v, b.v); }
+DLK_VI VF operator-(VF a, VF b) { return _mm512_sub_ps(a.v, b.v); }
+DLK_VI VF operator*(VF a, VF b) { return _mm512_mul_ps(a.v, b.v); }
+DLK_VI VF operator/(VF a, VF b) { return _mm512_div_ps(a.v, b.v); }
+DLK_VI VF operator-(VF a) { return _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(a.v), _mm512_set1_epi32(INT32_MIN))); }
+// Ordered, non-signalling compares: a NaN lane compares false, as in scalar C++.
+DLK_VI __mmask16 operator<=(VF a, VF b) { return _mm512_cmp_ps_mask(a.v, b.v, _CMP_LE_OQ); }
+DLK_VI __mmask16 operator<(VF a, VF b) { return _mm512_cmp_ps_mask(a.v, b.v, _CMP_LT_OQ); }
+DLK_VI __mmask16 operator>=(VF a, VF b) { return _mm512_cmp_ps_mask(a.v, b.v, _CMP_GE_OQ); }
+DLK_VI __mmask16 operator>(VF a, VF b) { return _mm512_cmp_ps_mask(a.v, b.v, _CMP_GT_OQ); }
+DLK_VI VF where(__mmask16 m, VF a, VF b) { return _mm512_mask_blend_ps(m, b.v, a.v); }
+DLK_VI VF abs(VF a) { return _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(a.v), _mm512_set1_epi32(INT32_MAX))); }
+DLK_VI VF fmadd(VF a, VF b, VF c) { return _mm512_fmadd_ps(a.v, b.v, c.v); }
+DLK_VI VF max(VF a, VF b) { return _mm512_max_ps(a.v, b.v); }
+DLK_VI VF min(VF a, VF b) { return _mm512_min_ps(a.v, b.v); }
+DLK_VI float reduce_add(VF a) { return _mm512_reduce_add_ps(a.v); }
+
+// 2^n for integer-valued n in [-126, 127], built from the exponent bits.
+DLK_VI VF pow2i(__m512i n) { return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(n, _mm512_set1_epi32(127)), 23)); }
+
+// e^x to about 1 ulp. x = n ln2 + r, |r| <= ln2/2; e^r by a degree-6 polynomial (Cephes expf
+// coefficients); 2^n applied in two halves so results down to the subnormal range stay exact.
+// The clamp keeps n in range and passes NaN through (max/min return their second operand for NaN).
+DLK_VI VF exp(VF x) {
+  x = _mm512_min_ps(_mm512_set1_ps(89.0f), _mm512_max_ps(_mm512_set1_ps(-104.0f), x.v));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x.v, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x.v);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+  p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+  const __m512i ni = _mm512_cvtps_epi32(n);
+  const __m512i n1 = _mm512_srai_epi32(ni, 1);
+  const __m512i n2 = _mm512_sub_epi32(ni, n1);
+  return _mm512_mul_ps(_mm512_mul_ps(p, pow2i(n1).v), pow2i(n2).v);
+}
+
+// ---- double ----------------------------------------------------------------------------------
+DLK_VI VD operator+(VD a, VD b) { return _mm512_add_pd(a.v, b.v); }
+DLK_VI VD operator-(VD a, VD b) { return _mm512_sub_pd(a.v, b.v); }
+DLK_VI VD operator*(VD a, VD b) { return _mm512_mul_pd(a.v, b.v); }
+DLK_VI VD operator/(VD a, VD b) { return _mm512_div_pd(a.v, b.v); }
+DLK_VI VD operator-(VD a) { return _mm512_castsi512_pd(_mm512_xor_si512(_mm512_castpd_si512(a.v), _mm512_set1_epi64(INT64_MIN))); }
+DLK_VI __mmask8 operator<=(VD a, VD b) { return _mm512_cmp_pd_mask(a.v, b.v, _CMP_LE_OQ); }
+DLK_VI __mmask8 operator<(VD a, VD b) { return _mm512_cmp_pd_mask(a.v, b.v, _CMP_LT_OQ); }
+DLK_VI __mmask8 operator>=(VD a, VD b) { return _mm512_cmp_pd_mask(a.v, b.v, _CMP_GE_OQ); }
+DLK_VI __mmask8 operator>(VD a, VD b) { return _mm512_cmp_pd_mask(a.v, b.v, _CMP_GT_OQ); }
+DLK_VI VD where(__mmask8 m, VD a, VD b) { return _mm512_mask_blend_pd(m, b.v, a.v); }
+DLK_VI VD abs(VD a) { return _mm512_castsi512_pd(_mm512_and_si512(_mm512_castpd_si512(a.v), _mm512_set1_epi64(INT64_MAX))); }
+DLK_VI VD fmadd(VD a, VD b, VD c) { return _mm512_fmadd_pd(a.v, b.v, c.v); }
+DLK_VI VD max(VD a, VD b) { return _mm512_max_pd(a.v, b.v); }
+DLK_VI VD min(VD a, VD b) { return _mm512_min_pd(a.v, b.v); }
+DLK_VI double reduce_add(VD a) { return _mm512_reduce_add_pd(a.v); }
+
+// e^x to about 1 ulp: x = n ln2 + r, e^r by its Taylor series to r^13 (truncation < 1e-17 for
+// |r| <= ln2/2), 2^n from exponent bits in two halves. n is read out of the mantissa of
+// n + 1.5 * 2^52, which needs no AVX-512DQ conversion.
+DLK_VI VD exp(VD x) {
+  x = _mm512_min_pd(_mm512_set1_pd(710.0), _mm512_max_pd(_mm512_set1_pd(-746.0), x.v));
+  const __m512d n = _mm512_roundscale_pd(_mm512_mul_pd(x.v, _mm512_set1_pd(1.4426950408889634)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512d r = _mm512_fnmadd_pd(n, _mm512_set1_pd(6.93147180369123816490e-1), x.v);
+  r = _mm512_fnmadd_pd(n, _mm512_set1_pd(1.90821492927058770002e-10), r);
+  static constexpr double kInvFact[] = {1.0 / 6227020800.0, 1.0 / 479001600.0, 1.0 / 39916800.0, 1.0 / 3628800.0,
+                                        1.0 / 362880.0,     1.0 / 40320.0,     1.0 / 5040.0,      1.0 / 720.0,
+                                        1.0 / 120.0,        1.0 / 24.0,        1.0 / 6.0,         0.5,
+                                        1.0,                1.0};
+  __m512d p = _mm512_set1_pd(kInvFact[0]);
+  for (int i = 1; i < 14; ++i) p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(kInvFact[i]));
+  const __m512d magic = _mm512_set1_pd(6755399441055744.0);  // 1.5 * 2^52
+  const __m512i ni = _mm512_sub_epi64(_mm512_castpd_si512(_mm512_add_pd(n, magic)), _mm512_castpd_si512(magic));
+  const __m512i n1 = _mm512_srai_epi64(ni, 1);
+  const __m512i n2 = _mm512_sub_epi64(ni, n1);
+  const __m512i bias = _mm512_set1_epi64(1023);
+  const __m512d s1 = _mm512_castsi512_pd(_mm512_slli_epi64(_mm512_add_epi64(n1, bias), 52));
+  const __m512d s2 = _mm512_castsi512_pd(_mm512_slli_epi64(_mm512_add_epi64(n2, bias), 52));
+  return _mm512_mul_pd(_mm512_mul_pd(p, s1), s2);
+}
+
+#undef DLK_VI
+
+}  // namespace dlk::cpu::avx512

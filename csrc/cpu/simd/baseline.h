@@ -1,0 +1,82 @@
+// Portable "vectors" for the baseline ISA unit: plain arrays the compiler may auto-vectorize for
+// whatever the build targets (SSE2 on x86-64, NEON on Arm). The reference for what the
+// intrinsics in avx2.h / avx512.h must compute, and the path for CPUs without AVX2.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+namespace dlk::cpu::baseline {
+
+#define DLK_VI inline __attribute__((always_inline))
+
+template <class T, int N>
+struct Lanes {
+  bool m[N];
+};
+
+template <class T>
+struct Vec {
+  static constexpr int W = 16 / sizeof(T);
+  using Mask = Lanes<T, W>;
+  T v[W];
+
+  Vec() = default;
+  DLK_VI explicit Vec(T s) {
+    for (int i = 0; i < W; ++i) v[i] = s;
+  }
+  static DLK_VI Vec load(const T* p) { return load(p, W); }
+  static DLK_VI Vec load(const T* p, int64_t n) {
+    Vec r(T(0));
+    for (int64_t i = 0; i < n; ++i) r.v[i] = p[i];
+    return r;
+  }
+  DLK_VI void store(T* p) const { store(p, W); }
+  DLK_VI void store(T* p, int64_t n) const {
+    for (int64_t i = 0; i < n; ++i) p[i] = v[i];
+  }
+  DLK_VI void stream(T* p) const { store(p); }
+};
+
+#define DLK_LANEWISE(expr)                 \
+  Vec<T> r;                                \
+  for (int i = 0; i < Vec<T>::W; ++i) {    \
+    r.v[i] = (expr);                       \
+  }                                        \
+  return r
+#define DLK_MASKWISE(expr)                 \
+  typename Vec<T>::Mask r;                 \
+  for (int i = 0; i < Vec<T>::W; ++i) {    \
+    r.m[i] = (expr);                       \
+  }                                        \
+  return r
+
+template <class T> DLK_VI Vec<T> operator+(Vec<T> a, Vec<T> b) { DLK_LANEWISE(a.v[i] + b.v[i]); }
+template <class T> DLK_VI Vec<T> operator-(Vec<T> a, Vec<T> b) { DLK_LANEWISE(a.v[i] - b.v[i]); }
+template <class T> DLK_VI Vec<T> operator*(Vec<T> a, Vec<T> b) { DLK_LANEWISE(a.v[i] * b.v[i]); }
+template <class T> DLK_VI Vec<T> operator/(Vec<T> a, Vec<T> b) { DLK_LANEWISE(a.v[i] / b.v[i]); }
+template <class T> DLK_VI Vec<T> operator-(Vec<T> a) { DLK_LANEWISE(-a.v[i]); }
+template <class T> DLK_VI typename Vec<T>::Mask operator<=(Vec<T> a, Vec<T> b) { DLK_MASKWISE(a.v[i] <= b.v[i]); }
+template <class T> DLK_VI typename Vec<T>::Mask operator<(Vec<T> a, Vec<T> b) { DLK_MASKWISE(a.v[i] < b.v[i]); }
+template <class T> DLK_VI typename Vec<T>::Mask operator>=(Vec<T> a, Vec<T> b) { DLK_MASKWISE(a.v[i] >= b.v[i]); }
+template <class T> DLK_VI typename Vec<T>::Mask operator>(Vec<T> a, Vec<T> b) { DLK_MASKWISE(a.v[i] > b.v[i]); }
+template <class T> DLK_VI Vec<T> where(Lanes<T, Vec<T>::W> m, Vec<T> a, Vec<T> b) { DLK_LANEWISE(m.m[i] ? a.v[i] : b.v[i]); }
+template <class T> DLK_VI Vec<T> abs(Vec<T> a) { DLK_LANEWISE(std::fabs(a.v[i])); }
+template <class T> DLK_VI Vec<T> exp(Vec<T> a) { DLK_LANEWISE(std::exp(a.v[i])); }
+template <class T> DLK_VI Vec<T> fmadd(Vec<T> a, Vec<T> b, Vec<T> c) { DLK_LANEWISE(a.v[i] * b.v[i] + c.v[i]); }
+template <class T> DLK_VI Vec<T> max(Vec<T> a, Vec<T> b) { DLK_LANEWISE(a.v[i] < b.v[i] ? b.v[i] : a.v[i]); }
+template <class T> DLK_VI Vec<T> min(Vec<T> a, Vec<T> b) { DLK_LANEWISE(b.v[i] < a.v[i] ? b.v[i] : a.v[i]); }
+template <class T> DLK_VI T reduce_add(Vec<T> a) {
+  T s = 0;
+  for (int i = 0; i < Vec<T>::W; ++i) s += a.v[i];
+  return s;
+}
+
+#undef DLK_LANEWISE
+#undef DLK_MASKWISE
+#undef DLK_VI
+
+using VF = Vec<float>;
+using VD = Vec<double>;
+
+}  // namespace dlk::cpu::baseline

@@ -1,0 +1,78 @@
+// Launch helpers for the CUDA kernels. Torch-free (see DESIGN.md §2): kernels and launchers take
+// raw pointers, sizes and a cudaStream_t, and report failures as a cudaError_t for the host side
+// to raise.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace dlk::cuda {
+
+// Math type of an element type: half and bfloat16 compute in float (at::opmath_type's rule).
+template <class T>
+struct OpMath {
+  using type = T;
+};
+template <>
+struct OpMath<__half> {
+  using type = float;
+};
+template <>
+struct OpMath<__nv_bfloat16> {
+  using type = float;
+};
+template <class T>
+using opmath_t = typename OpMath<T>::type;
+
+// Explicit conversions (torch builds with __CUDA_NO_HALF_CONVERSIONS__ and friends).
+__device__ __forceinline__ float to_opmath(__half v) { return __half2float(v); }
+__device__ __forceinline__ float to_opmath(__nv_bfloat16 v) { return __bfloat162float(v); }
+__device__ __forceinline__ float to_opmath(float v) { return v; }
+__device__ __forceinline__ double to_opmath(double v) { return v; }
+
+template <class T>
+__device__ __forceinline__ T from_opmath(opmath_t<T> v);
+template <>
+__device__ __forceinline__ __half from_opmath<__half>(float v) { return __float2half_rn(v); }
+template <>
+__device__ __forceinline__ __nv_bfloat16 from_opmath<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
+template <>
+__device__ __forceinline__ float from_opmath<float>(float v) { return v; }
+template <>
+__device__ __forceinline__ double from_opmath<double>(double v) { return v; }
+
+// N elements moved as one 16-byte load or store.
+template <class T, int N>
+struct alignas(sizeof(T) * N) Pack {
+  T v[N];
+};
+
+inline bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
+
+// Number of SMs of the current device, cached per device.
+inline int sm_count() {
+  static int cache[64] = {};
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess) return 1;
+  if (dev < 0 || dev >= 64) return 1;
+  if (cache[dev] == 0) {
+    int n = 0;
+    if (cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess || n <= 0) return 1;
+    cache[dev] = n;
+  }
+  return cache[dev];
+}
+
+// Blocks for a grid-stride loop over `work` items, `per_block` items per block and pass: enough
+// blocks to fill every SM several times over, never more than the work needs.
+inline unsigned int grid_for(int64_t work, int64_t per_block) {
+  const int64_t needed = (work + per_block - 1) / per_block;
+  const int64_t cap = static_cast<int64_t>(sm_count()) * 32;
+  const int64_t blocks = needed < cap ? needed : cap;
+  return static_cast<unsigned int>(blocks < 1 ? 1 : blocks);
+}
+
+}  // namespace dlk::cuda
