@@ -36,6 +36,21 @@ TORCH_LIBRARY(dlkernels, m) {
   m.def("sigmoid_(Tensor(a!) self) -> ()");
   m.def("sigmoid_backward(Tensor grad_output, Tensor result) -> Tensor");
 
+  // 2-D convolution (torch.nn.functional.conv2d semantics, symmetric zero padding; 'same' with
+  // an odd total and the non-zero padding modes are padded in Python, as torch does). Each
+  // gradient is its own op so autograd computes only the ones it needs. grad_input needs the
+  // input's size: with stride > 1 several input sizes give the same output size.
+  m.def(
+      "conv2d(Tensor input, Tensor weight, Tensor? bias, int[2] stride, int[2] padding, int[2] dilation, "
+      "int groups) -> Tensor");
+  m.def(
+      "conv2d_grad_input(Tensor grad_output, Tensor weight, SymInt[4] input_size, int[2] stride, int[2] padding, "
+      "int[2] dilation, int groups) -> Tensor");
+  m.def(
+      "conv2d_grad_weight(Tensor grad_output, Tensor input, SymInt[4] weight_size, int[2] stride, int[2] padding, "
+      "int[2] dilation, int groups) -> Tensor");
+  m.def("conv2d_grad_bias(Tensor grad_output) -> Tensor");
+
   // Runtime CPU ISA selection (cpu/isa.h): not compute, no tensors.
   m.def("_cpu_isa() -> str", &cpu_isa);
   m.def("_set_cpu_isa(str isa) -> str", &set_cpu_isa);

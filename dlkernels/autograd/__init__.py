@@ -2,5 +2,6 @@
 ``torch.ops.dlkernels.*``."""
 
 from .activation import LeakyReLUFunction, ReLUFunction, SigmoidFunction
+from .conv2d import Conv2dFunction
 
-__all__ = ["ReLUFunction", "LeakyReLUFunction", "SigmoidFunction"]
+__all__ = ["ReLUFunction", "LeakyReLUFunction", "SigmoidFunction", "Conv2dFunction"]

@@ -3,6 +3,7 @@
 computation. :func:`convert` swaps them into an existing model."""
 
 from .activation import LeakyReLU, ReLU, Sigmoid
+from .conv2d import Conv2d
 from .convert import convert
 
-__all__ = ["ReLU", "LeakyReLU", "Sigmoid", "convert"]
+__all__ = ["Conv2d", "ReLU", "LeakyReLU", "Sigmoid", "convert"]

@@ -4,11 +4,12 @@ import copy
 
 import torch
 
-from . import activation
+from . import activation, conv2d
 
 # torch class -> dlkernels class. Exact types only: a user's subclass of torch.nn.ReLU may
 # override forward, and swapping it would silently drop that.
 SUPPORTED = {
+    torch.nn.Conv2d: conv2d.Conv2d,
     torch.nn.ReLU: activation.ReLU,
     torch.nn.LeakyReLU: activation.LeakyReLU,
     torch.nn.Sigmoid: activation.Sigmoid,

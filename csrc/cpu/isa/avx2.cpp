@@ -6,5 +6,7 @@
 #define DLK_ISA avx2
 #include "cpu/simd/avx2.h"
 #include "cpu/kernels/activation.h"
-#endif
+#include "cpu/kernels/gemm.h"
+#include "cpu/kernels/conv2d.h"
+#endif  // DLK_X86
 // clang-format on

@@ -1,10 +1,11 @@
 // The CPU kernels compiled for the baseline instruction set (see cpu/isa.h and cpu/isa/prelude.h).
 #include "cpu/isa/prelude.h"
 // clang-format off
-#if 1
-// Baseline: compiled with the build's default target, no pragma.
+// Compiled for the build's default target: no pragma.
 #define DLK_ISA baseline
 #include "cpu/simd/baseline.h"
 #include "cpu/kernels/activation.h"
-#endif
+#include "cpu/kernels/gemm.h"
+#include "cpu/kernels/conv2d.h"
+
 // clang-format on

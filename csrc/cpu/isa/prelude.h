@@ -24,3 +24,5 @@
 // Our own headers with non-template inline code, or declarations only.
 #include "common/math.h"
 #include "cpu/activation_table.h"
+#include "cpu/conv2d_table.h"
+#include "cpu/gemm_table.h"

@@ -1,6 +1,6 @@
 // Activation kernels for one CPU ISA: a vector loop over the shared functors, a masked tail.
 // Included by cpu/isa/<isa>.cpp with DLK_ISA naming the namespace whose Vec<T> to use.
-#pragma once
+// No include guard: included once per ISA, each time into the namespace DLK_ISA names.
 
 #include "common/activation.h"
 #include "cpu/activation_table.h"

@@ -11,6 +11,9 @@ namespace dlk::cpu::avx2 {
 
 #define DLK_VI inline __attribute__((always_inline))
 
+// Architectural vector registers (sizes register-blocked kernels such as the GEMM tile).
+constexpr int kVectorRegisters = 16;
+
 // A lane mask, kept apart from the value vectors so overloads cannot mix them up.
 struct MaskF {
   __m256 m;

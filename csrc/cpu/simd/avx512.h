@@ -13,6 +13,9 @@ namespace dlk::cpu::avx512 {
 
 #define DLK_VI inline __attribute__((always_inline))
 
+// Architectural vector registers (sizes register-blocked kernels such as the GEMM tile).
+constexpr int kVectorRegisters = 32;
+
 template <class T>
 struct Vec;
 

@@ -10,6 +10,9 @@ namespace dlk::cpu::baseline {
 
 #define DLK_VI inline __attribute__((always_inline))
 
+// Architectural vector registers (sizes register-blocked kernels such as the GEMM tile).
+constexpr int kVectorRegisters = 16;
+
 template <class T, int N>
 struct Lanes {
   bool m[N];

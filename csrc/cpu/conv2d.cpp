@@ -1,0 +1,382 @@
+// conv2d on the CPU: forward, grad_input, grad_weight, grad_bias.
+//
+// Shape legend: input N C H W, weight K (C/G) R S, output N K P Q (common/conv2d_geometry.h).
+//
+// Dense and grouped convolutions are implicit GEMMs on the hand-written core (cpu/gemm.h); the
+// packers read the image directly, so no im2col buffer is ever materialised:
+//   forward      Y_g[Kg x (N PQ)]   = W_g[Kg x CgRS]       * im2col(X_g)[CgRS x (N PQ)]
+//   grad_input   dcol[CgRS x PQ]    = W_g^T[CgRS x Kg]     * dY_g[n][Kg x PQ], then col2im into dX
+//   grad_weight  dW_g[Kg x CgRS]   += dY_g[n][Kg x PQ]     * im2col(X_g[n])^T[PQ x CgRS], over n
+// Depthwise convolutions (one input channel per group) are direct: a GEMM with a reduction of
+// R*S is the wrong shape for them.
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "cpu/conv2d_table.h"
+#include "cpu/gemm.h"
+#include "host/conv2d.h"
+
+namespace dlk::cpu {
+namespace {
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
+
+// Per-thread scratch, indexed by at::get_thread_num() inside at::parallel_for.
+template <class T>
+struct Scratch {
+  std::vector<T> data;
+  int64_t per_thread;
+  explicit Scratch(int64_t n) : data(n * at::get_num_threads()), per_thread(n) {}
+  T* get() { return data.data() + at::get_thread_num() * per_thread; }
+};
+
+bool is_depthwise(const Conv2dGeometry& g) { return g.Cg() == 1 && g.G > 1; }
+
+// ---------------------------------------------------------------------------------------------
+// GEMM paths
+// ---------------------------------------------------------------------------------------------
+
+// The forward A operand, every group's weights packed once per call: group g, KC block pc, MR
+// panel ic live at data + (g * k + pc) * mpad + ic * kc(pc).
+template <class T>
+struct PackedWeight {
+  std::vector<T> data;
+  int64_t mpad, k;
+
+  PackedWeight(const GemmTable<T>& t, const GemmBlocking& blk, const Conv2dGeometry& g, const T* w)
+      : mpad(round_up(g.Kg(), t.mr)), k(g.CgRS()) {
+    data.resize(g.G * mpad * k);
+    const int64_t nblocks = ceil_div(k, blk.kc);
+    at::parallel_for(0, g.G * nblocks, 1, [&](int64_t b, int64_t e) {
+      for (int64_t task = b; task < e; ++task) {
+        const int64_t gi = task / nblocks, pc = (task % nblocks) * blk.kc;
+        const int64_t kc = std::min(blk.kc, k - pc);
+        t.pack_a(w + gi * g.Kg() * k + pc, k, 1, g.Kg(), kc, data.data() + (gi * k + pc) * mpad);
+      }
+    });
+  }
+  const T* block(int64_t gi, int64_t pc, int64_t ic, int64_t kc) const { return data.data() + (gi * k + pc) * mpad + ic * kc; }
+};
+
+template <class T>
+void forward_gemm(const Conv2dGeometry& g, const T* x, const T* w, const T* bias, T* y) {
+  const auto& gt = gemm_table<T>();
+  const auto& ct = conv2d_table<T>();
+  const GemmBlocking blk = gemm_blocking(gt);
+  const PackedWeight<T> a(gt, blk, g, w);
+  const int64_t ncols = g.N * g.PQ();
+  // Column blocks: at most NC, and enough of them that every thread gets several.
+  const int64_t want = ceil_div(4 * at::get_num_threads(), g.G);
+  const int64_t cb = std::clamp(round_up(ceil_div(ncols, want), gt.nr), static_cast<int64_t>(gt.nr), blk.nc);
+  const int64_t nb = ceil_div(ncols, cb);
+  Scratch<T> bbuf(gemm_b_buffer_size(gt, blk));
+  at::parallel_for(0, g.G * nb, 1, [&](int64_t b, int64_t e) {
+    T* buf = bbuf.get();
+    for (int64_t task = b; task < e; ++task) {
+      const int64_t gi = task / nb, j0 = (task % nb) * cb, j1 = std::min(ncols, j0 + cb);
+      const T* xg = x + gi * g.Cg() * g.HW();
+      auto get_a = [&](int64_t ic, int64_t pc, int64_t, int64_t kc, T*) { return a.block(gi, pc, ic, kc); };
+      auto pack_b = [&](int64_t pc, int64_t jc, int64_t kc, int64_t nc, T* dst) {
+        ct.pack_im2col(g, xg, g.C * g.HW(), pc, kc, jc, nc, dst);
+      };
+      gemm_blocked<T>(gt, blk, g.Kg(), j0, j1, g.CgRS(), get_a, pack_b, y + gi * g.Kg() * g.PQ(), g.PQ(),
+                      ColumnMap{g.PQ(), g.K * g.PQ()}, false, bias ? bias + gi * g.Kg() : nullptr, nullptr, buf);
+    }
+  });
+}
+
+template <class T>
+void grad_input_gemm(const Conv2dGeometry& g, const T* dy, const T* w, T* dx) {
+  const auto& gt = gemm_table<T>();
+  const auto& ct = conv2d_table<T>();
+  const GemmBlocking blk = gemm_blocking(gt);
+  const int64_t RS = g.RS(), PQ = g.PQ();
+  // Tasks own whole input channels of one image, so their col2im writes never overlap.
+  // Channel blocks of about MC rows (c, r, s); columns in chunks of about NC.
+  const int64_t per_image = static_cast<int64_t>(g.G) * ceil_div(g.Cg(), std::max<int64_t>(1, blk.mc / RS));
+  const int64_t split = std::max<int64_t>(1, ceil_div(2 * at::get_num_threads(), g.N * per_image));
+  const int64_t cpb = std::max<int64_t>(1, std::min(ceil_div(g.Cg(), split), std::max<int64_t>(1, blk.mc / RS)));
+  const int64_t nblk = ceil_div(g.Cg(), cpb);
+  const int64_t ncol = std::min(PQ, blk.nc);
+  Scratch<T> abuf(gemm_a_buffer_size(gt, blk)), bbuf(gemm_b_buffer_size(gt, blk)), cbuf(cpb * RS * ncol);
+  at::parallel_for(0, g.N * g.G * nblk, 1, [&](int64_t b, int64_t e) {
+    T* ab = abuf.get();
+    T* bb = bbuf.get();
+    T* dcol = cbuf.get();
+    for (int64_t task = b; task < e; ++task) {
+      const int64_t n = task / (g.G * nblk), gi = (task / nblk) % g.G, c0 = (task % nblk) * cpb;
+      const int64_t c1 = std::min(g.Cg(), c0 + cpb), rows = (c1 - c0) * RS;
+      T* dxg = dx + (n * g.C + gi * g.Cg()) * g.HW();
+      std::fill(dxg + c0 * g.HW(), dxg + c1 * g.HW(), T(0));
+      const T* wg = w + gi * g.Kg() * g.CgRS();
+      const T* dyg = dy + (n * g.K + gi * g.Kg()) * PQ;
+      auto get_a = [&](int64_t ic, int64_t pc, int64_t mc, int64_t kc, T* dst) {
+        // A(i, k) = W[k][c0 RS + i]: the transposed weight.
+        gt.pack_a(wg + pc * g.CgRS() + c0 * RS + ic, 1, g.CgRS(), mc, kc, dst);
+        return static_cast<const T*>(dst);
+      };
+      auto pack_b = [&](int64_t pc, int64_t jc, int64_t kc, int64_t nc, T* dst) {
+        gt.pack_b(dyg + pc * PQ + jc, PQ, 1, kc, nc, dst);
+      };
+      for (int64_t pq0 = 0; pq0 < PQ; pq0 += ncol) {
+        const int64_t nc = std::min(ncol, PQ - pq0);
+        gemm_blocked<T>(gt, blk, rows, pq0, pq0 + nc, g.Kg(), get_a, pack_b, dcol, nc, ColumnMap{nc, 0, pq0}, false,
+                        nullptr, ab, bb);
+        ct.col2im_add(g, dcol, nc, c0, c1, pq0, nc, dxg);
+      }
+    }
+  });
+}
+
+template <class T>
+void grad_weight_gemm(const Conv2dGeometry& g, const T* dy, const T* x, T* dw) {
+  const auto& gt = gemm_table<T>();
+  const auto& ct = conv2d_table<T>();
+  const GemmBlocking blk = gemm_blocking(gt);
+  const int64_t PQ = g.PQ(), CgRS = g.CgRS(), Kg = g.Kg();
+  // One image's contribution to dW_g[:, j0:j1] (accumulated when acc).
+  auto image = [&](int64_t n, int64_t gi, int64_t j0, int64_t j1, T* out, bool acc, T* ab, T* bb) {
+    const T* dyg = dy + (n * g.K + gi * Kg) * PQ;
+    const T* xg = x + (n * g.C + gi * g.Cg()) * g.HW();
+    auto get_a = [&](int64_t ic, int64_t pc, int64_t mc, int64_t kc, T* dst) {
+      gt.pack_a(dyg + ic * PQ + pc, PQ, 1, mc, kc, dst);
+      return static_cast<const T*>(dst);
+    };
+    auto pack_b = [&](int64_t pc, int64_t jc, int64_t kc, int64_t nc, T* dst) {
+      ct.pack_im2col_t(g, xg, pc, kc, jc, nc, dst);
+    };
+    gemm_blocked<T>(gt, blk, Kg, j0, j1, PQ, get_a, pack_b, out, CgRS, ColumnMap{CgRS}, acc, nullptr, ab, bb);
+  };
+  Scratch<T> abuf(gemm_a_buffer_size(gt, blk)), bbuf(gemm_b_buffer_size(gt, blk));
+  const int64_t threads = at::get_num_threads();
+  const int64_t cb = std::clamp(round_up(ceil_div(CgRS, 2 * threads), gt.nr), static_cast<int64_t>(gt.nr), blk.nc);
+  const int64_t nb = ceil_div(CgRS, cb);
+  if (g.G * nb >= threads || g.N < 2) {
+    // Split the columns of dW: each task sums over every image, nothing to reduce.
+    at::parallel_for(0, g.G * nb, 1, [&](int64_t b, int64_t e) {
+      for (int64_t task = b; task < e; ++task) {
+        const int64_t gi = task / nb, j0 = (task % nb) * cb, j1 = std::min(CgRS, j0 + cb);
+        for (int64_t n = 0; n < g.N; ++n) {
+          image(n, gi, j0, j1, dw + gi * Kg * CgRS, n > 0, abuf.get(), bbuf.get());
+        }
+      }
+    });
+    return;
+  }
+  // Few columns (e.g. the first layer): split the images, then add the partial sums.
+  const int64_t parts = std::min(threads, g.N);
+  std::vector<T> partial(parts * g.K * CgRS);
+  at::parallel_for(0, parts, 1, [&](int64_t b, int64_t e) {
+    for (int64_t part = b; part < e; ++part) {
+      T* out = partial.data() + part * g.K * CgRS;
+      const int64_t n0 = part * g.N / parts, n1 = (part + 1) * g.N / parts;
+      for (int64_t gi = 0; gi < g.G; ++gi) {
+        for (int64_t n = n0; n < n1; ++n) image(n, gi, 0, CgRS, out + gi * Kg * CgRS, n > n0, abuf.get(), bbuf.get());
+      }
+    }
+  });
+  const int64_t total = g.K * CgRS;
+  at::parallel_for(0, total, 4096, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      T s = partial[i];
+      for (int64_t part = 1; part < parts; ++part) s += partial[part * total + i];
+      dw[i] = s;
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Depthwise paths (C/G == 1; output channel k reads input channel k / m, m = K / G).
+// ---------------------------------------------------------------------------------------------
+
+struct PlaneShape {
+  int64_t rows, cols, size;
+  explicit PlaneShape(const Conv2dGeometry& g)
+      : rows((g.P - 1) * g.sh + (g.R - 1) * g.dh + 1), cols(g.Q + (g.S - 1) * g.dw / g.sw), size(g.sw * rows * cols) {}
+};
+
+template <class T>
+void forward_depthwise(const Conv2dGeometry& g, const T* x, const T* w, const T* bias, T* y) {
+  const auto& ct = conv2d_table<T>();
+  const PlaneShape ps(g);
+  const int64_t m = g.Kg(), RS = g.RS();
+  Scratch<T> planes(ps.size);
+  at::parallel_for(0, g.N * g.C, 1, [&](int64_t b, int64_t e) {
+    T* plane = planes.get();
+    for (int64_t nc = b; nc < e; ++nc) {
+      const int64_t n = nc / g.C, c = nc % g.C;
+      ct.dw_build_plane(x + nc * g.HW(), g.H, g.W, g.ph, g.pw, g.sw, ps.rows, ps.cols, plane);
+      for (int64_t k = c * m; k < (c + 1) * m; ++k) {
+        ct.dw_forward(g, plane, ps.rows, ps.cols, w + k * RS, bias ? bias[k] : T(0), y + (n * g.K + k) * g.PQ());
+      }
+    }
+  });
+}
+
+template <class T>
+void grad_input_depthwise(const Conv2dGeometry& g, const T* dy, const T* w, T* dx) {
+  const auto& ct = conv2d_table<T>();
+  const PlaneShape ps(g);
+  const int64_t m = g.Kg(), RS = g.RS();
+  Scratch<T> planes(ps.size);
+  at::parallel_for(0, g.N * g.C, 1, [&](int64_t b, int64_t e) {
+    T* plane = planes.get();
+    for (int64_t nc = b; nc < e; ++nc) {
+      const int64_t n = nc / g.C, c = nc % g.C;
+      std::fill(plane, plane + ps.size, T(0));
+      for (int64_t k = c * m; k < (c + 1) * m; ++k) {
+        ct.dw_backward_input(g, dy + (n * g.K + k) * g.PQ(), w + k * RS, ps.rows, ps.cols, plane);
+      }
+      ct.dw_read_plane(plane, g.H, g.W, g.ph, g.pw, g.sw, ps.rows, ps.cols, dx + nc * g.HW());
+    }
+  });
+}
+
+template <class T>
+void grad_weight_depthwise(const Conv2dGeometry& g, const T* dy, const T* x, T* dw) {
+  const auto& ct = conv2d_table<T>();
+  const PlaneShape ps(g);
+  const int64_t m = g.Kg(), RS = g.RS();
+  Scratch<T> planes(ps.size);
+  std::fill(dw, dw + g.K * RS, T(0));
+  at::parallel_for(0, g.C, 1, [&](int64_t b, int64_t e) {
+    T* plane = planes.get();
+    for (int64_t c = b; c < e; ++c) {
+      for (int64_t n = 0; n < g.N; ++n) {
+        ct.dw_build_plane(x + (n * g.C + c) * g.HW(), g.H, g.W, g.ph, g.pw, g.sw, ps.rows, ps.cols, plane);
+        for (int64_t k = c * m; k < (c + 1) * m; ++k) {
+          ct.dw_backward_weight(g, dy + (n * g.K + k) * g.PQ(), plane, ps.rows, ps.cols, dw + k * RS);
+        }
+      }
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ops
+// ---------------------------------------------------------------------------------------------
+
+constexpr std::initializer_list<at::ScalarType> kDtypes = {at::kFloat, at::kDouble};
+
+template <class F>
+void dispatch(at::ScalarType s, F&& f) {
+  if (s == at::kFloat) return f(float{});
+  f(double{});
+}
+
+at::Tensor conv2d_cpu(const at::Tensor& input, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
+                      at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups) {
+  check_conv_tensors("conv2d", input, weight, bias, kDtypes);
+  const Conv2dGeometry g = conv2d_geometry("conv2d", input.sizes(), weight.sizes(), stride, padding, dilation, groups);
+  const auto format = conv_output_format(input);
+  at::Tensor y = at::empty({g.N, g.K, g.P, g.Q}, input.options());
+  if (y.numel() == 0) return to_format(y, format);
+  const at::Tensor x = input.contiguous(), w = weight.contiguous();
+  const at::Tensor b = bias.has_value() ? bias->contiguous() : at::Tensor();
+  dispatch(input.scalar_type(), [&](auto tag) {
+    using T = decltype(tag);
+    const T* pb = b.defined() ? b.const_data_ptr<T>() : nullptr;
+    if (is_depthwise(g)) {
+      forward_depthwise<T>(g, x.const_data_ptr<T>(), w.const_data_ptr<T>(), pb, y.data_ptr<T>());
+    } else {
+      forward_gemm<T>(g, x.const_data_ptr<T>(), w.const_data_ptr<T>(), pb, y.data_ptr<T>());
+    }
+  });
+  return to_format(y, format);
+}
+
+// Checks a gradient op's grad_output against the geometry its other arguments imply.
+void check_grad_output(const char* op, const at::Tensor& grad_output, const Conv2dGeometry& g) {
+  TORCH_CHECK(grad_output.dim() == 4 && grad_output.size(0) == g.N && grad_output.size(1) == g.K &&
+                  grad_output.size(2) == g.P && grad_output.size(3) == g.Q,
+              op, ": expected grad_output of size [", g.N, ", ", g.K, ", ", g.P, ", ", g.Q, "], but got ",
+              grad_output.sizes());
+}
+
+at::Tensor conv2d_grad_input_cpu(const at::Tensor& grad_output, const at::Tensor& weight, at::IntArrayRef input_size,
+                                 at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation,
+                                 int64_t groups) {
+  const char* op = "conv2d_grad_input";
+  check_conv_tensors(op, grad_output, weight, std::nullopt, kDtypes);
+  const Conv2dGeometry g = conv2d_geometry(op, input_size, weight.sizes(), stride, padding, dilation, groups);
+  check_grad_output(op, grad_output, g);
+  const auto format = conv_output_format(grad_output);
+  at::Tensor dx = at::empty({g.N, g.C, g.H, g.W}, grad_output.options());
+  if (dx.numel() == 0) return to_format(dx, format);
+  if (grad_output.numel() == 0) return to_format(dx.zero_(), format);
+  const at::Tensor dy = grad_output.contiguous(), w = weight.contiguous();
+  dispatch(dy.scalar_type(), [&](auto tag) {
+    using T = decltype(tag);
+    if (is_depthwise(g)) {
+      grad_input_depthwise<T>(g, dy.const_data_ptr<T>(), w.const_data_ptr<T>(), dx.data_ptr<T>());
+    } else {
+      grad_input_gemm<T>(g, dy.const_data_ptr<T>(), w.const_data_ptr<T>(), dx.data_ptr<T>());
+    }
+  });
+  return to_format(dx, format);
+}
+
+at::Tensor conv2d_grad_weight_cpu(const at::Tensor& grad_output, const at::Tensor& input, at::IntArrayRef weight_size,
+                                  at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation,
+                                  int64_t groups) {
+  const char* op = "conv2d_grad_weight";
+  check_dtype(grad_output, op, kDtypes);
+  TORCH_CHECK(grad_output.scalar_type() == input.scalar_type(), op, ": expected grad_output and input to have the ",
+              "same dtype, but got ", grad_output.scalar_type(), " and ", input.scalar_type());
+  TORCH_CHECK(grad_output.device() == input.device(), op, ": expected grad_output and input on the same device, ",
+              "but got ", grad_output.device(), " and ", input.device());
+  const Conv2dGeometry g = conv2d_geometry(op, input.sizes(), weight_size, stride, padding, dilation, groups);
+  check_grad_output(op, grad_output, g);
+  at::Tensor dw = at::empty({g.K, g.Cg(), g.R, g.S}, input.options());
+  if (dw.numel() == 0) return dw;
+  if (grad_output.numel() == 0) return dw.zero_();
+  const at::Tensor dy = grad_output.contiguous(), x = input.contiguous();
+  dispatch(dy.scalar_type(), [&](auto tag) {
+    using T = decltype(tag);
+    if (is_depthwise(g)) {
+      grad_weight_depthwise<T>(g, dy.const_data_ptr<T>(), x.const_data_ptr<T>(), dw.data_ptr<T>());
+    } else {
+      grad_weight_gemm<T>(g, dy.const_data_ptr<T>(), x.const_data_ptr<T>(), dw.data_ptr<T>());
+    }
+  });
+  return dw;
+}
+
+at::Tensor conv2d_grad_bias_cpu(const at::Tensor& grad_output) {
+  const char* op = "conv2d_grad_bias";
+  check_dtype(grad_output, op, kDtypes);
+  TORCH_CHECK(grad_output.dim() == 4, op, ": expected a 4-D grad_output, but got size ", grad_output.sizes());
+  const int64_t N = grad_output.size(0), K = grad_output.size(1), PQ = grad_output.size(2) * grad_output.size(3);
+  at::Tensor db = at::empty({K}, grad_output.options());
+  if (K == 0) return db;
+  const at::Tensor dy = grad_output.contiguous();
+  dispatch(dy.scalar_type(), [&](auto tag) {
+    using T = decltype(tag);
+    const auto& ct = conv2d_table<T>();
+    const T* p = dy.const_data_ptr<T>();
+    T* out = db.data_ptr<T>();
+    at::parallel_for(0, K, std::max<int64_t>(1, 32768 / std::max<int64_t>(1, N * PQ)), [&](int64_t b, int64_t e) {
+      for (int64_t k = b; k < e; ++k) {
+        T s = 0;
+        for (int64_t n = 0; n < N; ++n) s += ct.sum(p + (n * K + k) * PQ, PQ);
+        out[k] = s;
+      }
+    });
+  });
+  return db;
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(dlkernels, CPU, m) {
+  m.impl("conv2d", &conv2d_cpu);
+  m.impl("conv2d_grad_input", &conv2d_grad_input_cpu);
+  m.impl("conv2d_grad_weight", &conv2d_grad_weight_cpu);
+  m.impl("conv2d_grad_bias", &conv2d_grad_bias_cpu);
+}
+
+}  // namespace dlk::cpu

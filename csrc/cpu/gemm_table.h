@@ -1,0 +1,44 @@
+// The CPU GEMM core of one ISA (cpu/kernels/gemm.h) as a table of plain functions, used by the
+// blocked driver (cpu/gemm.h) and by convolution's own packers.
+//
+// Notation (BLIS): C[M x N] (+)= A[M x K] * B[K x N]. A is packed in panels of MR rows (for each
+// k, MR consecutive values), B in panels of NR columns (for each k, NR consecutive values), both
+// zero-padded to full panels, so the micro-kernel never branches on edges inside its k loop.
+#pragma once
+
+#include <cstdint>
+
+#include "cpu/isa.h"
+
+namespace dlk::cpu {
+
+template <class T>
+struct GemmTable {
+  int mr;  // rows of a micro-tile (A panel height)
+  int nr;  // columns of a micro-tile (B panel width)
+
+  // C tile (mr x nr valid of MR x NR) = [C +] a_panel * b_panel [+ bias[row]] over kc.
+  // accumulate: add to C; else overwrite, adding row_bias[i] when row_bias is non-null.
+  void (*micro)(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, int mr, int nr, bool accumulate,
+                const T* row_bias);
+
+  // Packs A[m0.., k0..] (mc x kc), A(i, k) at a[i * rs + k * cs], into ceil(mc / MR) panels.
+  void (*pack_a)(const T* a, int64_t rs, int64_t cs, int64_t mc, int64_t kc, T* dst);
+  // Packs B (kc x nc), B(k, j) at b[k * rs + j * cs], into ceil(nc / NR) panels.
+  void (*pack_b)(const T* b, int64_t rs, int64_t cs, int64_t kc, int64_t nc, T* dst);
+};
+
+#define DLK_DECLARE(ns)                    \
+  namespace ns {                           \
+  template <class T>                       \
+  const GemmTable<T>& gemm_table();        \
+  }
+DLK_FOR_EACH_ISA(DLK_DECLARE)
+#undef DLK_DECLARE
+
+template <class T>
+const GemmTable<T>& gemm_table() {
+  DLK_ISA_DISPATCH(gemm_table<T>())
+}
+
+}  // namespace dlk::cpu

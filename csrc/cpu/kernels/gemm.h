@@ -1,0 +1,146 @@
+// GEMM micro-kernel and panel packing for one CPU ISA (see cpu/gemm_table.h for the notation).
+//
+// The micro-kernel keeps an MR x NR tile of C in registers (MR x NV vectors) and, for each k,
+// loads NV vectors of the B panel and broadcasts MR values of the A panel: MR * NV FMAs per 1 + NV
+// loads.
+// No include guard: included once per ISA, each time into the namespace DLK_ISA names.
+
+#include "cpu/gemm_table.h"
+
+namespace dlk::cpu::DLK_ISA {
+
+// Tile shape: NV = 2 vectors of C per row, and as many rows as the vector registers allow after
+// the accumulators, NV B vectors and one broadcast (AVX-512: 14 x 32 floats; AVX2: 6 x 16).
+template <class T>
+struct Tile {
+  static constexpr int NV = 2;
+  static constexpr int MR = (kVectorRegisters - NV - 2) / NV;
+};
+
+template <class T>
+void micro_kernel(int64_t kc, const T* __restrict__ a, const T* __restrict__ b, T* c, int64_t ldc, int mr, int nr,
+                  bool accumulate, const T* row_bias) {
+  using V = Vec<T>;
+  constexpr int MR = Tile<T>::MR, NV = Tile<T>::NV, W = V::W, NR = NV * W;
+  V acc[MR][NV];
+#pragma GCC unroll 64
+  for (int i = 0; i < MR; ++i) {
+#pragma GCC unroll 8
+    for (int j = 0; j < NV; ++j) acc[i][j] = V(T(0));
+  }
+  for (int64_t k = 0; k < kc; ++k) {
+    V bv[NV];
+#pragma GCC unroll 8
+    for (int j = 0; j < NV; ++j) bv[j] = V::load(b + j * W);
+#pragma GCC unroll 64
+    for (int i = 0; i < MR; ++i) {
+      const V ai(a[i]);
+#pragma GCC unroll 8
+      for (int j = 0; j < NV; ++j) acc[i][j] = fmadd(ai, bv[j], acc[i][j]);
+    }
+    a += MR;
+    b += NR;
+  }
+  if (mr == MR && nr == NR) {
+#pragma GCC unroll 64
+    for (int i = 0; i < MR; ++i) {
+#pragma GCC unroll 8
+      for (int j = 0; j < NV; ++j) {
+        T* p = c + i * ldc + j * W;
+        V r = acc[i][j];
+        if (accumulate) {
+          r = r + V::load(p);
+        } else if (row_bias) {
+          r = r + V(row_bias[i]);
+        }
+        r.store(p);
+      }
+    }
+    return;
+  }
+  // Edge tile: spill to a buffer with constant indices (keeps acc in registers above), then
+  // write the valid mr x nr part.
+  alignas(64) T tile[MR * NR];
+#pragma GCC unroll 64
+  for (int i = 0; i < MR; ++i) {
+#pragma GCC unroll 8
+    for (int j = 0; j < NV; ++j) acc[i][j].store(tile + i * NR + j * W);
+  }
+  for (int i = 0; i < mr; ++i) {
+    const T add = (!accumulate && row_bias) ? row_bias[i] : T(0);
+    T* crow = c + i * ldc;
+    for (int j = 0; j < nr; ++j) crow[j] = (accumulate ? crow[j] : add) + tile[i * NR + j];
+  }
+}
+
+// General strided pack: dst panel p holds rows [p*MR, p*MR+MR) as MR values per k.
+template <class T>
+void pack_a(const T* a, int64_t rs, int64_t cs, int64_t mc, int64_t kc, T* dst) {
+  constexpr int MR = Tile<T>::MR;
+  for (int64_t i0 = 0; i0 < mc; i0 += MR) {
+    const int64_t m = mc - i0 < MR ? mc - i0 : MR;
+    const T* src = a + i0 * rs;
+    if (cs == 1) {
+      // Row-major A: walk each row contiguously, write with stride MR.
+      for (int64_t i = 0; i < m; ++i) {
+        const T* row = src + i * rs;
+        for (int64_t k = 0; k < kc; ++k) dst[k * MR + i] = row[k];
+      }
+    } else {
+      for (int64_t k = 0; k < kc; ++k) {
+        for (int64_t i = 0; i < m; ++i) dst[k * MR + i] = src[i * rs + k * cs];
+      }
+    }
+    for (int64_t i = m; i < MR; ++i) {
+      for (int64_t k = 0; k < kc; ++k) dst[k * MR + i] = T(0);
+    }
+    dst += MR * kc;
+  }
+}
+
+// General strided pack: dst panel p holds columns [p*NR, p*NR+NR) as NR values per k.
+template <class T>
+void pack_b(const T* b, int64_t rs, int64_t cs, int64_t kc, int64_t nc, T* dst) {
+  using V = Vec<T>;
+  constexpr int NR = Tile<T>::NV * V::W;
+  for (int64_t j0 = 0; j0 < nc; j0 += NR) {
+    const int64_t n = nc - j0 < NR ? nc - j0 : NR;
+    const T* src = b + j0 * cs;
+    if (cs == 1) {
+      // Row-major B: each k row of the panel is a contiguous (masked) vector copy.
+      for (int64_t k = 0; k < kc; ++k) {
+        const T* row = src + k * rs;
+        T* out = dst + k * NR;
+#pragma GCC unroll 8
+        for (int j = 0; j < NR; j += V::W) {
+          const int64_t left = n - j;
+          if (left >= V::W) {
+            V::load(row + j).store(out + j);
+          } else {
+            V::load(row + j, left > 0 ? left : 0).store(out + j);
+          }
+        }
+      }
+    } else {
+      for (int64_t k = 0; k < kc; ++k) {
+        T* out = dst + k * NR;
+        for (int64_t j = 0; j < n; ++j) out[j] = src[k * rs + j * cs];
+        for (int64_t j = n; j < NR; ++j) out[j] = T(0);
+      }
+    }
+    dst += NR * kc;
+  }
+}
+
+template <class T>
+const GemmTable<T>& gemm_table() {
+  static constexpr GemmTable<T> table = {
+      Tile<T>::MR, Tile<T>::NV * Vec<T>::W, &micro_kernel<T>, &pack_a<T>, &pack_b<T>,
+  };
+  return table;
+}
+
+template const GemmTable<float>& gemm_table<float>();
+template const GemmTable<double>& gemm_table<double>();
+
+}  // namespace dlk::cpu::DLK_ISA

@@ -1,0 +1,85 @@
+// Argument checks, geometry and output layout of the conv2d ops, shared by every device.
+// Messages follow torch's own, so a drop-in layer fails the way users expect.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <optional>
+
+#include "common/conv2d_geometry.h"
+#include "host/checks.h"
+
+namespace dlk {
+
+inline void check_conv_params(const char* op, at::IntArrayRef stride, at::IntArrayRef padding,
+                              at::IntArrayRef dilation, int64_t groups) {
+  TORCH_CHECK(stride.size() == 2, op, ": expected stride to be a list of 2 values, but got stride=", stride);
+  TORCH_CHECK(padding.size() == 2, op, ": expected padding to be a list of 2 values, but got padding=", padding);
+  TORCH_CHECK(dilation.size() == 2, op, ": expected dilation to be a list of 2 values, but got dilation=", dilation);
+  TORCH_CHECK(stride[0] > 0 && stride[1] > 0, "non-positive stride is not supported");
+  TORCH_CHECK(padding[0] >= 0 && padding[1] >= 0, "negative padding is not supported");
+  TORCH_CHECK(dilation[0] > 0 && dilation[1] > 0, "non-positive dilation is not supported");
+  TORCH_CHECK(groups > 0, "non-positive groups is not supported");
+}
+
+// Checks a conv2d call given the input's and weight's shapes and returns its geometry.
+inline Conv2dGeometry conv2d_geometry(const char* op, at::IntArrayRef input, at::IntArrayRef weight,
+                                      at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation,
+                                      int64_t groups) {
+  check_conv_params(op, stride, padding, dilation, groups);
+  TORCH_CHECK(input.size() == 4, op, ": expected a 4-D (batched) input, but got input of size: ", input);
+  TORCH_CHECK(weight.size() == 4, op, ": expected a 4-D weight (out_channels, in_channels / groups, kH, kW), ",
+              "but got weight of size ", weight);
+  TORCH_CHECK(weight[0] > 0, "Given groups=", groups, ", expected weight to be at least 1 at dimension 0, but got ",
+              "weight of size ", weight, " instead");
+  TORCH_CHECK(weight[0] % groups == 0, "Given groups=", groups, ", expected weight to be divisible by ", groups,
+              " at dimension 0, but got weight of size ", weight, " instead");
+  TORCH_CHECK(input[1] == weight[1] * groups, "Given groups=", groups, ", weight of size ", weight,
+              ", expected input", input, " to have ", weight[1] * groups, " channels, but got ", input[1],
+              " channels instead");
+  Conv2dGeometry g{};
+  g.N = input[0], g.C = input[1], g.H = input[2], g.W = input[3];
+  g.K = weight[0], g.R = weight[2], g.S = weight[3];
+  g.sh = stride[0], g.sw = stride[1], g.ph = padding[0], g.pw = padding[1], g.dh = dilation[0], g.dw = dilation[1];
+  g.G = groups;
+  const int64_t hp = g.H + 2 * g.ph, wp = g.W + 2 * g.pw;
+  const int64_t kh = g.dh * (g.R - 1) + 1, kw = g.dw * (g.S - 1) + 1;
+  TORCH_CHECK(hp >= kh && wp >= kw, "Calculated padded input size per channel: (", hp, " x ", wp,
+              "). Kernel size: (", kh, " x ", kw, "). Kernel size can't be greater than actual input size");
+  g.P = Conv2dGeometry::out_size(g.H, g.R, g.sh, g.ph, g.dh);
+  g.Q = Conv2dGeometry::out_size(g.W, g.S, g.sw, g.pw, g.dw);
+  return g;
+}
+
+inline void check_conv_tensors(const char* op, const at::Tensor& input, const at::Tensor& weight,
+                               const std::optional<at::Tensor>& bias, std::initializer_list<at::ScalarType> dtypes) {
+  check_dtype(input, op, dtypes);
+  TORCH_CHECK(input.scalar_type() == weight.scalar_type(), op, ": expected input and weight to have the same dtype, ",
+              "but got input of dtype ", input.scalar_type(), " and weight of dtype ", weight.scalar_type());
+  TORCH_CHECK(input.device() == weight.device(), op, ": expected input and weight on the same device, but got input on ",
+              input.device(), " and weight on ", weight.device());
+  if (bias.has_value()) {
+    const at::Tensor& b = *bias;
+    TORCH_CHECK(b.dim() == 1 && b.size(0) == weight.size(0), "Given weight of size ", weight.sizes(),
+                ", expected bias to be 1-dimensional with ", weight.size(0), " elements, but got bias of size ",
+                b.sizes(), " instead");
+    TORCH_CHECK(b.scalar_type() == input.scalar_type(), op, ": Input type (", input.scalar_type(), ") and bias type (",
+                b.scalar_type(), ") should be the same");
+    TORCH_CHECK(b.device() == input.device(), op, ": expected bias on ", input.device(), " like the input, but got ",
+                b.device());
+  }
+}
+
+// Outputs follow torch's layout rule: channels_last when the input (or gradient) is stored so.
+inline at::MemoryFormat conv_output_format(const at::Tensor& t) {
+  return (t.dim() == 4 && !t.is_contiguous() && t.is_contiguous(at::MemoryFormat::ChannelsLast))
+             ? at::MemoryFormat::ChannelsLast
+             : at::MemoryFormat::Contiguous;
+}
+
+// Kernels compute NCHW; returns `out` itself, or a channels_last copy when `format` asks for it.
+inline at::Tensor to_format(const at::Tensor& out, at::MemoryFormat format) {
+  return format == at::MemoryFormat::Contiguous ? out : out.contiguous(format);
+}
+
+}  // namespace dlk

@@ -1,0 +1,77 @@
+"""conv2d with the signature, defaults, accepted inputs and errors of torch.nn.functional.conv2d."""
+
+from typing import Optional, Union
+
+import torch
+from torch import Tensor
+
+from .._ext import ops
+from ..autograd.conv2d import Conv2dFunction
+from ._checks import check_tensor, needs_grad
+
+
+def _pair(name: str, value) -> tuple:
+    if isinstance(value, int):
+        return (value, value)
+    value = tuple(value)
+    if len(value) == 1:
+        return (value[0], value[0])
+    if len(value) != 2:
+        raise RuntimeError(
+            f"expected {name} to be a single integer value or a list of 2 values to match the "
+            f"convolution dimensions, but got {name}={list(value)}"
+        )
+    return value
+
+
+def _same_padding(weight: Tensor, stride: tuple, dilation: tuple):
+    """Per-dimension (before, after) zero padding that keeps the spatial size: like torch, any
+    odd total puts the extra row/column after."""
+    if stride != (1, 1):
+        raise RuntimeError("padding='same' is not supported for strided convolutions")
+    pads = []
+    for k, d in zip(weight.shape[2:], dilation):
+        total = d * (k - 1)
+        pads.append((total // 2, total - total // 2))
+    return pads
+
+
+def conv2d(
+    input: Tensor,
+    weight: Tensor,
+    bias: Optional[Tensor] = None,
+    stride: Union[int, tuple] = 1,
+    padding: Union[int, tuple, str] = 0,
+    dilation: Union[int, tuple] = 1,
+    groups: int = 1,
+) -> Tensor:
+    check_tensor("conv2d", input)
+    check_tensor("conv2d", weight, "weight", 2)
+    if bias is not None:
+        check_tensor("conv2d", bias, "bias", 3)
+    if input.dim() not in (3, 4):
+        raise RuntimeError(
+            "Expected 3D (unbatched) or 4D (batched) input to conv2d, but got input of size: "
+            f"{list(input.shape)}"
+        )
+    stride, dilation = _pair("stride", stride), _pair("dilation", dilation)
+    unbatched = input.dim() == 3
+    if unbatched:
+        input = input.unsqueeze(0)
+    if isinstance(padding, str):
+        if padding == "valid":
+            padding = (0, 0)
+        elif padding == "same":
+            (top, bottom), (left, right) = _same_padding(weight, stride, dilation)
+            if bottom != top or right != left:  # odd total: pad the extra row/column explicitly
+                input = torch.nn.functional.pad(input, (0, right - left, 0, bottom - top))
+            padding = (top, left)
+        else:
+            raise RuntimeError(f"Invalid padding string: '{padding}'")
+    else:
+        padding = _pair("padding", padding)
+    if needs_grad(input, weight, bias):
+        out = Conv2dFunction.apply(input, weight, bias, stride, padding, dilation, groups)
+    else:
+        out = ops.conv2d(input, weight, bias, stride, padding, dilation, groups)
+    return out.squeeze(0) if unbatched else out
