@@ -69,22 +69,21 @@ void forward_gemm(const Conv2dGeometry& g, const T* x, const T* w, const T* bias
   const GemmBlocking blk = gemm_blocking(gt);
   const PackedWeight<T> a(gt, blk, g, w);
   const int64_t ncols = g.N * g.PQ();
-  // Column blocks: at most NC, and enough of them that every thread gets several.
-  const int64_t want = ceil_div(4 * at::get_num_threads(), g.G);
-  const int64_t cb = std::clamp(round_up(ceil_div(ncols, want), gt.nr), static_cast<int64_t>(gt.nr), blk.nc);
-  const int64_t nb = ceil_div(ncols, cb);
-  Scratch<T> bbuf(gemm_b_buffer_size(gt, blk));
-  at::parallel_for(0, g.G * nb, 1, [&](int64_t b, int64_t e) {
-    T* buf = bbuf.get();
+  const TaskGrid grid = plan_tasks(g.Kg(), ncols, g.G, gt.mr, gt.nr, at::get_num_threads(), blk.nc);
+  Scratch<T> bbuf(gemm_b_buffer_size(gt, blk)), stage(grid.row_block * std::min(grid.col_block, blk.nc));
+  at::parallel_for(0, grid.tasks(g.G), 1, [&](int64_t b, int64_t e) {
     for (int64_t task = b; task < e; ++task) {
-      const int64_t gi = task / nb, j0 = (task % nb) * cb, j1 = std::min(ncols, j0 + cb);
+      const int64_t gi = task / (grid.row_blocks * grid.col_blocks);
+      const int64_t m0 = (task / grid.col_blocks) % grid.row_blocks * grid.row_block;
+      const int64_t j0 = task % grid.col_blocks * grid.col_block;
       const T* xg = x + gi * g.Cg() * g.HW();
       auto get_a = [&](int64_t ic, int64_t pc, int64_t, int64_t kc, T*) { return a.block(gi, pc, ic, kc); };
       auto pack_b = [&](int64_t pc, int64_t jc, int64_t kc, int64_t nc, T* dst) {
         ct.pack_im2col(g, xg, g.C * g.HW(), pc, kc, jc, nc, dst);
       };
-      gemm_blocked<T>(gt, blk, g.Kg(), j0, j1, g.CgRS(), get_a, pack_b, y + gi * g.Kg() * g.PQ(), g.PQ(),
-                      ColumnMap{g.PQ(), g.K * g.PQ()}, false, bias ? bias + gi * g.Kg() : nullptr, nullptr, buf);
+      gemm_blocked<T>(gt, blk, m0, std::min(g.Kg(), m0 + grid.row_block), j0, std::min(ncols, j0 + grid.col_block),
+                      g.CgRS(), get_a, pack_b, y + gi * g.Kg() * g.PQ(), g.PQ(), ColumnMap{g.PQ(), g.K * g.PQ()},
+                      false, bias ? bias + gi * g.Kg() : nullptr, nullptr, bbuf.get(), stage.get());
     }
   });
 }
@@ -124,8 +123,8 @@ void grad_input_gemm(const Conv2dGeometry& g, const T* dy, const T* w, T* dx) {
       };
       for (int64_t pq0 = 0; pq0 < PQ; pq0 += ncol) {
         const int64_t nc = std::min(ncol, PQ - pq0);
-        gemm_blocked<T>(gt, blk, rows, pq0, pq0 + nc, g.Kg(), get_a, pack_b, dcol, nc, ColumnMap{nc, 0, pq0}, false,
-                        nullptr, ab, bb);
+        gemm_blocked<T>(gt, blk, 0, rows, pq0, pq0 + nc, g.Kg(), get_a, pack_b, dcol, nc, ColumnMap{nc, 0, pq0}, false,
+                        nullptr, ab, bb, nullptr);
         ct.col2im_add(g, dcol, nc, c0, c1, pq0, nc, dxg);
       }
     }
@@ -138,8 +137,9 @@ void grad_weight_gemm(const Conv2dGeometry& g, const T* dy, const T* x, T* dw) {
   const auto& ct = conv2d_table<T>();
   const GemmBlocking blk = gemm_blocking(gt);
   const int64_t PQ = g.PQ(), CgRS = g.CgRS(), Kg = g.Kg();
-  // One image's contribution to dW_g[:, j0:j1] (accumulated when acc).
-  auto image = [&](int64_t n, int64_t gi, int64_t j0, int64_t j1, T* out, bool acc, T* ab, T* bb) {
+  // One image's contribution to dW_g[m0:m1, j0:j1] (accumulated when acc).
+  auto image = [&](int64_t n, int64_t gi, int64_t m0, int64_t m1, int64_t j0, int64_t j1, T* out, bool acc, T* ab,
+                   T* bb) {
     const T* dyg = dy + (n * g.K + gi * Kg) * PQ;
     const T* xg = x + (n * g.C + gi * g.Cg()) * g.HW();
     auto get_a = [&](int64_t ic, int64_t pc, int64_t mc, int64_t kc, T* dst) {
@@ -149,25 +149,28 @@ void grad_weight_gemm(const Conv2dGeometry& g, const T* dy, const T* x, T* dw) {
     auto pack_b = [&](int64_t pc, int64_t jc, int64_t kc, int64_t nc, T* dst) {
       ct.pack_im2col_t(g, xg, pc, kc, jc, nc, dst);
     };
-    gemm_blocked<T>(gt, blk, Kg, j0, j1, PQ, get_a, pack_b, out, CgRS, ColumnMap{CgRS}, acc, nullptr, ab, bb);
+    gemm_blocked<T>(gt, blk, m0, m1, j0, j1, PQ, get_a, pack_b, out, CgRS, ColumnMap{CgRS}, acc, nullptr, ab, bb,
+                    nullptr);
   };
   Scratch<T> abuf(gemm_a_buffer_size(gt, blk)), bbuf(gemm_b_buffer_size(gt, blk));
   const int64_t threads = at::get_num_threads();
-  const int64_t cb = std::clamp(round_up(ceil_div(CgRS, 2 * threads), gt.nr), static_cast<int64_t>(gt.nr), blk.nc);
-  const int64_t nb = ceil_div(CgRS, cb);
-  if (g.G * nb >= threads || g.N < 2) {
-    // Split the columns of dW: each task sums over every image, nothing to reduce.
-    at::parallel_for(0, g.G * nb, 1, [&](int64_t b, int64_t e) {
+  const TaskGrid grid = plan_tasks(Kg, CgRS, g.G, gt.mr, gt.nr, threads, blk.nc);
+  if (grid.tasks(g.G) >= threads || g.N < 2) {
+    // Split dW into tiles: each task sums over every image, nothing to reduce.
+    at::parallel_for(0, grid.tasks(g.G), 1, [&](int64_t b, int64_t e) {
       for (int64_t task = b; task < e; ++task) {
-        const int64_t gi = task / nb, j0 = (task % nb) * cb, j1 = std::min(CgRS, j0 + cb);
+        const int64_t gi = task / (grid.row_blocks * grid.col_blocks);
+        const int64_t m0 = (task / grid.col_blocks) % grid.row_blocks * grid.row_block;
+        const int64_t j0 = task % grid.col_blocks * grid.col_block;
+        const int64_t m1 = std::min(Kg, m0 + grid.row_block), j1 = std::min(CgRS, j0 + grid.col_block);
         for (int64_t n = 0; n < g.N; ++n) {
-          image(n, gi, j0, j1, dw + gi * Kg * CgRS, n > 0, abuf.get(), bbuf.get());
+          image(n, gi, m0, m1, j0, j1, dw + gi * Kg * CgRS, n > 0, abuf.get(), bbuf.get());
         }
       }
     });
     return;
   }
-  // Few columns (e.g. the first layer): split the images, then add the partial sums.
+  // Too small to tile (e.g. a first layer): split the images, then add the partial sums.
   const int64_t parts = std::min(threads, g.N);
   std::vector<T> partial(parts * g.K * CgRS);
   at::parallel_for(0, parts, 1, [&](int64_t b, int64_t e) {
@@ -175,7 +178,9 @@ void grad_weight_gemm(const Conv2dGeometry& g, const T* dy, const T* x, T* dw) {
       T* out = partial.data() + part * g.K * CgRS;
       const int64_t n0 = part * g.N / parts, n1 = (part + 1) * g.N / parts;
       for (int64_t gi = 0; gi < g.G; ++gi) {
-        for (int64_t n = n0; n < n1; ++n) image(n, gi, 0, CgRS, out + gi * Kg * CgRS, n > n0, abuf.get(), bbuf.get());
+        for (int64_t n = n0; n < n1; ++n) {
+          image(n, gi, 0, Kg, 0, CgRS, out + gi * Kg * CgRS, n > n0, abuf.get(), bbuf.get());
+        }
       }
     }
   });

@@ -55,62 +55,93 @@ int64_t gemm_b_buffer_size(const GemmTable<T>& t, const GemmBlocking& b) {
   return (b.nc + t.nr) * b.kc;
 }
 
-// C[0:M, n0:n1] (+)= A[0:M, :] * B[:, n0:n1].
-//   get_a(ic, pc, mc, kc, buf) -> const T*: the packed A block (pack into buf, or return a
-//     pointer into a pre-packed A).
-//   pack_b(pc, jc, kc, nc, buf): packs B[pc:pc+kc, jc:jc+nc] into buf (jc, nc in absolute columns).
+// C[m0:m1, n0:n1] (+)= A[m0:m1, :] * B[:, n0:n1].
+//   get_a(ic, pc, mc, kc, buf) -> const T*: the packed A block at absolute row ic (pack into buf,
+//     or return a pointer into a pre-packed A).
+//   pack_b(pc, jc, kc, nc, buf): packs B[pc:pc+kc, jc:jc+nc] into buf (jc in absolute columns).
+//   c_stage: (m1 - m0) x min(n1 - n0, NC) elements, used when a column block straddles two
+//     segments of C: the block is computed there and scattered once (may be null otherwise).
 template <class T, class GetA, class PackB>
-void gemm_blocked(const GemmTable<T>& t, const GemmBlocking& blk, int64_t M, int64_t n0, int64_t n1, int64_t K,
-                  GetA&& get_a, PackB&& pack_b, T* C, int64_t ldc, ColumnMap cols, bool accumulate,
-                  const T* row_bias, T* a_buf, T* b_buf) {
+void gemm_blocked(const GemmTable<T>& t, const GemmBlocking& blk, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
+                  int64_t K, GetA&& get_a, PackB&& pack_b, T* C, int64_t ldc, ColumnMap cols, bool accumulate,
+                  const T* row_bias, T* a_buf, T* b_buf, T* c_stage) {
   const int MR = t.mr, NR = t.nr;
-  if (K == 0) {
-    if (accumulate) return;
-    for (int64_t i = 0; i < M; ++i) {
-      for (int64_t j = n0; j < n1; ++j) C[i * ldc + cols.offset(j)] = row_bias ? row_bias[i] : T(0);
-    }
-    return;
-  }
-  alignas(64) T tile[32 * 64];  // a straddling micro-tile (MR <= 32, NR <= 64)
   for (int64_t jc = n0; jc < n1; jc += blk.nc) {
     const int64_t nc = std::min(blk.nc, n1 - jc);
+    // Where this block's C lives: in place, or in the stage (row i at c_stage + (i - m0) * nc).
+    const bool staged = !cols.contiguous(jc, nc);
+    T* cb = staged ? c_stage - m0 * nc : C + cols.offset(jc);
+    const int64_t ldcb = staged ? nc : ldc;
+    auto each_segment = [&](auto&& fn) {  // fn(C row-0 pointer, stage column, length)
+      for (int64_t j = jc; j < jc + nc;) {
+        const int64_t len = std::min(jc + nc - j, cols.seg_len - (j - cols.origin) % cols.seg_len);
+        fn(C + cols.offset(j), j - jc, len);
+        j += len;
+      }
+    };
+    if (staged && accumulate) {
+      each_segment([&](const T* src, int64_t off, int64_t len) {
+        for (int64_t i = m0; i < m1; ++i) std::copy(src + i * ldc, src + i * ldc + len, cb + i * nc + off);
+      });
+    }
+    if (K == 0 && !accumulate) {
+      for (int64_t i = m0; i < m1; ++i) std::fill(cb + i * ldcb, cb + i * ldcb + nc, row_bias ? row_bias[i] : T(0));
+    }
     for (int64_t pc = 0; pc < K; pc += blk.kc) {
       const int64_t kc = std::min(blk.kc, K - pc);
       const bool acc = accumulate || pc > 0;
       pack_b(pc, jc, kc, nc, b_buf);
-      for (int64_t ic = 0; ic < M; ic += blk.mc) {
-        const int64_t mc = std::min(blk.mc, M - ic);
+      for (int64_t ic = m0; ic < m1; ic += blk.mc) {
+        const int64_t mc = std::min(blk.mc, m1 - ic);
         const T* a_pack = get_a(ic, pc, mc, kc, a_buf);
-        const T* bias = (!acc && row_bias) ? row_bias + ic : nullptr;
         for (int64_t jr = 0; jr < nc; jr += NR) {
           const int nr = static_cast<int>(std::min<int64_t>(NR, nc - jr));
-          const int64_t j = jc + jr;
-          const bool contiguous = cols.contiguous(j, nr);
-          T* cj = C + cols.offset(j);
           for (int64_t ir = 0; ir < mc; ir += MR) {
             const int mr = static_cast<int>(std::min<int64_t>(MR, mc - ir));
-            const T* ap = a_pack + ir * kc;
-            const T* bp = b_buf + jr * kc;
-            const T* br = bias ? bias + ir : nullptr;
-            if (contiguous) {
-              t.micro(kc, ap, bp, cj + (ic + ir) * ldc, ldc, mr, nr, acc, br);
-              continue;
-            }
-            // Straddling tile: gather C, multiply in the buffer, scatter back.
-            for (int i = 0; i < mr; ++i) {
-              for (int jj = 0; jj < nr; ++jj) {
-                tile[i * NR + jj] = acc ? C[(ic + ir + i) * ldc + cols.offset(j + jj)] : T(0);
-              }
-            }
-            t.micro(kc, ap, bp, tile, NR, mr, nr, acc, br);
-            for (int i = 0; i < mr; ++i) {
-              for (int jj = 0; jj < nr; ++jj) C[(ic + ir + i) * ldc + cols.offset(j + jj)] = tile[i * NR + jj];
-            }
+            const T* bias = (!acc && row_bias) ? row_bias + ic + ir : nullptr;
+            t.micro(kc, a_pack + ir * kc, b_buf + jr * kc, cb + (ic + ir) * ldcb + jr, ldcb, mr, nr, acc, bias);
           }
         }
       }
     }
+    if (staged) {
+      each_segment([&](T* dst, int64_t off, int64_t len) {
+        for (int64_t i = m0; i < m1; ++i) std::copy(cb + i * nc + off, cb + i * nc + off + len, dst + i * ldc);
+      });
+    }
   }
+}
+
+// How to cut `batches` independent M x N GEMMs into tasks for `threads` threads: rows in whole
+// MR panels, columns in whole NR panels (at most max_cols per block).
+struct TaskGrid {
+  int64_t row_block, col_block, row_blocks, col_blocks;
+  int64_t tasks(int64_t batches) const { return batches * row_blocks * col_blocks; }
+};
+
+// Picks the grid whose busiest thread has the least work, preferring fewer, larger tasks on
+// ties (each task packs its own B panels, so splitting rows repeats that work). Tasks are dealt
+// out in contiguous chunks, as at::parallel_for does; the busiest thread's load is estimated as
+// its chunk of full-size tasks, in tiles, plus a fixed cost per task.
+inline TaskGrid plan_tasks(int64_t M, int64_t N, int64_t batches, int MR, int NR, int64_t threads, int64_t max_cols) {
+  const int64_t mp = std::max<int64_t>(1, (M + MR - 1) / MR), np = std::max<int64_t>(1, (N + NR - 1) / NR);
+  const int64_t min_col_blocks = (np + std::max<int64_t>(1, max_cols / NR) - 1) / std::max<int64_t>(1, max_cols / NR);
+  TaskGrid best{};
+  double best_cost = 0;
+  for (int64_t rb = 1; rb <= std::min<int64_t>(mp, 8); ++rb) {
+    const int64_t rpb = (mp + rb - 1) / rb;  // row panels per block
+    for (int64_t cb = min_col_blocks; cb <= std::min<int64_t>(np, min_col_blocks + 64); ++cb) {
+      const int64_t cpb = (np + cb - 1) / cb;  // column panels per block
+      const TaskGrid grid{rpb * MR, cpb * NR, (mp + rpb - 1) / rpb, (np + cpb - 1) / cpb};
+      const int64_t per_thread = (grid.tasks(batches) + threads - 1) / threads;
+      const double cost = static_cast<double>(per_thread) * (static_cast<double>(rpb) * cpb + 2.0);
+      if (best.row_blocks == 0 || cost < best_cost * 0.999) {
+        best = grid;
+        best_cost = cost;
+      }
+    }
+  }
+  return best;
 }
 
 }  // namespace dlk::cpu

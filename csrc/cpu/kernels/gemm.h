@@ -9,12 +9,13 @@
 
 namespace dlk::cpu::DLK_ISA {
 
-// Tile shape: NV = 2 vectors of C per row, and as many rows as the vector registers allow after
-// the accumulators, NV B vectors and one broadcast (AVX-512: 14 x 32 floats; AVX2: 6 x 16).
+// Tile shape per ISA: kGemmMR x kGemmNV vectors (cpu/simd/<isa>.h), e.g. 8 x 48 floats on
+// AVX-512 and 6 x 16 on AVX2.
 template <class T>
 struct Tile {
-  static constexpr int NV = 2;
-  static constexpr int MR = (kVectorRegisters - NV - 2) / NV;
+  static constexpr int NV = kGemmNV;
+  static constexpr int MR = kGemmMR;
+  static_assert(MR * NV + NV + 1 <= kVectorRegisters, "the micro-tile must fit the vector registers");
 };
 
 template <class T>
@@ -61,6 +62,7 @@ void micro_kernel(int64_t kc, const T* __restrict__ a, const T* __restrict__ b, 
   // Edge tile: spill to a buffer with constant indices (keeps acc in registers above), then
   // write the valid mr x nr part.
   alignas(64) T tile[MR * NR];
+  static_assert(MR * NR <= 1024, "edge buffer size");
 #pragma GCC unroll 64
   for (int i = 0; i < MR; ++i) {
 #pragma GCC unroll 8
@@ -80,11 +82,11 @@ void pack_a(const T* a, int64_t rs, int64_t cs, int64_t mc, int64_t kc, T* dst) 
   for (int64_t i0 = 0; i0 < mc; i0 += MR) {
     const int64_t m = mc - i0 < MR ? mc - i0 : MR;
     const T* src = a + i0 * rs;
-    if (cs == 1) {
-      // Row-major A: walk each row contiguously, write with stride MR.
-      for (int64_t i = 0; i < m; ++i) {
-        const T* row = src + i * rs;
-        for (int64_t k = 0; k < kc; ++k) dst[k * MR + i] = row[k];
+    if (m == MR && cs == 1) {
+      // Row-major A: MR sequential read streams, contiguous writes.
+      for (int64_t k = 0; k < kc; ++k) {
+#pragma GCC unroll 16
+        for (int i = 0; i < MR; ++i) dst[k * MR + i] = src[i * rs + k];
       }
     } else {
       for (int64_t k = 0; k < kc; ++k) {

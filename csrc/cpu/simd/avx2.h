@@ -13,6 +13,8 @@ namespace dlk::cpu::avx2 {
 
 // Architectural vector registers (sizes register-blocked kernels such as the GEMM tile).
 constexpr int kVectorRegisters = 16;
+// GEMM micro-tile: kGemmMR rows x kGemmNV vectors of C in registers (see cpu/kernels/gemm.h).
+constexpr int kGemmMR = 6, kGemmNV = 2;
 
 // A lane mask, kept apart from the value vectors so overloads cannot mix them up.
 struct MaskF {

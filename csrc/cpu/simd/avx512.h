@@ -15,6 +15,10 @@ namespace dlk::cpu::avx512 {
 
 // Architectural vector registers (sizes register-blocked kernels such as the GEMM tile).
 constexpr int kVectorRegisters = 32;
+// GEMM micro-tile: kGemmMR rows x kGemmNV vectors of C in registers (see cpu/kernels/gemm.h).
+// 8 x 48 floats: 24 accumulators + 3 B vectors + 1 broadcast of 32 registers, and 8 rows divide
+// the power-of-two channel counts of real networks, so no partial panel wastes FMAs.
+constexpr int kGemmMR = 8, kGemmNV = 3;
 
 template <class T>
 struct Vec;

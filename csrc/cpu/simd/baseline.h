@@ -12,6 +12,8 @@ namespace dlk::cpu::baseline {
 
 // Architectural vector registers (sizes register-blocked kernels such as the GEMM tile).
 constexpr int kVectorRegisters = 16;
+// GEMM micro-tile: kGemmMR rows x kGemmNV vectors of C in registers (see cpu/kernels/gemm.h).
+constexpr int kGemmMR = 6, kGemmNV = 2;
 
 template <class T, int N>
 struct Lanes {

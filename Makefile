@@ -1,0 +1,62 @@
+# dlkernels. On a fresh machine (Python 3.9+, a C++ compiler, make):
+#   make train    set everything up, build, and run the main job (train a ConvNet on dlkernels layers)
+#   make test     set everything up, build, and run the test suite
+# Everything lives in a virtual environment, $(VENV). Other targets: build, bench, wheel,
+# check-cuda (compile-check the CUDA code with nvcc, no GPU needed), lint, format, clean.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# torch==2.13.0 is the version the package is built and tested against; on a GPU machine pass
+# e.g. TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu130".
+TORCH_SPEC ?= torch==2.13.0
+export MAX_JOBS ?= 2
+PYTEST_ARGS ?=
+
+.PHONY: setup build train test bench wheel check-cuda lint format clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet $(TORCH_SPEC)
+	$(PY) -m pip install --quiet numpy ninja "setuptools>=64" wheel pytest expecttest ruff
+	touch $@
+
+# Incremental (ninja): only changed sources recompile.
+build: setup
+	$(PY) setup.py --quiet build_ext --inplace
+
+train: build
+	$(PY) -m dlkernels train
+
+test: build
+	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+bench: build
+	$(PY) -m dlkernels bench --suite all
+
+wheel: setup
+	$(PY) -m pip wheel --no-build-isolation --no-deps --wheel-dir dist .
+
+check-cuda: setup
+	$(PY) tools/check_cuda.py
+
+lint: setup
+	$(VENV)/bin/ruff check dlkernels tests benchmarks tools setup.py
+	$(VENV)/bin/ruff format --check dlkernels tests benchmarks tools setup.py
+	@if command -v clang-format >/dev/null; then \
+	  find csrc benchmarks/cpp \( -name '*.h' -o -name '*.cpp' -o -name '*.cu' -o -name '*.cuh' \) \
+	    | xargs clang-format --dry-run --Werror; \
+	else echo "clang-format not installed: C++ formatting not checked"; fi
+
+format: setup
+	$(VENV)/bin/ruff format dlkernels tests benchmarks tools setup.py
+	@if command -v clang-format >/dev/null; then \
+	  find csrc benchmarks/cpp \( -name '*.h' -o -name '*.cpp' -o -name '*.cu' -o -name '*.cuh' \) \
+	    | xargs clang-format -i; fi
+
+clean:
+	rm -rf build dist *.egg-info dlkernels/_C*.so dlkernels/_build_info.py
+	find . -name __pycache__ -prune -exec rm -rf {} +
