@@ -31,4 +31,27 @@ struct Conv2dGeometry {
   }
 };
 
+// The kernels read the input through "planes": each channel copied once, zero-padded and split
+// into sh x sw stride phases (space-to-depth). Padded pixel (u sh + a, v sw + b) is stored at
+// phase (a, b), row u, column v. The pixel that filter tap (r, s) needs for output (p, q) is then
+//   plane + tap(r, s) + p * cols + q,
+// so consecutive output columns read consecutive memory whatever the stride, dilation or padding
+// (and consecutive rows too when cols == Q). Gradients scatter into planes the same way.
+struct PlaneLayout {
+  int64_t rows, cols, size;  // per phase: rows x cols; size: all phases of one channel
+
+  explicit PlaneLayout(const Conv2dGeometry& g)
+      : rows(g.P + (g.R - 1) * g.dh / g.sh), cols(g.Q + (g.S - 1) * g.dw / g.sw), size(g.sh * g.sw * rows * cols) {}
+
+  static int64_t tap(const Conv2dGeometry& g, int64_t rows, int64_t cols, int64_t r, int64_t s) {
+    const int64_t th = r * g.dh, tw = s * g.dw;
+    return ((th % g.sh) * g.sw + tw % g.sw) * rows * cols + (th / g.sh) * cols + tw / g.sw;
+  }
+  int64_t tap(const Conv2dGeometry& g, int64_t r, int64_t s) const { return tap(g, rows, cols, r, s); }
+  // The input itself already is its own plane (no padding, stride 1, nothing to crop).
+  bool is_input(const Conv2dGeometry& g) const {
+    return g.ph == 0 && g.pw == 0 && g.sh == 1 && g.sw == 1 && rows == g.H && cols == g.W;
+  }
+};
+
 }  // namespace dlk

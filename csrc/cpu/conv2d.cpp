@@ -2,11 +2,13 @@
 //
 // Shape legend: input N C H W, weight K (C/G) R S, output N K P Q (common/conv2d_geometry.h).
 //
-// Dense and grouped convolutions are implicit GEMMs on the hand-written core (cpu/gemm.h); the
-// packers read the image directly, so no im2col buffer is ever materialised:
-//   forward      Y_g[Kg x (N PQ)]   = W_g[Kg x CgRS]       * im2col(X_g)[CgRS x (N PQ)]
-//   grad_input   dcol[CgRS x PQ]    = W_g^T[CgRS x Kg]     * dY_g[n][Kg x PQ], then col2im into dX
-//   grad_weight  dW_g[Kg x CgRS]   += dY_g[n][Kg x PQ]     * im2col(X_g[n])^T[PQ x CgRS], over n
+// The input is first copied into planes (zero-padded, split into stride phases; see PlaneLayout),
+// so every kernel below reads and writes contiguous runs. Dense and grouped convolutions are then
+// implicit GEMMs on the hand-written core (cpu/gemm.h) whose packers read the planes directly,
+// so no im2col matrix is ever materialised:
+//   forward      Y_g[Kg x (N PQ)]   = W_g[Kg x CgRS]    * im2col(X_g)[CgRS x (N PQ)]
+//   grad_input   dcol[CgRS x PQ]    = W_g^T[CgRS x Kg]  * dY_g[n][Kg x PQ], scattered into planes
+//   grad_weight  dW_g[Kg x CgRS]   += dY_g[n][Kg x PQ]  * im2col(X_g[n])^T[PQ x CgRS], over n
 // Depthwise convolutions (one input channel per group) are direct: a GEMM with a reduction of
 // R*S is the wrong shape for them.
 #include <ATen/Parallel.h>
@@ -17,6 +19,7 @@
 
 #include "cpu/conv2d_table.h"
 #include "cpu/gemm.h"
+#include "cpu/workspace.h"
 #include "host/conv2d.h"
 
 namespace dlk::cpu {
@@ -25,16 +28,48 @@ namespace {
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
-// Per-thread scratch, indexed by at::get_thread_num() inside at::parallel_for.
+// Per-thread scratch of n elements each, indexed by at::get_thread_num() inside
+// at::parallel_for, from the calling thread's workspace (cpu/workspace.h). Uninitialised.
 template <class T>
 struct Scratch {
-  std::vector<T> data;
+  T* base;
   int64_t per_thread;
-  explicit Scratch(int64_t n) : data(n * at::get_num_threads()), per_thread(n) {}
-  T* get() { return data.data() + at::get_thread_num() * per_thread; }
+  Scratch(Slot slot, int64_t n) : base(workspace<T>(slot, n * at::get_num_threads())), per_thread(n) {}
+  T* get() const { return base + at::get_thread_num() * per_thread; }
 };
 
 bool is_depthwise(const Conv2dGeometry& g) { return g.Cg() == 1 && g.G > 1; }
+
+// The plane layout of a call and each tap's offset in it.
+struct Planes {
+  PlaneLayout layout;
+  std::vector<int64_t> taps;
+  explicit Planes(const Conv2dGeometry& g) : layout(g), taps(g.RS()) {
+    for (int64_t r = 0; r < g.R; ++r) {
+      for (int64_t s = 0; s < g.S; ++s) taps[r * g.S + s] = layout.tap(g, r, s);
+    }
+  }
+  ConvPlanes view(const Conv2dGeometry& g) const { return {g, layout, taps.data()}; }
+};
+
+// Every channel of every image as planes: the input itself when it already is one, else copies.
+template <class T>
+struct InputPlanes {
+  const T* data;
+  int64_t img_stride;
+
+  InputPlanes(const Conv2dGeometry& g, const PlaneLayout& layout, const T* x) : data(x), img_stride(g.C * g.HW()) {
+    if (layout.is_input(g)) return;
+    const auto& ct = conv2d_table<T>();
+    T* out = workspace<T>(Slot::planes, g.N * g.C * layout.size);
+    at::parallel_for(0, g.N * g.C, 8, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) ct.build_plane(g, layout, x + i * g.HW(), out + i * layout.size);
+    });
+    data = out;
+    img_stride = g.C * layout.size;
+  }
+  const T* channel(const Conv2dGeometry& g, int64_t n, int64_t c) const { return data + n * img_stride + c * (img_stride / g.C); }
+};
 
 // ---------------------------------------------------------------------------------------------
 // GEMM paths
@@ -44,22 +79,24 @@ bool is_depthwise(const Conv2dGeometry& g) { return g.Cg() == 1 && g.G > 1; }
 // panel ic live at data + (g * k + pc) * mpad + ic * kc(pc).
 template <class T>
 struct PackedWeight {
-  std::vector<T> data;
+  T* data;
   int64_t mpad, k;
 
   PackedWeight(const GemmTable<T>& t, const GemmBlocking& blk, const Conv2dGeometry& g, const T* w)
       : mpad(round_up(g.Kg(), t.mr)), k(g.CgRS()) {
-    data.resize(g.G * mpad * k);
+    data = workspace<T>(Slot::packed_weight, g.G * mpad * k);
     const int64_t nblocks = ceil_div(k, blk.kc);
     at::parallel_for(0, g.G * nblocks, 1, [&](int64_t b, int64_t e) {
       for (int64_t task = b; task < e; ++task) {
         const int64_t gi = task / nblocks, pc = (task % nblocks) * blk.kc;
         const int64_t kc = std::min(blk.kc, k - pc);
-        t.pack_a(w + gi * g.Kg() * k + pc, k, 1, g.Kg(), kc, data.data() + (gi * k + pc) * mpad);
+        t.pack_a(w + gi * g.Kg() * k + pc, k, 1, g.Kg(), kc, data + (gi * k + pc) * mpad);
       }
     });
   }
-  const T* block(int64_t gi, int64_t pc, int64_t ic, int64_t kc) const { return data.data() + (gi * k + pc) * mpad + ic * kc; }
+  const T* block(int64_t gi, int64_t pc, int64_t ic, int64_t kc) const {
+    return data + (gi * k + pc) * mpad + ic * kc;
+  }
 };
 
 template <class T>
@@ -67,19 +104,23 @@ void forward_gemm(const Conv2dGeometry& g, const T* x, const T* w, const T* bias
   const auto& gt = gemm_table<T>();
   const auto& ct = conv2d_table<T>();
   const GemmBlocking blk = gemm_blocking(gt);
+  const Planes pl(g);
+  const ConvPlanes cp = pl.view(g);
+  const InputPlanes<T> in(g, pl.layout, x);
   const PackedWeight<T> a(gt, blk, g, w);
   const int64_t ncols = g.N * g.PQ();
   const TaskGrid grid = plan_tasks(g.Kg(), ncols, g.G, gt.mr, gt.nr, at::get_num_threads(), blk.nc);
-  Scratch<T> bbuf(gemm_b_buffer_size(gt, blk)), stage(grid.row_block * std::min(grid.col_block, blk.nc));
+  const Scratch<T> bbuf(Slot::scratch0, gemm_b_buffer_size(gt, blk));
+  const Scratch<T> stage(Slot::scratch1, grid.row_block * std::min(grid.col_block, blk.nc));
   at::parallel_for(0, grid.tasks(g.G), 1, [&](int64_t b, int64_t e) {
     for (int64_t task = b; task < e; ++task) {
       const int64_t gi = task / (grid.row_blocks * grid.col_blocks);
       const int64_t m0 = (task / grid.col_blocks) % grid.row_blocks * grid.row_block;
       const int64_t j0 = task % grid.col_blocks * grid.col_block;
-      const T* xg = x + gi * g.Cg() * g.HW();
+      const T* xg = in.channel(g, 0, gi * g.Cg());
       auto get_a = [&](int64_t ic, int64_t pc, int64_t, int64_t kc, T*) { return a.block(gi, pc, ic, kc); };
       auto pack_b = [&](int64_t pc, int64_t jc, int64_t kc, int64_t nc, T* dst) {
-        ct.pack_im2col(g, xg, g.C * g.HW(), pc, kc, jc, nc, dst);
+        ct.pack_im2col(cp, xg, in.img_stride, pc, kc, jc, nc, dst);
       };
       gemm_blocked<T>(gt, blk, m0, std::min(g.Kg(), m0 + grid.row_block), j0, std::min(ncols, j0 + grid.col_block),
                       g.CgRS(), get_a, pack_b, y + gi * g.Kg() * g.PQ(), g.PQ(), ColumnMap{g.PQ(), g.K * g.PQ()},
@@ -93,24 +134,24 @@ void grad_input_gemm(const Conv2dGeometry& g, const T* dy, const T* w, T* dx) {
   const auto& gt = gemm_table<T>();
   const auto& ct = conv2d_table<T>();
   const GemmBlocking blk = gemm_blocking(gt);
-  const int64_t RS = g.RS(), PQ = g.PQ();
-  // Tasks own whole input channels of one image, so their col2im writes never overlap.
-  // Channel blocks of about MC rows (c, r, s); columns in chunks of about NC.
-  const int64_t per_image = static_cast<int64_t>(g.G) * ceil_div(g.Cg(), std::max<int64_t>(1, blk.mc / RS));
-  const int64_t split = std::max<int64_t>(1, ceil_div(2 * at::get_num_threads(), g.N * per_image));
-  const int64_t cpb = std::max<int64_t>(1, std::min(ceil_div(g.Cg(), split), std::max<int64_t>(1, blk.mc / RS)));
+  const Planes pl(g);
+  const ConvPlanes cp = pl.view(g);
+  const int64_t RS = g.RS(), PQ = g.PQ(), size = pl.layout.size;
+  // Tasks own whole input channels of one image, so their scatters never overlap. Channel blocks
+  // of about MC rows (c, r, s), fewer when that leaves threads idle; columns in chunks of NC.
+  const int64_t max_cpb = std::max<int64_t>(1, blk.mc / RS);
+  const int64_t split = std::max<int64_t>(1, ceil_div(2 * at::get_num_threads(), g.N * g.G * ceil_div(g.Cg(), max_cpb)));
+  const int64_t cpb = std::max<int64_t>(1, std::min(ceil_div(g.Cg(), split), max_cpb));
   const int64_t nblk = ceil_div(g.Cg(), cpb);
   const int64_t ncol = std::min(PQ, blk.nc);
-  Scratch<T> abuf(gemm_a_buffer_size(gt, blk)), bbuf(gemm_b_buffer_size(gt, blk)), cbuf(cpb * RS * ncol);
+  const Scratch<T> abuf(Slot::scratch0, gemm_a_buffer_size(gt, blk)), bbuf(Slot::scratch1, gemm_b_buffer_size(gt, blk));
+  const Scratch<T> cbuf(Slot::scratch2, cpb * RS * ncol), pbuf(Slot::scratch3, cpb * size);
   at::parallel_for(0, g.N * g.G * nblk, 1, [&](int64_t b, int64_t e) {
-    T* ab = abuf.get();
-    T* bb = bbuf.get();
     T* dcol = cbuf.get();
+    T* planes = pbuf.get();
     for (int64_t task = b; task < e; ++task) {
       const int64_t n = task / (g.G * nblk), gi = (task / nblk) % g.G, c0 = (task % nblk) * cpb;
       const int64_t c1 = std::min(g.Cg(), c0 + cpb), rows = (c1 - c0) * RS;
-      T* dxg = dx + (n * g.C + gi * g.Cg()) * g.HW();
-      std::fill(dxg + c0 * g.HW(), dxg + c1 * g.HW(), T(0));
       const T* wg = w + gi * g.Kg() * g.CgRS();
       const T* dyg = dy + (n * g.K + gi * g.Kg()) * PQ;
       auto get_a = [&](int64_t ic, int64_t pc, int64_t mc, int64_t kc, T* dst) {
@@ -121,12 +162,15 @@ void grad_input_gemm(const Conv2dGeometry& g, const T* dy, const T* w, T* dx) {
       auto pack_b = [&](int64_t pc, int64_t jc, int64_t kc, int64_t nc, T* dst) {
         gt.pack_b(dyg + pc * PQ + jc, PQ, 1, kc, nc, dst);
       };
+      std::fill(planes, planes + (c1 - c0) * size, T(0));
       for (int64_t pq0 = 0; pq0 < PQ; pq0 += ncol) {
         const int64_t nc = std::min(ncol, PQ - pq0);
-        gemm_blocked<T>(gt, blk, 0, rows, pq0, pq0 + nc, g.Kg(), get_a, pack_b, dcol, nc, ColumnMap{nc, 0, pq0}, false,
-                        nullptr, ab, bb, nullptr);
-        ct.col2im_add(g, dcol, nc, c0, c1, pq0, nc, dxg);
+        gemm_blocked<T>(gt, blk, 0, rows, pq0, pq0 + nc, g.Kg(), get_a, pack_b, dcol, nc, ColumnMap{nc, 0, pq0},
+                        false, nullptr, abuf.get(), bbuf.get(), nullptr);
+        ct.col2im_add(cp, dcol, nc, c0, c1, pq0, nc, planes);
       }
+      T* dxg = dx + (n * g.C + gi * g.Cg()) * g.HW();
+      for (int64_t c = c0; c < c1; ++c) ct.read_plane(g, pl.layout, planes + (c - c0) * size, dxg + c * g.HW());
     }
   });
 }
@@ -136,23 +180,26 @@ void grad_weight_gemm(const Conv2dGeometry& g, const T* dy, const T* x, T* dw) {
   const auto& gt = gemm_table<T>();
   const auto& ct = conv2d_table<T>();
   const GemmBlocking blk = gemm_blocking(gt);
+  const Planes pl(g);
+  const ConvPlanes cp = pl.view(g);
+  const InputPlanes<T> in(g, pl.layout, x);
   const int64_t PQ = g.PQ(), CgRS = g.CgRS(), Kg = g.Kg();
   // One image's contribution to dW_g[m0:m1, j0:j1] (accumulated when acc).
   auto image = [&](int64_t n, int64_t gi, int64_t m0, int64_t m1, int64_t j0, int64_t j1, T* out, bool acc, T* ab,
                    T* bb) {
     const T* dyg = dy + (n * g.K + gi * Kg) * PQ;
-    const T* xg = x + (n * g.C + gi * g.Cg()) * g.HW();
+    const T* xg = in.channel(g, n, gi * g.Cg());
     auto get_a = [&](int64_t ic, int64_t pc, int64_t mc, int64_t kc, T* dst) {
       gt.pack_a(dyg + ic * PQ + pc, PQ, 1, mc, kc, dst);
       return static_cast<const T*>(dst);
     };
     auto pack_b = [&](int64_t pc, int64_t jc, int64_t kc, int64_t nc, T* dst) {
-      ct.pack_im2col_t(g, xg, pc, kc, jc, nc, dst);
+      ct.pack_im2col_t(cp, xg, pc, kc, jc, nc, dst);
     };
     gemm_blocked<T>(gt, blk, m0, m1, j0, j1, PQ, get_a, pack_b, out, CgRS, ColumnMap{CgRS}, acc, nullptr, ab, bb,
                     nullptr);
   };
-  Scratch<T> abuf(gemm_a_buffer_size(gt, blk)), bbuf(gemm_b_buffer_size(gt, blk));
+  const Scratch<T> abuf(Slot::scratch0, gemm_a_buffer_size(gt, blk)), bbuf(Slot::scratch1, gemm_b_buffer_size(gt, blk));
   const int64_t threads = at::get_num_threads();
   const TaskGrid grid = plan_tasks(Kg, CgRS, g.G, gt.mr, gt.nr, threads, blk.nc);
   if (grid.tasks(g.G) >= threads || g.N < 2) {
@@ -171,11 +218,11 @@ void grad_weight_gemm(const Conv2dGeometry& g, const T* dy, const T* x, T* dw) {
     return;
   }
   // Too small to tile (e.g. a first layer): split the images, then add the partial sums.
-  const int64_t parts = std::min(threads, g.N);
-  std::vector<T> partial(parts * g.K * CgRS);
+  const int64_t parts = std::min(threads, g.N), total = g.K * CgRS;
+  T* partial = workspace<T>(Slot::scratch2, parts * total);
   at::parallel_for(0, parts, 1, [&](int64_t b, int64_t e) {
     for (int64_t part = b; part < e; ++part) {
-      T* out = partial.data() + part * g.K * CgRS;
+      T* out = partial + part * total;
       const int64_t n0 = part * g.N / parts, n1 = (part + 1) * g.N / parts;
       for (int64_t gi = 0; gi < g.G; ++gi) {
         for (int64_t n = n0; n < n1; ++n) {
@@ -184,7 +231,6 @@ void grad_weight_gemm(const Conv2dGeometry& g, const T* dy, const T* x, T* dw) {
       }
     }
   });
-  const int64_t total = g.K * CgRS;
   at::parallel_for(0, total, 4096, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
       T s = partial[i];
@@ -198,25 +244,24 @@ void grad_weight_gemm(const Conv2dGeometry& g, const T* dy, const T* x, T* dw) {
 // Depthwise paths (C/G == 1; output channel k reads input channel k / m, m = K / G).
 // ---------------------------------------------------------------------------------------------
 
-struct PlaneShape {
-  int64_t rows, cols, size;
-  explicit PlaneShape(const Conv2dGeometry& g)
-      : rows((g.P - 1) * g.sh + (g.R - 1) * g.dh + 1), cols(g.Q + (g.S - 1) * g.dw / g.sw), size(g.sw * rows * cols) {}
-};
-
 template <class T>
 void forward_depthwise(const Conv2dGeometry& g, const T* x, const T* w, const T* bias, T* y) {
   const auto& ct = conv2d_table<T>();
-  const PlaneShape ps(g);
+  const Planes pl(g);
+  const ConvPlanes cp = pl.view(g);
+  const bool direct = pl.layout.is_input(g);
   const int64_t m = g.Kg(), RS = g.RS();
-  Scratch<T> planes(ps.size);
+  const Scratch<T> planes(Slot::scratch0, direct ? 0 : pl.layout.size);
   at::parallel_for(0, g.N * g.C, 1, [&](int64_t b, int64_t e) {
-    T* plane = planes.get();
     for (int64_t nc = b; nc < e; ++nc) {
       const int64_t n = nc / g.C, c = nc % g.C;
-      ct.dw_build_plane(x + nc * g.HW(), g.H, g.W, g.ph, g.pw, g.sw, ps.rows, ps.cols, plane);
+      const T* plane = x + nc * g.HW();
+      if (!direct) {
+        ct.build_plane(g, pl.layout, plane, planes.get());
+        plane = planes.get();
+      }
       for (int64_t k = c * m; k < (c + 1) * m; ++k) {
-        ct.dw_forward(g, plane, ps.rows, ps.cols, w + k * RS, bias ? bias[k] : T(0), y + (n * g.K + k) * g.PQ());
+        ct.dw_forward(cp, plane, w + k * RS, bias ? bias[k] : T(0), y + (n * g.K + k) * g.PQ());
       }
     }
   });
@@ -225,18 +270,19 @@ void forward_depthwise(const Conv2dGeometry& g, const T* x, const T* w, const T*
 template <class T>
 void grad_input_depthwise(const Conv2dGeometry& g, const T* dy, const T* w, T* dx) {
   const auto& ct = conv2d_table<T>();
-  const PlaneShape ps(g);
-  const int64_t m = g.Kg(), RS = g.RS();
-  Scratch<T> planes(ps.size);
+  const Planes pl(g);
+  const ConvPlanes cp = pl.view(g);
+  const int64_t m = g.Kg(), RS = g.RS(), size = pl.layout.size;
+  const Scratch<T> planes(Slot::scratch0, size);
   at::parallel_for(0, g.N * g.C, 1, [&](int64_t b, int64_t e) {
     T* plane = planes.get();
     for (int64_t nc = b; nc < e; ++nc) {
       const int64_t n = nc / g.C, c = nc % g.C;
-      std::fill(plane, plane + ps.size, T(0));
+      std::fill(plane, plane + size, T(0));
       for (int64_t k = c * m; k < (c + 1) * m; ++k) {
-        ct.dw_backward_input(g, dy + (n * g.K + k) * g.PQ(), w + k * RS, ps.rows, ps.cols, plane);
+        ct.dw_backward_input(cp, dy + (n * g.K + k) * g.PQ(), w + k * RS, plane);
       }
-      ct.dw_read_plane(plane, g.H, g.W, g.ph, g.pw, g.sw, ps.rows, ps.cols, dx + nc * g.HW());
+      ct.read_plane(g, pl.layout, plane, dx + nc * g.HW());
     }
   });
 }
@@ -244,17 +290,22 @@ void grad_input_depthwise(const Conv2dGeometry& g, const T* dy, const T* w, T* d
 template <class T>
 void grad_weight_depthwise(const Conv2dGeometry& g, const T* dy, const T* x, T* dw) {
   const auto& ct = conv2d_table<T>();
-  const PlaneShape ps(g);
+  const Planes pl(g);
+  const ConvPlanes cp = pl.view(g);
+  const bool direct = pl.layout.is_input(g);
   const int64_t m = g.Kg(), RS = g.RS();
-  Scratch<T> planes(ps.size);
+  const Scratch<T> planes(Slot::scratch0, direct ? 0 : pl.layout.size);
   std::fill(dw, dw + g.K * RS, T(0));
   at::parallel_for(0, g.C, 1, [&](int64_t b, int64_t e) {
-    T* plane = planes.get();
     for (int64_t c = b; c < e; ++c) {
       for (int64_t n = 0; n < g.N; ++n) {
-        ct.dw_build_plane(x + (n * g.C + c) * g.HW(), g.H, g.W, g.ph, g.pw, g.sw, ps.rows, ps.cols, plane);
+        const T* plane = x + (n * g.C + c) * g.HW();
+        if (!direct) {
+          ct.build_plane(g, pl.layout, plane, planes.get());
+          plane = planes.get();
+        }
         for (int64_t k = c * m; k < (c + 1) * m; ++k) {
-          ct.dw_backward_weight(g, dy + (n * g.K + k) * g.PQ(), plane, ps.rows, ps.cols, dw + k * RS);
+          ct.dw_backward_weight(cp, dy + (n * g.K + k) * g.PQ(), plane, dw + k * RS);
         }
       }
     }
