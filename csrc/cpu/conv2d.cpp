@@ -184,35 +184,34 @@ void grad_weight_gemm(const Conv2dGeometry& g, const T* dy, const T* x, T* dw) {
   const ConvPlanes cp = pl.view(g);
   const InputPlanes<T> in(g, pl.layout, x);
   const int64_t PQ = g.PQ(), CgRS = g.CgRS(), Kg = g.Kg();
-  // One image's contribution to dW_g[m0:m1, j0:j1] (accumulated when acc).
-  auto image = [&](int64_t n, int64_t gi, int64_t m0, int64_t m1, int64_t j0, int64_t j1, T* out, bool acc, T* ab,
-                   T* bb) {
-    const T* dyg = dy + (n * g.K + gi * Kg) * PQ;
-    const T* xg = in.channel(g, n, gi * g.Cg());
+  // dW_g[m0:m1, j0:j1] (+)= the contribution of images [n0, n1): the reduction runs over their
+  // output positions folded into one dimension, so small images still make long KC blocks.
+  auto part = [&](int64_t gi, int64_t m0, int64_t m1, int64_t j0, int64_t j1, int64_t n0, int64_t n1, T* out, T* ab,
+                  T* bb) {
+    const T* dyg = dy + (n0 * g.K + gi * Kg) * PQ;
+    const T* xg = in.channel(g, n0, gi * g.Cg());
     auto get_a = [&](int64_t ic, int64_t pc, int64_t mc, int64_t kc, T* dst) {
-      gt.pack_a(dyg + ic * PQ + pc, PQ, 1, mc, kc, dst);
+      gt.pack_a_segmented(dyg + ic * PQ, PQ, PQ, g.K * PQ, pc, mc, kc, dst);
       return static_cast<const T*>(dst);
     };
     auto pack_b = [&](int64_t pc, int64_t jc, int64_t kc, int64_t nc, T* dst) {
-      ct.pack_im2col_t(cp, xg, pc, kc, jc, nc, dst);
+      ct.pack_im2col_t(cp, xg, in.img_stride, pc, kc, jc, nc, dst);
     };
-    gemm_blocked<T>(gt, blk, m0, m1, j0, j1, PQ, get_a, pack_b, out, CgRS, ColumnMap{CgRS}, acc, nullptr, ab, bb,
-                    nullptr);
+    gemm_blocked<T>(gt, blk, m0, m1, j0, j1, (n1 - n0) * PQ, get_a, pack_b, out, CgRS, ColumnMap{CgRS}, false,
+                    nullptr, ab, bb, nullptr);
   };
   const Scratch<T> abuf(Slot::scratch0, gemm_a_buffer_size(gt, blk)), bbuf(Slot::scratch1, gemm_b_buffer_size(gt, blk));
   const int64_t threads = at::get_num_threads();
   const TaskGrid grid = plan_tasks(Kg, CgRS, g.G, gt.mr, gt.nr, threads, blk.nc);
   if (grid.tasks(g.G) >= threads || g.N < 2) {
-    // Split dW into tiles: each task sums over every image, nothing to reduce.
+    // Split dW into tiles: each task reduces over every image, nothing to add up afterwards.
     at::parallel_for(0, grid.tasks(g.G), 1, [&](int64_t b, int64_t e) {
       for (int64_t task = b; task < e; ++task) {
         const int64_t gi = task / (grid.row_blocks * grid.col_blocks);
         const int64_t m0 = (task / grid.col_blocks) % grid.row_blocks * grid.row_block;
         const int64_t j0 = task % grid.col_blocks * grid.col_block;
-        const int64_t m1 = std::min(Kg, m0 + grid.row_block), j1 = std::min(CgRS, j0 + grid.col_block);
-        for (int64_t n = 0; n < g.N; ++n) {
-          image(n, gi, m0, m1, j0, j1, dw + gi * Kg * CgRS, n > 0, abuf.get(), bbuf.get());
-        }
+        part(gi, m0, std::min(Kg, m0 + grid.row_block), j0, std::min(CgRS, j0 + grid.col_block), 0, g.N,
+             dw + gi * Kg * CgRS, abuf.get(), bbuf.get());
       }
     });
     return;
@@ -221,20 +220,17 @@ void grad_weight_gemm(const Conv2dGeometry& g, const T* dy, const T* x, T* dw) {
   const int64_t parts = std::min(threads, g.N), total = g.K * CgRS;
   T* partial = workspace<T>(Slot::scratch2, parts * total);
   at::parallel_for(0, parts, 1, [&](int64_t b, int64_t e) {
-    for (int64_t part = b; part < e; ++part) {
-      T* out = partial + part * total;
-      const int64_t n0 = part * g.N / parts, n1 = (part + 1) * g.N / parts;
+    for (int64_t pi = b; pi < e; ++pi) {
       for (int64_t gi = 0; gi < g.G; ++gi) {
-        for (int64_t n = n0; n < n1; ++n) {
-          image(n, gi, 0, Kg, 0, CgRS, out + gi * Kg * CgRS, n > n0, abuf.get(), bbuf.get());
-        }
+        part(gi, 0, Kg, 0, CgRS, pi * g.N / parts, (pi + 1) * g.N / parts, partial + pi * total + gi * Kg * CgRS,
+             abuf.get(), bbuf.get());
       }
     }
   });
   at::parallel_for(0, total, 4096, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
       T s = partial[i];
-      for (int64_t part = 1; part < parts; ++part) s += partial[part * total + i];
+      for (int64_t pi = 1; pi < parts; ++pi) s += partial[pi * total + i];
       dw[i] = s;
     }
   });
@@ -313,6 +309,41 @@ void grad_weight_depthwise(const Conv2dGeometry& g, const T* dy, const T* x, T* 
 }
 
 // ---------------------------------------------------------------------------------------------
+// Stride-1 data gradient as a forward convolution
+// ---------------------------------------------------------------------------------------------
+
+// With stride 1, dX = conv2d(dY, W') where W'[g Cg + c][k][r][s] = W[g Kg + k][c][R-1-r][S-1-s]
+// (each group's weight transposed and flipped) and padding d (k - 1) - p on each side: every
+// input pixel gathers the outputs that read it. This reuses the forward kernels (folded images,
+// pre-packed weights, task planning) instead of a GEMM + col2im scatter.
+bool grad_input_as_forward(const Conv2dGeometry& g) {
+  return g.sh == 1 && g.sw == 1 && g.ph <= g.dh * (g.R - 1) && g.pw <= g.dw * (g.S - 1);
+}
+
+Conv2dGeometry transposed_geometry(const Conv2dGeometry& g) {
+  Conv2dGeometry t = g;
+  t.C = g.K, t.H = g.P, t.W = g.Q;
+  t.K = g.C, t.P = g.H, t.Q = g.W;
+  t.ph = g.dh * (g.R - 1) - g.ph, t.pw = g.dw * (g.S - 1) - g.pw;
+  return t;
+}
+
+template <class T>
+void transpose_flip_weight(const Conv2dGeometry& g, const T* w, T* out) {
+  const int64_t RS = g.RS(), Kg = g.Kg(), Cg = g.Cg();
+  at::parallel_for(0, g.G * Cg, 16, [&](int64_t b, int64_t e) {
+    for (int64_t gc = b; gc < e; ++gc) {
+      const int64_t gi = gc / Cg, c = gc % Cg;
+      for (int64_t k = 0; k < Kg; ++k) {
+        const T* src = w + ((gi * Kg + k) * Cg + c) * RS;
+        T* dst = out + (gc * Kg + k) * RS;
+        for (int64_t rs = 0; rs < RS; ++rs) dst[RS - 1 - rs] = src[rs];
+      }
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
 // Ops
 // ---------------------------------------------------------------------------------------------
 
@@ -367,7 +398,16 @@ at::Tensor conv2d_grad_input_cpu(const at::Tensor& grad_output, const at::Tensor
   const at::Tensor dy = grad_output.contiguous(), w = weight.contiguous();
   dispatch(dy.scalar_type(), [&](auto tag) {
     using T = decltype(tag);
-    if (is_depthwise(g)) {
+    if (grad_input_as_forward(g)) {
+      const Conv2dGeometry t = transposed_geometry(g);
+      T* wt = workspace<T>(Slot::weight_t, g.K * g.CgRS());
+      transpose_flip_weight<T>(g, w.const_data_ptr<T>(), wt);
+      if (is_depthwise(t)) {
+        forward_depthwise<T>(t, dy.const_data_ptr<T>(), wt, nullptr, dx.data_ptr<T>());
+      } else {
+        forward_gemm<T>(t, dy.const_data_ptr<T>(), wt, nullptr, dx.data_ptr<T>());
+      }
+    } else if (is_depthwise(g)) {
       grad_input_depthwise<T>(g, dy.const_data_ptr<T>(), w.const_data_ptr<T>(), dx.data_ptr<T>());
     } else {
       grad_input_gemm<T>(g, dy.const_data_ptr<T>(), w.const_data_ptr<T>(), dx.data_ptr<T>());

@@ -29,10 +29,10 @@ struct Conv2dTable {
   // image 0; images are img_stride apart.
   void (*pack_im2col)(const ConvPlanes& cp, const T* planes, int64_t img_stride, int64_t k0, int64_t kc, int64_t j0,
                       int64_t nc, T* dst);
-  // Weight-gradient B panels: im2col transposed, rows [pq0, pq0 + kc) of one image, columns
-  // [j0, j0 + nc), j = (c, r, s). planes: the group's first channel of that image.
-  void (*pack_im2col_t)(const ConvPlanes& cp, const T* planes, int64_t pq0, int64_t kc, int64_t j0, int64_t nc,
-                        T* dst);
+  // Weight-gradient B panels: im2col transposed, rows [i0, i0 + kc), i = (n, p, q) over the batch,
+  // columns [j0, j0 + nc), j = (c, r, s). planes and img_stride as for pack_im2col.
+  void (*pack_im2col_t)(const ConvPlanes& cp, const T* planes, int64_t img_stride, int64_t i0, int64_t kc, int64_t j0,
+                        int64_t nc, T* dst);
   // planes += col2im of dcol (rows (c, r, s) for channels [c0, c1), columns [pq0, pq0 + ncols) of one
   // image; row i at dcol + i * ldcol). planes: channel c0's plane; the others follow.
   void (*col2im_add)(const ConvPlanes& cp, const T* dcol, int64_t ldcol, int64_t c0, int64_t c1, int64_t pq0,

@@ -24,6 +24,11 @@ struct GemmTable {
 
   // Packs A[m0.., k0..] (mc x kc), A(i, k) at a[i * rs + k * cs], into ceil(mc / MR) panels.
   void (*pack_a)(const T* a, int64_t rs, int64_t cs, int64_t mc, int64_t kc, T* dst);
+  // Packs A (mc x kc) whose columns come in segments: A(i, k) at
+  // a[i * rs + ((k0 + k) / seg_len) * seg_stride + (k0 + k) % seg_len], e.g. a gradient's rows
+  // over several images folded into one reduction.
+  void (*pack_a_segmented)(const T* a, int64_t rs, int64_t seg_len, int64_t seg_stride, int64_t k0, int64_t mc,
+                           int64_t kc, T* dst);
   // Packs B (kc x nc), B(k, j) at b[k * rs + j * cs], into ceil(nc / NR) panels.
   void (*pack_b)(const T* b, int64_t rs, int64_t cs, int64_t kc, int64_t nc, T* dst);
 };

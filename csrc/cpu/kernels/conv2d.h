@@ -158,29 +158,39 @@ void pack_im2col(const ConvPlanes& cp, const T* planes, int64_t img_stride, int6
 }
 
 template <class T>
-void pack_im2col_t(const ConvPlanes& cp, const T* planes, int64_t pq0, int64_t kc, int64_t j0, int64_t nc, T* dst) {
-  constexpr int NR = Tile<T>::NV * Vec<T>::W;
+void pack_im2col_t(const ConvPlanes& cp, const T* planes, int64_t img_stride, int64_t i0, int64_t kc, int64_t j0,
+                   int64_t nc, T* dst) {
+  // Each panel column (c, r, s) is a contiguous run along the rows (n, p, q): load W columns x W
+  // rows, transpose in registers, store W rows of the panel.
+  using V = Vec<T>;
+  constexpr int W = V::W, NV = Tile<T>::NV, NR = NV * W;
   constexpr int kMaxRuns = 64;
   const int64_t RS = cp.g.RS(), size = cp.layout.size;
   conv::Run runs[kMaxRuns];
+  const T* src[NR];
   for (int64_t e0 = 0; e0 < kc;) {
     int64_t chunk = kc - e0;
-    const int nruns = conv::split_runs(cp, 0, pq0 + e0, chunk, runs, kMaxRuns);
-    T* block = dst + e0 * NR;
+    const int nruns = conv::split_runs(cp, img_stride, i0 + e0, chunk, runs, kMaxRuns);
     for (int64_t jp = 0; jp < nc; jp += NR) {
-      T* panel = block + jp * kc;
-      for (int64_t jj = 0; jj < NR; ++jj) {
-        T* col = panel + jj;
-        if (jp + jj >= nc) {
-          for (int64_t e = 0; e < chunk; ++e) col[e * NR] = T(0);
-          continue;
-        }
+      T* panel = dst + jp * kc + e0 * NR;
+      for (int jj = 0; jj < NR; ++jj) {
         const int64_t j = j0 + jp + jj;
-        const T* src = planes + (j / RS) * size + cp.taps[j % RS];
-        for (int i = 0; i < nruns; ++i) {
-          const T* s = src + runs[i].base;
-          T* d = col + runs[i].offset * NR;
-          for (int64_t e = 0; e < runs[i].len; ++e) d[e * NR] = s[e];
+        src[jj] = jp + jj < nc ? planes + (j / RS) * size + cp.taps[j % RS] : nullptr;
+      }
+      for (int i = 0; i < nruns; ++i) {
+        const conv::Run& run = runs[i];
+        for (int64_t e = 0; e < run.len; e += W) {
+          const int64_t cnt = run.len - e < W ? run.len - e : W;
+          for (int gv = 0; gv < NV; ++gv) {
+            V v[W];
+            for (int t = 0; t < W; ++t) {
+              const T* p = src[gv * W + t];
+              v[t] = !p ? V(T(0)) : cnt == W ? V::load(p + run.base + e) : V::load(p + run.base + e, cnt);
+            }
+            transpose(v);
+            T* out = panel + (run.offset + e) * NR + gv * W;
+            for (int64_t t = 0; t < cnt; ++t) v[t].store(out + t * NR);
+          }
         }
       }
     }

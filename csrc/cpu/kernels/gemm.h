@@ -75,6 +75,30 @@ void micro_kernel(int64_t kc, const T* __restrict__ a, const T* __restrict__ b, 
   }
 }
 
+// dst[k * MR + i] = src[i * rs + k] for i < m, zero for m <= i < MR, k < kc: one A panel from
+// row-major rows. W x W register transposes (about a quarter of a shuffle per value) when a
+// panel fits in one block, else a plain loop.
+template <class T>
+void interleave_rows(const T* src, int64_t rs, int64_t m, int64_t kc, T* dst) {
+  using V = Vec<T>;
+  constexpr int W = V::W, MR = Tile<T>::MR;
+  if constexpr (MR <= W) {
+    for (int64_t k = 0; k < kc; k += W) {
+      const int64_t cnt = kc - k < W ? kc - k : W;
+      V v[W];
+      for (int i = 0; i < W; ++i) {
+        v[i] = i >= m ? V(T(0)) : cnt == W ? V::load(src + i * rs + k) : V::load(src + i * rs + k, cnt);
+      }
+      transpose(v);
+      for (int64_t t = 0; t < cnt; ++t) v[t].store(dst + (k + t) * MR, MR);
+    }
+  } else {
+    for (int64_t k = 0; k < kc; ++k) {
+      for (int64_t i = 0; i < MR; ++i) dst[k * MR + i] = i < m ? src[i * rs + k] : T(0);
+    }
+  }
+}
+
 // General strided pack: dst panel p holds rows [p*MR, p*MR+MR) as MR values per k.
 template <class T>
 void pack_a(const T* a, int64_t rs, int64_t cs, int64_t mc, int64_t kc, T* dst) {
@@ -82,21 +106,30 @@ void pack_a(const T* a, int64_t rs, int64_t cs, int64_t mc, int64_t kc, T* dst) 
   for (int64_t i0 = 0; i0 < mc; i0 += MR) {
     const int64_t m = mc - i0 < MR ? mc - i0 : MR;
     const T* src = a + i0 * rs;
-    if (m == MR && cs == 1) {
-      // Row-major A: MR sequential read streams, contiguous writes.
-      for (int64_t k = 0; k < kc; ++k) {
-#pragma GCC unroll 16
-        for (int i = 0; i < MR; ++i) dst[k * MR + i] = src[i * rs + k];
-      }
+    if (cs == 1) {
+      interleave_rows(src, rs, m, kc, dst);
     } else {
       for (int64_t k = 0; k < kc; ++k) {
-        for (int64_t i = 0; i < m; ++i) dst[k * MR + i] = src[i * rs + k * cs];
+        for (int64_t i = 0; i < MR; ++i) dst[k * MR + i] = i < m ? src[i * rs + k * cs] : T(0);
       }
     }
-    for (int64_t i = m; i < MR; ++i) {
-      for (int64_t k = 0; k < kc; ++k) dst[k * MR + i] = T(0);
-    }
     dst += MR * kc;
+  }
+}
+
+template <class T>
+void pack_a_segmented(const T* a, int64_t rs, int64_t seg_len, int64_t seg_stride, int64_t k0, int64_t mc, int64_t kc,
+                      T* dst) {
+  constexpr int MR = Tile<T>::MR;
+  for (int64_t k = 0; k < kc;) {
+    // One segment's stretch of columns is a plain row-major block.
+    const int64_t kk = k0 + k, off = kk % seg_len;
+    const int64_t len = seg_len - off < kc - k ? seg_len - off : kc - k;
+    const T* src = a + (kk / seg_len) * seg_stride + off;
+    for (int64_t i0 = 0; i0 < mc; i0 += MR) {
+      interleave_rows(src + i0 * rs, rs, mc - i0 < MR ? mc - i0 : MR, len, dst + i0 * kc + k * MR);
+    }
+    k += len;
   }
 }
 
@@ -137,7 +170,7 @@ void pack_b(const T* b, int64_t rs, int64_t cs, int64_t kc, int64_t nc, T* dst) 
 template <class T>
 const GemmTable<T>& gemm_table() {
   static constexpr GemmTable<T> table = {
-      Tile<T>::MR, Tile<T>::NV * Vec<T>::W, &micro_kernel<T>, &pack_a<T>, &pack_b<T>,
+      Tile<T>::MR, Tile<T>::NV * Vec<T>::W, &micro_kernel<T>, &pack_a<T>, &pack_a_segmented<T>, &pack_b<T>,
   };
   return table;
 }

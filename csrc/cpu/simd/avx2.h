@@ -158,6 +158,35 @@ DLK_VI VD exp(VD x) {
   return _mm256_mul_pd(_mm256_mul_pd(p, s1), s2);
 }
 
+// In-place transpose of a W x W block held as W row vectors (v[i] lane j <-> v[j] lane i).
+DLK_VI void transpose(VF (&v)[8]) {
+  __m256 t[8], u[8];
+  for (int k = 0; k < 4; ++k) {
+    t[2 * k] = _mm256_unpacklo_ps(v[2 * k].v, v[2 * k + 1].v);
+    t[2 * k + 1] = _mm256_unpackhi_ps(v[2 * k].v, v[2 * k + 1].v);
+  }
+  // u[4k + m], 128-bit lane L: column 4L + m of rows 4k .. 4k + 3.
+  for (int k = 0; k < 2; ++k) {
+    u[4 * k] = _mm256_shuffle_ps(t[4 * k], t[4 * k + 2], 0x44);
+    u[4 * k + 1] = _mm256_shuffle_ps(t[4 * k], t[4 * k + 2], 0xEE);
+    u[4 * k + 2] = _mm256_shuffle_ps(t[4 * k + 1], t[4 * k + 3], 0x44);
+    u[4 * k + 3] = _mm256_shuffle_ps(t[4 * k + 1], t[4 * k + 3], 0xEE);
+  }
+  for (int m = 0; m < 4; ++m) {
+    v[m] = _mm256_permute2f128_ps(u[m], u[4 + m], 0x20);
+    v[4 + m] = _mm256_permute2f128_ps(u[m], u[4 + m], 0x31);
+  }
+}
+
+DLK_VI void transpose(VD (&v)[4]) {
+  const __m256d t0 = _mm256_unpacklo_pd(v[0].v, v[1].v), t1 = _mm256_unpackhi_pd(v[0].v, v[1].v);
+  const __m256d t2 = _mm256_unpacklo_pd(v[2].v, v[3].v), t3 = _mm256_unpackhi_pd(v[2].v, v[3].v);
+  v[0] = _mm256_permute2f128_pd(t0, t2, 0x20);
+  v[1] = _mm256_permute2f128_pd(t1, t3, 0x20);
+  v[2] = _mm256_permute2f128_pd(t0, t2, 0x31);
+  v[3] = _mm256_permute2f128_pd(t1, t3, 0x31);
+}
+
 #undef DLK_VI
 
 }  // namespace dlk::cpu::avx2

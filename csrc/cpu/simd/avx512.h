@@ -146,6 +146,51 @@ DLK_VI VD exp(VD x) {
   return _mm512_mul_pd(_mm512_mul_pd(p, s1), s2);
 }
 
+// In-place transpose of a W x W block held as W row vectors (v[i] lane j <-> v[j] lane i).
+// Floats: interleave 32-bit pairs, then 64-bit pairs within 128-bit lanes, then transpose the
+// 4 x 4 grid of 128-bit lanes in two rounds of shuffles; 64 shuffles for 256 values.
+DLK_VI void transpose(VF (&v)[16]) {
+  __m512 t[16], u[16];
+  for (int k = 0; k < 8; ++k) {
+    t[2 * k] = _mm512_unpacklo_ps(v[2 * k].v, v[2 * k + 1].v);
+    t[2 * k + 1] = _mm512_unpackhi_ps(v[2 * k].v, v[2 * k + 1].v);
+  }
+  // u[4k + m], 128-bit lane L: column 4L + m of rows 4k .. 4k + 3.
+  for (int k = 0; k < 4; ++k) {
+    const __m512d a = _mm512_castps_pd(t[4 * k]), b = _mm512_castps_pd(t[4 * k + 1]);
+    const __m512d c = _mm512_castps_pd(t[4 * k + 2]), d = _mm512_castps_pd(t[4 * k + 3]);
+    u[4 * k] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+    u[4 * k + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+    u[4 * k + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+    u[4 * k + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+  }
+  for (int m = 0; m < 4; ++m) {
+    const __m512 v0 = _mm512_shuffle_f32x4(u[m], u[4 + m], 0x44), v1 = _mm512_shuffle_f32x4(u[m], u[4 + m], 0xEE);
+    const __m512 v2 = _mm512_shuffle_f32x4(u[8 + m], u[12 + m], 0x44), v3 = _mm512_shuffle_f32x4(u[8 + m], u[12 + m], 0xEE);
+    v[m] = _mm512_shuffle_f32x4(v0, v2, 0x88);
+    v[4 + m] = _mm512_shuffle_f32x4(v0, v2, 0xDD);
+    v[8 + m] = _mm512_shuffle_f32x4(v1, v3, 0x88);
+    v[12 + m] = _mm512_shuffle_f32x4(v1, v3, 0xDD);
+  }
+}
+
+DLK_VI void transpose(VD (&v)[8]) {
+  __m512d t[8];
+  // t[2k + m], 128-bit lane L: column 2L + m of rows 2k, 2k + 1.
+  for (int k = 0; k < 4; ++k) {
+    t[2 * k] = _mm512_unpacklo_pd(v[2 * k].v, v[2 * k + 1].v);
+    t[2 * k + 1] = _mm512_unpackhi_pd(v[2 * k].v, v[2 * k + 1].v);
+  }
+  for (int m = 0; m < 2; ++m) {
+    const __m512d v0 = _mm512_shuffle_f64x2(t[m], t[2 + m], 0x44), v1 = _mm512_shuffle_f64x2(t[m], t[2 + m], 0xEE);
+    const __m512d v2 = _mm512_shuffle_f64x2(t[4 + m], t[6 + m], 0x44), v3 = _mm512_shuffle_f64x2(t[4 + m], t[6 + m], 0xEE);
+    v[m] = _mm512_shuffle_f64x2(v0, v2, 0x88);
+    v[2 + m] = _mm512_shuffle_f64x2(v0, v2, 0xDD);
+    v[4 + m] = _mm512_shuffle_f64x2(v1, v3, 0x88);
+    v[6 + m] = _mm512_shuffle_f64x2(v1, v3, 0xDD);
+  }
+}
+
 #undef DLK_VI
 
 }  // namespace dlk::cpu::avx512

@@ -77,6 +77,18 @@ template <class T> DLK_VI T reduce_add(Vec<T> a) {
   return s;
 }
 
+// In-place transpose of a W x W block held as W row vectors (v[i] lane j <-> v[j] lane i).
+template <class T>
+DLK_VI void transpose(Vec<T> (&v)[Vec<T>::W]) {
+  for (int i = 0; i < Vec<T>::W; ++i) {
+    for (int j = i + 1; j < Vec<T>::W; ++j) {
+      const T x = v[i].v[j];
+      v[i].v[j] = v[j].v[i];
+      v[j].v[i] = x;
+    }
+  }
+}
+
 #undef DLK_LANEWISE
 #undef DLK_MASKWISE
 #undef DLK_VI
