@@ -46,7 +46,7 @@ double micro_peak(const GemmTable<T>& t) {
   for (int rep = 0; rep < 40; ++rep) {
     const int iters = 2000;
     const double t0 = now();
-    for (int i = 0; i < iters; ++i) t.micro(kc, a.data(), b.data(), c.data(), t.nr, t.mr, t.nr, true, nullptr);
+    for (int i = 0; i < iters; ++i) t.micro_for(t.nr)(kc, a.data(), b.data(), c.data(), t.nr, t.mr, t.nr, true, nullptr);
     const double dt = now() - t0;
     best = std::max(best, 2.0 * t.mr * t.nr * kc * iters / dt * 1e-9);
   }

@@ -99,7 +99,7 @@ void gemm_blocked(const GemmTable<T>& t, const GemmBlocking& blk, int64_t m0, in
           for (int64_t ir = 0; ir < mc; ir += MR) {
             const int mr = static_cast<int>(std::min<int64_t>(MR, mc - ir));
             const T* bias = (!acc && row_bias) ? row_bias + ic + ir : nullptr;
-            t.micro(kc, a_pack + ir * kc, b_buf + jr * kc, cb + (ic + ir) * ldcb + jr, ldcb, mr, nr, acc, bias);
+            t.micro_for(nr)(kc, a_pack + ir * kc, b_buf + jr * kc, cb + (ic + ir) * ldcb + jr, ldcb, mr, nr, acc, bias);
           }
         }
       }

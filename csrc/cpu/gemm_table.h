@@ -16,11 +16,16 @@ template <class T>
 struct GemmTable {
   int mr;  // rows of a micro-tile (A panel height)
   int nr;  // columns of a micro-tile (B panel width)
+  int w;   // columns of one vector; a panel holds nr / w of them
 
-  // C tile (mr x nr valid of MR x NR) = [C +] a_panel * b_panel [+ bias[row]] over kc.
+  // C tile (mr x nr valid) = [C +] a_panel * b_panel [+ bias[row]] over kc.
   // accumulate: add to C; else overwrite, adding row_bias[i] when row_bias is non-null.
-  void (*micro)(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, int mr, int nr, bool accumulate,
-                const T* row_bias);
+  using Micro = void (*)(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, int mr, int nr, bool accumulate,
+                         const T* row_bias);
+  // micro[v - 1] computes the first v vectors of a panel (v w columns): the full width, and
+  // narrower kernels for a last panel with fewer columns. Entries past nr / w repeat the widest.
+  Micro micro[4];
+  Micro micro_for(int nr_valid) const { return micro[(nr_valid + w - 1) / w - 1]; }
 
   // Packs A[m0.., k0..] (mc x kc), A(i, k) at a[i * rs + k * cs], into ceil(mc / MR) panels.
   void (*pack_a)(const T* a, int64_t rs, int64_t cs, int64_t mc, int64_t kc, T* dst);

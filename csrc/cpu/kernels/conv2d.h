@@ -58,7 +58,14 @@ inline void gather_run(T* dst, const T* src, int64_t first, int64_t stride, int6
     zero_run(dst + hi, n - hi);
     return;
   }
-  for (int64_t e = 0; e < n; ++e) {
+  int64_t e = 0;
+  if (stride == 2) {
+    using V = Vec<T>;
+    for (; e < n && first + 2 * e < 0; ++e) dst[e] = T(0);
+    // Whole vectors while all 2W source values they read are inside the row.
+    for (; e + V::W <= n && first + 2 * (e + V::W) <= n_src; e += V::W) even(src + first + 2 * e).store(dst + e);
+  }
+  for (; e < n; ++e) {
     const int64_t i = first + e * stride;
     dst[e] = (i >= 0 && i < n_src) ? src[i] : T(0);
   }
@@ -129,10 +136,23 @@ void read_plane(const Conv2dGeometry& g, const PlaneLayout& L, const T* plane, T
       conv::gather_run(out, plane + (a * L.rows + u) * L.cols, g.pw, 1, L.cols, g.W);
       continue;
     }
-    for (int64_t iw = 0; iw < g.W; ++iw) {
+    auto pixel = [&](int64_t iw) {
       const int64_t t = iw + g.pw, v = t / g.sw;
-      out[iw] = v < L.cols ? plane[((a * g.sw + t % g.sw) * L.rows + u) * L.cols + v] : T(0);
+      return v < L.cols ? plane[((a * g.sw + t % g.sw) * L.rows + u) * L.cols + v] : T(0);
+    };
+    int64_t iw = 0;
+    if (g.sw == 2) {
+      // Pairs (even phase, odd phase) of one plane column interleave back into the row.
+      using V = Vec<T>;
+      const T* even_row = plane + ((a * 2) * L.rows + u) * L.cols;
+      const T* odd_row = plane + ((a * 2 + 1) * L.rows + u) * L.cols;
+      if ((g.pw & 1) != 0) out[0] = pixel(0), iw = 1;
+      for (; iw + 2 * V::W <= g.W && (iw + g.pw) / 2 + V::W <= L.cols; iw += 2 * V::W) {
+        const int64_t v = (iw + g.pw) / 2;
+        put_interleaved(out + iw, V::load(even_row + v), V::load(odd_row + v));
+      }
     }
+    for (; iw < g.W; ++iw) out[iw] = pixel(iw);
   }
 }
 

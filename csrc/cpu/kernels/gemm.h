@@ -18,11 +18,13 @@ struct Tile {
   static_assert(MR * NV + NV + 1 <= kVectorRegisters, "the micro-tile must fit the vector registers");
 };
 
-template <class T>
+// NV <= Tile<T>::NV vectors per row: the narrower variants finish a last panel of at most NV W
+// columns without computing the padding (the packed B rows keep their full NR stride).
+template <class T, int NV>
 void micro_kernel(int64_t kc, const T* __restrict__ a, const T* __restrict__ b, T* c, int64_t ldc, int mr, int nr,
                   bool accumulate, const T* row_bias) {
   using V = Vec<T>;
-  constexpr int MR = Tile<T>::MR, NV = Tile<T>::NV, W = V::W, NR = NV * W;
+  constexpr int MR = Tile<T>::MR, W = V::W, NR = Tile<T>::NV * W, NC = NV * W;
   V acc[MR][NV];
 #pragma GCC unroll 64
   for (int i = 0; i < MR; ++i) {
@@ -42,7 +44,7 @@ void micro_kernel(int64_t kc, const T* __restrict__ a, const T* __restrict__ b, 
     a += MR;
     b += NR;
   }
-  if (mr == MR && nr == NR) {
+  if (mr == MR && nr == NC) {
 #pragma GCC unroll 64
     for (int i = 0; i < MR; ++i) {
 #pragma GCC unroll 8
@@ -61,17 +63,17 @@ void micro_kernel(int64_t kc, const T* __restrict__ a, const T* __restrict__ b, 
   }
   // Edge tile: spill to a buffer with constant indices (keeps acc in registers above), then
   // write the valid mr x nr part.
-  alignas(64) T tile[MR * NR];
-  static_assert(MR * NR <= 1024, "edge buffer size");
+  alignas(64) T tile[MR * NC];
+  static_assert(MR * NC <= 1024, "edge buffer size");
 #pragma GCC unroll 64
   for (int i = 0; i < MR; ++i) {
 #pragma GCC unroll 8
-    for (int j = 0; j < NV; ++j) acc[i][j].store(tile + i * NR + j * W);
+    for (int j = 0; j < NV; ++j) acc[i][j].store(tile + i * NC + j * W);
   }
   for (int i = 0; i < mr; ++i) {
     const T add = (!accumulate && row_bias) ? row_bias[i] : T(0);
     T* crow = c + i * ldc;
-    for (int j = 0; j < nr; ++j) crow[j] = (accumulate ? crow[j] : add) + tile[i * NR + j];
+    for (int j = 0; j < nr; ++j) crow[j] = (accumulate ? crow[j] : add) + tile[i * NC + j];
   }
 }
 
@@ -167,10 +169,27 @@ void pack_b(const T* b, int64_t rs, int64_t cs, int64_t kc, int64_t nc, T* dst) 
   }
 }
 
+// micro_kernel<T, 1 .. Tile::NV> as a table indexed by NV - 1.
+template <class T, int... I>
+constexpr typename GemmTable<T>::Micro micro_for(int nv, std::integer_sequence<int, I...>) {
+  typename GemmTable<T>::Micro fns[] = {&micro_kernel<T, I + 1>...};
+  return fns[nv - 1];
+}
+
 template <class T>
 const GemmTable<T>& gemm_table() {
+  constexpr int NV = Tile<T>::NV;
+  static_assert(NV <= 4, "GemmTable holds at most 4 micro-kernel widths");
+  constexpr auto seq = std::make_integer_sequence<int, NV>{};
   static constexpr GemmTable<T> table = {
-      Tile<T>::MR, Tile<T>::NV * Vec<T>::W, &micro_kernel<T>, &pack_a<T>, &pack_a_segmented<T>, &pack_b<T>,
+      Tile<T>::MR,
+      NV * Vec<T>::W,
+      Vec<T>::W,
+      {micro_for<T>(1, seq), micro_for<T>(NV >= 2 ? 2 : NV, seq), micro_for<T>(NV >= 3 ? 3 : NV, seq),
+       micro_for<T>(NV >= 4 ? 4 : NV, seq)},
+      &pack_a<T>,
+      &pack_a_segmented<T>,
+      &pack_b<T>,
   };
   return table;
 }

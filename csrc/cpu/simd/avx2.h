@@ -158,6 +158,26 @@ DLK_VI VD exp(VD x) {
   return _mm256_mul_pd(_mm256_mul_pd(p, s1), s2);
 }
 
+// Stride-2 access: even(p) = {p[0], p[2], ..., p[2W-2]} (reads p[0 .. 2W)); put_interleaved
+// writes p[2i] = a[i], p[2i + 1] = b[i].
+DLK_VI VF even(const float* p) {
+  const __m256 s = _mm256_shuffle_ps(_mm256_loadu_ps(p), _mm256_loadu_ps(p + 8), 0x88);  // a0 a2 b0 b2 | a4 a6 b4 b6
+  return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(s), 0xD8));
+}
+DLK_VI VD even(const double* p) {
+  return _mm256_permute4x64_pd(_mm256_unpacklo_pd(_mm256_loadu_pd(p), _mm256_loadu_pd(p + 4)), 0xD8);
+}
+DLK_VI void put_interleaved(float* p, VF a, VF b) {
+  const __m256 lo = _mm256_unpacklo_ps(a.v, b.v), hi = _mm256_unpackhi_ps(a.v, b.v);  // a0 b0 a1 b1 | a4 b4 a5 b5
+  _mm256_storeu_ps(p, _mm256_permute2f128_ps(lo, hi, 0x20));
+  _mm256_storeu_ps(p + 8, _mm256_permute2f128_ps(lo, hi, 0x31));
+}
+DLK_VI void put_interleaved(double* p, VD a, VD b) {
+  const __m256d lo = _mm256_unpacklo_pd(a.v, b.v), hi = _mm256_unpackhi_pd(a.v, b.v);  // a0 b0 | a2 b2
+  _mm256_storeu_pd(p, _mm256_permute2f128_pd(lo, hi, 0x20));
+  _mm256_storeu_pd(p + 4, _mm256_permute2f128_pd(lo, hi, 0x31));
+}
+
 // In-place transpose of a W x W block held as W row vectors (v[i] lane j <-> v[j] lane i).
 DLK_VI void transpose(VF (&v)[8]) {
   __m256 t[8], u[8];

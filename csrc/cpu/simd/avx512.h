@@ -146,6 +146,28 @@ DLK_VI VD exp(VD x) {
   return _mm512_mul_pd(_mm512_mul_pd(p, s1), s2);
 }
 
+// Stride-2 access: even(p) = {p[0], p[2], ..., p[2W-2]} (reads p[0 .. 2W)); put_interleaved
+// writes p[2i] = a[i], p[2i + 1] = b[i].
+DLK_VI VF even(const float* p) {
+  const __m512i idx = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  return _mm512_permutex2var_ps(_mm512_loadu_ps(p), idx, _mm512_loadu_ps(p + 16));
+}
+DLK_VI VD even(const double* p) {
+  const __m512i idx = _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14);
+  return _mm512_permutex2var_pd(_mm512_loadu_pd(p), idx, _mm512_loadu_pd(p + 8));
+}
+DLK_VI void put_interleaved(float* p, VF a, VF b) {
+  const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  const __m512i hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+  _mm512_storeu_ps(p, _mm512_permutex2var_ps(a.v, lo, b.v));
+  _mm512_storeu_ps(p + 16, _mm512_permutex2var_ps(a.v, hi, b.v));
+}
+DLK_VI void put_interleaved(double* p, VD a, VD b) {
+  const __m512i lo = _mm512_setr_epi64(0, 8, 1, 9, 2, 10, 3, 11), hi = _mm512_setr_epi64(4, 12, 5, 13, 6, 14, 7, 15);
+  _mm512_storeu_pd(p, _mm512_permutex2var_pd(a.v, lo, b.v));
+  _mm512_storeu_pd(p + 8, _mm512_permutex2var_pd(a.v, hi, b.v));
+}
+
 // In-place transpose of a W x W block held as W row vectors (v[i] lane j <-> v[j] lane i).
 // Floats: interleave 32-bit pairs, then 64-bit pairs within 128-bit lanes, then transpose the
 // 4 x 4 grid of 128-bit lanes in two rounds of shuffles; 64 shuffles for 256 values.

@@ -77,6 +77,22 @@ template <class T> DLK_VI T reduce_add(Vec<T> a) {
   return s;
 }
 
+// Stride-2 access: even(p) = {p[0], p[2], ..., p[2W-2]} (reads p[0 .. 2W)); put_interleaved
+// writes p[2i] = a[i], p[2i + 1] = b[i].
+template <class T>
+DLK_VI Vec<T> even(const T* p) {
+  Vec<T> r;
+  for (int i = 0; i < Vec<T>::W; ++i) r.v[i] = p[2 * i];
+  return r;
+}
+template <class T>
+DLK_VI void put_interleaved(T* p, Vec<T> a, Vec<T> b) {
+  for (int i = 0; i < Vec<T>::W; ++i) {
+    p[2 * i] = a.v[i];
+    p[2 * i + 1] = b.v[i];
+  }
+}
+
 // In-place transpose of a W x W block held as W row vectors (v[i] lane j <-> v[j] lane i).
 template <class T>
 DLK_VI void transpose(Vec<T> (&v)[Vec<T>::W]) {
