@@ -3,8 +3,8 @@ subset with every layer dlkernels implements, and says which layers those were.
 
 The model is built from ``torch.nn`` layers and passed through :func:`dlkernels.nn.convert`, so
 each layer dlkernels gains is used here without changing this file; the provenance table printed
-first says, per layer, whose kernels run it, and one counted forward+backward confirms it. The run
-ends with a verdict: it exits non-zero when the network did not learn.
+first says, per layer, whose kernels ran it in a traced training step. The run ends with a
+verdict: it exits non-zero when the network did not learn.
 """
 
 import argparse
@@ -73,7 +73,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def runs_on_dlkernels(module) -> bool:
+def is_dlkernels_class(module) -> bool:
     return type(module).__module__.split(".")[0] == "dlkernels"
 
 
@@ -86,47 +86,57 @@ def type_name(module) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def provenance(model: torch.nn.Module, loss_fn: torch.nn.Module) -> list:
-    """(name, type, kernels) for every leaf layer of the model and for the loss."""
-    rows = [
-        (name, type_name(m), "dlkernels" if runs_on_dlkernels(m) else "torch")
-        for name, m in model.named_modules()
-        if name and not list(m.children())
-    ]
-    rows.append(("loss", type_name(loss_fn), "dlkernels" if runs_on_dlkernels(loss_fn) else "torch"))
-    return rows
+def observe(model, loss_fn, x, y) -> tuple:
+    """Runs one forward and backward and records which dlkernels operators ran, per layer in the
+    forward pass and in total in the backward pass. The table is built from this, not from class
+    names, so it shows what ran rather than what should have. A dispatch mode sees every operator
+    call, including those made inside autograd Functions and their backward passes."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    layers = [(n, m) for n, m in model.named_modules() if n and not list(m.children())]
+    layers.append(("loss", loss_fn))
+    forward = {name: Counter() for name, _ in layers}
+    backward = Counter()
+    current = [None]  # the layer whose forward is running, None outside
+
+    class CountOps(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func.namespace == "dlkernels":
+                (forward[current[0]] if current[0] else backward)[func.name()] += 1
+            return func(*args, **(kwargs or {}))
+
+    def enter(name):
+        return lambda *_: current.__setitem__(0, name)
+
+    hooks = []
+    for name, m in layers:
+        hooks.append(m.register_forward_pre_hook(enter(name)))
+        hooks.append(m.register_forward_hook(enter(None)))
+    try:
+        with CountOps():
+            loss_fn(model(x), y).backward()
+    finally:
+        for h in hooks:
+            h.remove()
+    model.zero_grad(set_to_none=True)
+    rows = []
+    for name, m in layers:
+        ops = forward[name]
+        kernels = "dlkernels" if ops else "torch"
+        if is_dlkernels_class(m) and not ops:
+            kernels = "torch (no dlkernels op ran!)"
+        rows.append((name, type_name(m), kernels, ", ".join(sorted(o.split("::")[1] for o in ops))))
+    return rows, backward
 
 
 def format_table(rows: list) -> str:
-    header = ("layer", "type", "kernels")
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(3)]
+    header = ("layer", "type", "kernels", "dlkernels ops in forward")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
 
     def line(row):
         return " | ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip()
 
     return "\n".join([line(header), "-+-".join("-" * w for w in widths), *map(line, rows)])
-
-
-def observed_dlkernels_ops(model, loss_fn, x, y) -> Counter:
-    """Runs one forward and backward and counts the dlkernels operators that actually executed:
-    the table says what should run, this says what did. A dispatch mode sees every operator call,
-    including those made inside autograd Functions and their backward passes."""
-    from torch.utils._python_dispatch import TorchDispatchMode
-
-    class CountOps(TorchDispatchMode):
-        def __init__(self):
-            super().__init__()
-            self.counts = Counter()
-
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            if func.namespace == "dlkernels":
-                self.counts[func.name()] += 1
-            return func(*args, **(kwargs or {}))
-
-    with CountOps() as mode:
-        loss_fn(model(x), y).backward()
-    model.zero_grad(set_to_none=True)
-    return mode.counts
 
 
 def make_loss(use_dlkernels: bool) -> torch.nn.Module:
@@ -153,8 +163,8 @@ def evaluate(model, x, y, batch_size: int = 1000) -> float:
 
 @dataclass
 class History:
-    rows: list = field(default_factory=list)  # provenance table
-    ops: Counter = field(default_factory=Counter)  # dlkernels operators seen in one step
+    rows: list = field(default_factory=list)  # (layer, type, kernels, dlkernels ops in forward)
+    backward_ops: Counter = field(default_factory=Counter)  # dlkernels ops in one backward pass
     epochs: list = field(default_factory=list)  # one dict per epoch
     seconds: float = 0.0
 
@@ -210,7 +220,7 @@ def _train(args: argparse.Namespace, device: torch.device, threads: int, log) ->
     # Cosine decay to zero: the last epochs settle instead of bouncing around the minimum.
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=args.epochs)
 
-    hist = History(rows=provenance(model, loss_fn))
+    hist = History()
     where = f"cpu, {threads} thread(s), CPU ISA {cpu_isa()}" if device.type == "cpu" else str(device)
     log(f"dlkernels {_build_info.VERSION}, torch {torch.__version__}, device {where}")
     log(
@@ -222,19 +232,12 @@ def _train(args: argparse.Namespace, device: torch.device, threads: int, log) ->
         f"{sum(p.numel() for p in model.parameters()):,} parameters; optimizer {type(opt).__name__} "
         f"lr {args.lr} (cosine decay), batch {args.batch_size}, seed {args.seed}\n"
     )
+    hist.rows, hist.backward_ops = observe(model, loss_fn, x_train[:8], y_train[:8])
     log(format_table(hist.rows))
-    n_dl = sum(kernels == "dlkernels" for *_, kernels in hist.rows)
-    n_torch = len(hist.rows) - n_dl
-    log(
-        f"{n_dl} of {len(hist.rows)} (loss included) run on dlkernels kernels, {n_torch} on torch's; "
-        "the flatten (a view) and the optimizer update run on torch."
-    )
-    hist.ops = observed_dlkernels_ops(model, loss_fn, x_train[:8], y_train[:8])
-    seen = ", ".join(f"{name} x{count}" for name, count in sorted(hist.ops.items())) or "none"
-    log(f"dlkernels operators seen in one forward+backward: {seen}\n")
-    if n_dl and not hist.ops:
-        log("WARNING: the table names dlkernels layers, but no dlkernels operator ran\n")
-
+    n_dl = sum(row[2] == "dlkernels" for row in hist.rows)
+    backward = ", ".join(f"{op} x{n}" for op, n in sorted(hist.backward_ops.items())) or "none"
+    log(f"{n_dl} of {len(hist.rows)} (loss included) ran dlkernels ops in a traced step, the rest torch's.")
+    log(f"dlkernels ops in backward: {backward}; the flatten (a view) and the optimizer run on torch.\n")
     gen = torch.Generator().manual_seed(args.seed)  # shuffling order, independent of the init draws
     n = len(x_train)
     for epoch in range(1, args.epochs + 1):

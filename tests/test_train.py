@@ -65,25 +65,25 @@ def test_he_initialisation():
         assert torch.count_nonzero(layer.bias) == 0
 
 
+def table_rows(out: str) -> dict:
+    rows = [[c.strip() for c in line.split("|")] for line in out.splitlines() if line.count("|") == 3]
+    return {row[0]: row[1:] for row in rows}
+
+
 def test_quick_run_learns_and_reports_provenance(capsys):
     assert train.main(["--quick"]) == 0
     out = capsys.readouterr().out
-    rows = {
-        line.split("|")[0].strip(): [c.strip() for c in line.split("|")]
-        for line in out.splitlines()
-        if line.count("|") == 2
-    }
-    # every layer convert supports runs on dlkernels, every other one says torch: the table follows
+    rows = table_rows(out)
+    # every layer convert supports ran dlkernels ops, every other one torch's: the table follows
     # SUPPORTED as layers are added, so this test does too
-    torch_model = models.ConvNet()
-    for name, layer in torch_model.named_modules():
+    for name, layer in models.ConvNet().named_modules():
         if name and not list(layer.children()):
-            assert rows[name][2] == ("dlkernels" if type(layer) in SUPPORTED else "torch"), rows[name]
+            assert rows[name][1] == ("dlkernels" if type(layer) in SUPPORTED else "torch"), rows[name]
     for name in ("relu1", "relu2", "relu3"):
-        assert rows[name][1:] == ["dlkernels.nn.ReLU", "dlkernels"]
+        assert rows[name] == ["dlkernels.nn.ReLU", "dlkernels", "relu"]
     expected_loss = "dlkernels" if hasattr(dlkernels.nn, "CrossEntropyLoss") else "torch"
-    assert rows["loss"][2] == expected_loss
-    assert "dlkernels::relu x3" in out and "dlkernels::relu_backward x3" in out
+    assert rows["loss"][1] == expected_loss
+    assert "dlkernels::relu_backward x3" in out
     assert "learned:" in out
 
 
@@ -91,14 +91,24 @@ def test_quick_run_loss_decreases():
     hist = train.run(train.parse_args(["--quick"]), log=lambda *a: None)
     losses = [e["train_loss"] for e in hist.epochs]
     assert len(losses) == 2 and losses[1] < losses[0]
-    assert hist.ops["dlkernels::relu"] == 3
+    assert hist.backward_ops["dlkernels::relu_backward"] == 3
     assert hist.test_accuracy > 0.5
 
 
-def test_torch_reference_run_uses_no_dlkernels_layer():
+def test_torch_reference_run_uses_no_dlkernels_op():
     hist = train.run(train.parse_args(["--quick", "--torch", "--epochs", "1"]), log=lambda *a: None)
-    assert all(kernels == "torch" for *_, kernels in hist.rows)
-    assert not hist.ops
+    assert all(row[2] == "torch" and row[3] == "" for row in hist.rows)
+    assert not hist.backward_ops
+
+
+def test_table_reports_what_ran_not_the_class_name(monkeypatch):
+    # a dlkernels-named layer that still computes with torch must not be reported as dlkernels
+    fake = type("Linear", (torch.nn.Linear,), {"__module__": "dlkernels.nn.linear"})
+    monkeypatch.setitem(SUPPORTED, torch.nn.Linear, fake)
+    hist = train.run(train.parse_args(["--quick", "--epochs", "1"]), log=lambda *a: None)
+    rows = {row[0]: row[1:] for row in hist.rows}
+    assert rows["fc1"][1].startswith("torch (no dlkernels op ran")
+    assert rows["relu1"][1] == "dlkernels"
 
 
 def test_not_learning_fails_loudly():
