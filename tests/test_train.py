@@ -1,0 +1,117 @@
+"""The train job, its model and its bundled data: a smoke run of a few seconds, not a benchmark."""
+
+import hashlib
+
+import numpy as np
+import pytest
+import torch
+
+import dlkernels
+from dlkernels import datasets, models, train
+from dlkernels.nn.convert import SUPPORTED
+
+# Recorded in dlkernels/data/README.md when the file was made; guards against a damaged file.
+ARRAYS_SHA256 = "a24784b1a3ccf641d0f71f6bbacb430f1de904ffba8c95aedf329e677b0628bc"
+
+
+def test_data_file_is_the_recorded_one():
+    h = hashlib.sha256()
+    with np.load(datasets.FASHION_MNIST_FILE) as npz:
+        for name in sorted(npz.files):
+            h.update(name.encode() + np.ascontiguousarray(npz[name]).tobytes())
+    assert h.hexdigest() == ARRAYS_SHA256
+
+
+def test_loader_shapes_dtypes_labels():
+    d = datasets.load_fashion_mnist()
+    assert d.x_train.shape == (8000, 1, 28, 28) and d.x_test.shape == (2000, 1, 28, 28)
+    assert d.x_train.dtype == d.x_test.dtype == torch.float32
+    assert d.x_train.is_contiguous() and d.x_test.is_contiguous()
+    assert d.y_train.dtype == d.y_test.dtype == torch.int64
+    assert d.y_train.shape == (8000,) and d.y_test.shape == (2000,)
+    assert torch.bincount(d.y_train).tolist() == [800] * 10
+    assert torch.bincount(d.y_test).tolist() == [200] * 10
+    # standardised with the training statistics only
+    assert abs(d.x_train.mean().item()) < 1e-4 and abs(d.x_train.std().item() - 1) < 1e-4
+    assert abs(d.x_test.mean().item()) < 0.1
+
+
+def test_loader_is_deterministic_and_raw_range():
+    a, b = datasets.load_fashion_mnist(), datasets.load_fashion_mnist()
+    for x, y in zip(a, b):
+        assert torch.equal(x, y)
+    raw = datasets.load_fashion_mnist(normalize=False)
+    assert raw.x_train.min() == 0 and raw.x_train.max() == 1
+
+
+@pytest.mark.parametrize("channels,size,flat", [(1, 28, 800), (3, 32, 1152), (1, 10, 32)])
+def test_convnet_flatten_size(channels, size, flat):
+    model = models.ConvNet(in_channels=channels, image_size=size)
+    assert model.flat_features == flat  # the article's 7*7*32 would not fit 32x32 inputs
+    assert model(torch.zeros(2, channels, size, size)).shape == (2, 10)
+
+
+def test_convnet_rejects_too_small_images():
+    with pytest.raises(ValueError):
+        models.ConvNet(image_size=9)
+
+
+def test_he_initialisation():
+    torch.manual_seed(0)
+    model = models.ConvNet()
+    for layer in (model.conv2, model.fc1):
+        fan_in = layer.weight[0].numel()
+        assert layer.weight.std().item() == pytest.approx((2 / fan_in) ** 0.5, rel=0.1)
+        assert torch.count_nonzero(layer.bias) == 0
+
+
+def table_rows(out: str) -> dict:
+    rows = [[c.strip() for c in line.split("|")] for line in out.splitlines() if line.count("|") == 3]
+    return {row[0]: row[1:] for row in rows}
+
+
+def test_quick_run_learns_and_reports_provenance(capsys):
+    assert train.main(["--quick"]) == 0
+    out = capsys.readouterr().out
+    rows = table_rows(out)
+    # every layer convert supports ran dlkernels ops, every other one torch's: the table follows
+    # SUPPORTED as layers are added, so this test does too
+    for name, layer in models.ConvNet().named_modules():
+        if name and not list(layer.children()):
+            assert rows[name][1] == ("dlkernels" if type(layer) in SUPPORTED else "torch"), rows[name]
+    for name in ("relu1", "relu2", "relu3"):
+        assert rows[name] == ["dlkernels.nn.ReLU", "dlkernels", "relu"]
+    expected_loss = "dlkernels" if hasattr(dlkernels.nn, "CrossEntropyLoss") else "torch"
+    assert rows["loss"][1] == expected_loss
+    assert "dlkernels::relu_backward x3" in out
+    assert "learned:" in out
+
+
+def test_quick_run_loss_decreases():
+    hist = train.run(train.parse_args(["--quick"]), log=lambda *a: None)
+    losses = [e["train_loss"] for e in hist.epochs]
+    assert len(losses) == 2 and losses[1] < losses[0]
+    assert hist.backward_ops["dlkernels::relu_backward"] == 3
+    assert hist.test_accuracy > 0.5
+
+
+def test_torch_reference_run_uses_no_dlkernels_op():
+    hist = train.run(train.parse_args(["--quick", "--torch", "--epochs", "1"]), log=lambda *a: None)
+    assert all(row[2] == "torch" and row[3] == "" for row in hist.rows)
+    assert not hist.backward_ops
+
+
+def test_table_reports_what_ran_not_the_class_name(monkeypatch):
+    # a dlkernels-named layer that still computes with torch must not be reported as dlkernels
+    fake = type("Linear", (torch.nn.Linear,), {"__module__": "dlkernels.nn.linear"})
+    monkeypatch.setitem(SUPPORTED, torch.nn.Linear, fake)
+    hist = train.run(train.parse_args(["--quick", "--epochs", "1"]), log=lambda *a: None)
+    rows = {row[0]: row[1:] for row in hist.rows}
+    assert rows["fc1"][1].startswith("torch (no dlkernels op ran")
+    assert rows["relu1"][1] == "dlkernels"
+
+
+def test_not_learning_fails_loudly():
+    with pytest.raises(SystemExit) as exc:
+        train.main(["--quick", "--epochs", "1", "--min-accuracy", "0.999"])
+    assert exc.value.code not in (0, None)
