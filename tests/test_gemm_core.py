@@ -1,0 +1,73 @@
+"""The CPU GEMM core on its own (internal op ``_gemm``), on every ISA: shapes that hit every edge
+of the blocking (partial micro-tiles in both directions, the narrow last-panel kernels, K not a
+multiple of KC, empty K), against a float64 product.
+
+Tolerance from error analysis: any summation order of K products gives
+|c_hat - c| <= gamma_K * (|A| |B|) elementwise, gamma_K = K u / (1 - K u), u = eps / 2 (FMA only
+tightens this). The bound is checked elementwise, so a wrong element cannot hide behind a norm.
+"""
+
+import pytest
+import torch
+
+import dlkernels
+
+SHAPES = [  # (M, N, K)
+    (1, 1, 1),
+    (7, 13, 5),
+    (8, 48, 128),  # exactly one AVX-512 micro-tile
+    (9, 49, 257),  # one past it in every dimension
+    (6, 16, 3),  # exactly one AVX2 micro-tile
+    (64, 17, 300),  # last panel 17 columns: a narrow kernel
+    (100, 1000, 300),
+    (513, 97, 1025),  # K over several KC blocks
+    (3, 200, 0),  # empty reduction: zeros
+    (0, 5, 4),
+]
+
+
+def _bound(a, b):
+    u = torch.finfo(a.dtype).eps / 2
+    k = a.shape[1]
+    gamma = k * u / (1 - k * u) if k else 0.0
+    return gamma * (a.double().abs() @ b.double().abs())
+
+
+@pytest.mark.parametrize("isa", dlkernels.cpu_isas())
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("m,n,k", SHAPES)
+def test_gemm_matches_float64_product_within_error_bound(isa, dtype, m, n, k):
+    torch.manual_seed(m * 1000 + n + k)
+    a = torch.randn(m, k, dtype=dtype)
+    b = torch.randn(k, n, dtype=dtype)
+    with dlkernels.use_cpu_isa(isa):
+        c = torch.ops.dlkernels._gemm(a, b)
+    assert c.shape == (m, n) and c.dtype == dtype
+    exact = a.double() @ b.double()
+    err = (c.double() - exact).abs()
+    bound = _bound(a, b)
+    assert torch.all(err <= bound), f"max error {err.max():.3g}, bound there {bound.flatten()[err.argmax()]:.3g}"
+
+
+@pytest.mark.parametrize("isa", dlkernels.cpu_isas())
+def test_gemm_non_contiguous_inputs(isa):
+    a = torch.randn(40, 70).t()  # 70 x 40, column-major
+    b = torch.randn(40, 90)[:, ::2]  # 40 x 45, strided columns
+    with dlkernels.use_cpu_isa(isa):
+        c = torch.ops.dlkernels._gemm(a, b)
+    exact = a.double() @ b.double()
+    assert torch.all((c.double() - exact).abs() <= _bound(a, b))
+
+
+def test_gemm_rejects_bad_input():
+    with pytest.raises(RuntimeError, match="cannot be multiplied"):
+        torch.ops.dlkernels._gemm(torch.randn(3, 4), torch.randn(5, 6))
+    with pytest.raises(NotImplementedError, match="Long"):
+        torch.ops.dlkernels._gemm(torch.ones(3, 4, dtype=torch.long), torch.ones(4, 2, dtype=torch.long))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_micro_kernel_peak_is_measured(dtype):
+    # The benchmark's reference ceiling: positive and finite (its value is machine-dependent).
+    gflops = torch.ops.dlkernels._gemm_peak(dtype, 200)
+    assert 0 < gflops < 1e5
