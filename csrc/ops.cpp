@@ -2,6 +2,8 @@
 // Kernels register per device in csrc/cpu/*.cpp and csrc/cuda/*_host.cpp; fake (meta) kernels for
 // torch.compile live in dlkernels/_meta; autograd is wired in dlkernels/autograd.
 #include <Python.h>
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <torch/csrc/autograd/variable.h>
 #include <torch/library.h>
 
 #include "cpu/isa.h"
@@ -18,6 +20,45 @@ namespace {
 std::string cpu_isa() { return dlk::cpu::isa_name(dlk::cpu::active_isa()); }
 std::string set_cpu_isa(const std::string& name) { return dlk::cpu::isa_name(dlk::cpu::set_active_isa(name)); }
 std::vector<std::string> cpu_isas() { return dlk::cpu::supported_isa_names(); }
+
+// The in-place ops write through raw pointers and return nothing, so autograd learns of the write
+// only through the two kernels below (torch's generic fallbacks key on aliased *returns*).
+//
+// ADInplaceOrView: bumps the version counter of every argument the schema marks as written
+// (Tensor(a!)), so overwriting a tensor that autograd saved for backward raises at backward, as
+// with torch's own in-place ops, instead of silently producing wrong gradients.
+void bump_written_arguments(const c10::OperatorHandle& op, c10::DispatchKeySet keys, torch::jit::Stack* stack) {
+  const auto& args = op.schema().arguments();
+  std::vector<at::Tensor> written;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const auto* alias = args[i].alias_info();
+    if (alias != nullptr && alias->isWrite()) written.push_back((*stack)[stack->size() - args.size() + i].toTensor());
+  }
+  {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    op.redispatchBoxed(keys & c10::after_ADInplaceOrView_keyset, stack);
+  }
+  for (const auto& t : written) torch::autograd::impl::bump_version(t);
+}
+
+// Autograd: the raw in-place ops record no history, so running one on a tensor that requires grad
+// would make backward treat it as the identity. Refuse that up front; dlkernels.functional and
+// dlkernels.autograd are the differentiable in-place entry points (their Functions call these ops
+// under no_grad, where this kernel only redispatches).
+void refuse_inplace_on_grad(const c10::OperatorHandle& op, c10::DispatchKeySet keys, torch::jit::Stack* stack) {
+  const auto& args = op.schema().arguments();
+  if (at::GradMode::is_enabled()) {
+    for (size_t i = 0; i < args.size(); ++i) {
+      const auto* alias = args[i].alias_info();
+      if (alias == nullptr || !alias->isWrite()) continue;
+      TORCH_CHECK(!(*stack)[stack->size() - args.size() + i].toTensor().requires_grad(), op.schema().name(),
+                  ": the raw in-place op records no autograd history, but '", args[i].name(),
+                  "' requires grad. Use the in-place form of dlkernels.functional or dlkernels.autograd, "
+                  "or run it under torch.no_grad().");
+    }
+  }
+  op.redispatchBoxed(keys & c10::after_autograd_keyset, stack);
+}
 
 }  // namespace
 
@@ -55,4 +96,16 @@ TORCH_LIBRARY(dlkernels, m) {
   m.def("_cpu_isa() -> str", &cpu_isa);
   m.def("_set_cpu_isa(str isa) -> str", &set_cpu_isa);
   m.def("_cpu_isas() -> str[]", &cpu_isas);
+}
+
+TORCH_LIBRARY_IMPL(dlkernels, ADInplaceOrView, m) {
+  for (const char* op : {"relu_", "leaky_relu_", "sigmoid_"}) {
+    m.impl(op, torch::CppFunction::makeFromBoxedFunction<&bump_written_arguments>());
+  }
+}
+
+TORCH_LIBRARY_IMPL(dlkernels, Autograd, m) {
+  for (const char* op : {"relu_", "leaky_relu_", "sigmoid_"}) {
+    m.impl(op, torch::CppFunction::makeFromBoxedFunction<&refuse_inplace_on_grad>());
+  }
 }

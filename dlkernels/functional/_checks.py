@@ -1,5 +1,7 @@
 """Argument checks shared by the functional ops, worded like torch's."""
 
+import numbers
+
 import torch
 
 
@@ -13,3 +15,27 @@ def check_tensor(fn: str, value, name: str = "input", position: int = 1) -> None
 def needs_grad(*tensors) -> bool:
     """Whether autograd must record this call (else the op runs without the Function wrapper)."""
     return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+
+
+def check_number(fn: str, value, name: str, position: int) -> float:
+    """``value`` as a float, or torch's TypeError for a non-number (float() would raise ValueError)."""
+    if not isinstance(value, (numbers.Real, torch.Tensor)):
+        raise TypeError(
+            f"{fn}(): argument '{name}' (position {position}) must be Number, not {type(value).__name__}"
+        )
+    return float(value)
+
+
+def check_inplace(input) -> None:
+    """torch's errors for writing in place to a leaf that requires grad (or a view of one), raised
+    *before* the kernel runs: an autograd.Function would raise them only after its forward had
+    already overwritten the leaf. Skipped while torch.compile traces (nothing is written then, and
+    tracing cannot evaluate ``_is_view()``): the Function's own check raises at trace time."""
+    if not needs_grad(input) or torch.compiler.is_compiling():
+        return
+    if input._is_view() and input._base.is_leaf:
+        raise RuntimeError(
+            "a view of a leaf Variable that requires grad is being used in an in-place operation."
+        )
+    if input.is_leaf:
+        raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")

@@ -4,11 +4,13 @@ from torch import Tensor
 
 from .._ext import ops
 from ..autograd.activation import LeakyReLUFunction, ReLUFunction, SigmoidFunction
-from ._checks import check_tensor, needs_grad
+from ._checks import check_inplace, check_number, check_tensor, needs_grad
 
 
 def relu(input: Tensor, inplace: bool = False) -> Tensor:
-    check_tensor("relu", input)
+    check_tensor("relu_" if inplace else "relu", input)
+    if inplace:
+        check_inplace(input)
     if needs_grad(input):
         return ReLUFunction.apply(input, inplace)
     if inplace:
@@ -22,8 +24,11 @@ def relu_(input: Tensor) -> Tensor:
 
 
 def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
-    check_tensor("leaky_relu", input)
-    negative_slope = float(negative_slope)
+    name = "leaky_relu_" if inplace else "leaky_relu"
+    check_tensor(name, input)
+    negative_slope = check_number(name, negative_slope, "negative_slope", 2)
+    if inplace:
+        check_inplace(input)
     if needs_grad(input):
         return LeakyReLUFunction.apply(input, negative_slope, inplace)
     if inplace:

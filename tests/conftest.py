@@ -1,0 +1,69 @@
+"""Fixtures shared by every op family's tests (see helpers.py for the building blocks).
+
+* ``device``: "cpu" once per CPU instruction set (the ISA is active for the whole test and
+  restored afterwards) and "cuda" (marked ``cuda``, skipped without a usable GPU). A test that
+  also takes ``dtype`` gets only the dtypes that device supports.
+* ``any_device``: "cpu" with the default ISA and "cuda", for tests whose outcome cannot depend
+  on the ISA (argument checks, module plumbing).
+* ``isa``: a CPU-only test run once per ISA, with that ISA active.
+"""
+
+import helpers
+import pytest
+import torch
+
+import dlkernels
+
+
+def pytest_generate_tests(metafunc):
+    names = metafunc.fixturenames
+    if "device" in names and "dtype" in names:
+        metafunc.parametrize(("device", "dtype"), helpers.device_dtype_params(), indirect=["device"])
+    elif "device" in names:
+        metafunc.parametrize("device", helpers.device_params(), indirect=True)
+    if "any_device" in names:
+        metafunc.parametrize("any_device", helpers.device_params(every_isa=False), indirect=True)
+    if "isa" in names:
+        metafunc.parametrize("isa", helpers.CPU_ISAS, indirect=True)
+
+
+@pytest.fixture
+def device(request):
+    dev, isa = request.param
+    if dev == "cpu":
+        with dlkernels.use_cpu_isa(isa) as active:
+            assert active == isa
+            yield "cpu"
+    else:
+        yield dev
+
+
+@pytest.fixture
+def any_device(request):
+    dev, _ = request.param
+    return dev
+
+
+@pytest.fixture
+def isa(request):
+    with dlkernels.use_cpu_isa(request.param) as active:
+        assert active == request.param
+        yield active
+
+
+@pytest.fixture(autouse=True)
+def _cpu_isa_restored():
+    """Every test must leave the process-wide ISA as it found it; otherwise later tests would run
+    on another code path than their id says. Restores it and reports the test as an error."""
+    before = dlkernels.cpu_isa()
+    yield
+    after = dlkernels.cpu_isa()
+    if after != before:
+        dlkernels.set_cpu_isa(before)
+        pytest.fail(f"the test left the CPU ISA at {after!r} (was {before!r})")
+
+
+@pytest.fixture(autouse=True)
+def _seeded():
+    """Reproducible random inputs in every test, whatever ran before it."""
+    torch.manual_seed(0)
