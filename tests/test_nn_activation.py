@@ -6,7 +6,7 @@ import re
 
 import pytest
 import torch
-from activation_cases import ACTS, ACTS_BY_OP, Act
+from activation_cases import ACTS, ACTS_BY_OP
 from helpers import DEFAULT_TOL, EXACT, assert_close, make_input
 
 import dlkernels
@@ -102,6 +102,7 @@ def _model():
 
 
 EXPECTED_SWAPS = {
+    torch.nn.Conv2d: dnn.Conv2d,
     torch.nn.ReLU: dnn.ReLU,
     torch.nn.LeakyReLU: dnn.LeakyReLU,
     torch.nn.Sigmoid: dnn.Sigmoid,
@@ -136,9 +137,10 @@ def test_convert_keeps_state_and_outputs():
         assert_close(converted.state_dict()[k], v, EXACT, k)
     with torch.no_grad():
         out = converted(x)
-    # Only the final sigmoid differs from torch's, by its forward tolerance; everything else is
-    # identical arithmetic.
-    assert_close(out, expected, Act("sigmoid").forward_tol(torch.float32, "cpu"), "converted model output")
+    # The converted convolution sums its 27 products per output in another order than torch's, and
+    # the sigmoid differs by its forward tolerance; the Linear then mixes 120 of those values.
+    # torch.testing's float32 default (for results computed in another order) covers that.
+    assert_close(out, expected, DEFAULT_TOL[torch.float32], "converted model output")
 
 
 def test_convert_leaves_original_untouched_unless_inplace():

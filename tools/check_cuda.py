@@ -42,8 +42,11 @@ def find_nvcc():
 
 def cuda_include(nvcc: str) -> str:
     """The toolkit's include dir: CUDA_HOME's, else the one next to nvcc's bin/."""
-    for home in (os.environ.get("CUDA_HOME"), os.path.dirname(os.path.dirname(os.path.realpath(nvcc))),
-                 "/usr/local/cuda"):
+    for home in (
+        os.environ.get("CUDA_HOME"),
+        os.path.dirname(os.path.dirname(os.path.realpath(nvcc))),
+        "/usr/local/cuda",
+    ):
         if home and os.path.exists(os.path.join(home, "include", "cuda_runtime.h")):
             return os.path.join(home, "include")
     raise FileNotFoundError("cuda_runtime.h not found: set CUDA_HOME")
@@ -62,8 +65,17 @@ def compile_cu(nvcc: str, path: str, archs) -> tuple:
     for a in archs:
         gencode += ["-gencode", f"arch=compute_{a},code=sm_{a}"]
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [nvcc, *NVCC_FLAGS, *gencode, "-I", os.path.join(ROOT, "csrc"), "-c", path, "-o",
-               os.path.join(tmp, "out.o")]
+        cmd = [
+            nvcc,
+            *NVCC_FLAGS,
+            *gencode,
+            "-I",
+            os.path.join(ROOT, "csrc"),
+            "-c",
+            path,
+            "-o",
+            os.path.join(tmp, "out.o"),
+        ]
         r = subprocess.run(cmd, capture_output=True, text=True)
     return r.returncode, r.stdout + r.stderr
 
@@ -106,7 +118,11 @@ def main(argv=None) -> int:
             t0 = time.time()
             rc, out = fut.result()
             rel = os.path.relpath(f, ROOT)
-            what = f"nvcc sm_{',sm_'.join(archs)}" if f.endswith(".cu") else "g++ -fsyntax-only (torch CUDA headers)"
+            what = (
+                f"nvcc sm_{',sm_'.join(archs)}"
+                if f.endswith(".cu")
+                else "g++ -fsyntax-only (torch CUDA headers)"
+            )
             print(f"{'ok  ' if rc == 0 else 'FAIL'} {rel}: {what}")
             if rc != 0:
                 failed += 1

@@ -10,6 +10,8 @@ class Conv2d(torch.nn.Conv2d):
 
     def _conv_forward(self, input, weight, bias):
         if self.padding_mode != "zeros":
-            padded = torch.nn.functional.pad(input, self._reversed_padding_repeated_twice, mode=self.padding_mode)
+            padded = torch.nn.functional.pad(
+                input, self._reversed_padding_repeated_twice, mode=self.padding_mode
+            )
             return F.conv2d(padded, weight, bias, self.stride, _pair(0), self.dilation, self.groups)
         return F.conv2d(input, weight, bias, self.stride, self.padding, self.dilation, self.groups)
