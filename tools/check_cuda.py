@@ -17,7 +17,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Mirrors torch.utils.cpp_extension's default nvcc defines (half/bfloat16 operators off).
@@ -115,7 +114,6 @@ def main(argv=None) -> int:
                 jobs.append((f, pool.submit(check_host, f, cuda_include(nvcc))))
         failed = 0
         for f, fut in jobs:
-            t0 = time.time()
             rc, out = fut.result()
             rel = os.path.relpath(f, ROOT)
             what = (
