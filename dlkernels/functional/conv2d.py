@@ -1,5 +1,6 @@
 """conv2d with the signature, defaults, accepted inputs and errors of torch.nn.functional.conv2d."""
 
+import operator
 from typing import Optional, Union
 
 import torch
@@ -10,10 +11,39 @@ from ..autograd.conv2d import Conv2dFunction
 from ._checks import check_tensor, needs_grad
 
 
+def _int(value):
+    """``value`` as an int (anything with ``__index__`` but a bool, as torch accepts), else None."""
+    if isinstance(value, bool):
+        return None
+    try:
+        return operator.index(value)
+    except TypeError:
+        return None
+
+
+def _int_arg(name: str, value) -> int:
+    result = _int(value)
+    if result is None:
+        raise TypeError(f"conv2d(): argument '{name}' must be int, not {type(value).__name__}")
+    return result
+
+
 def _pair(name: str, value) -> tuple:
-    if isinstance(value, int):
-        return (value, value)
+    """An int or a sequence of 1 or 2 ints as a pair, with torch's errors (TypeError for a
+    non-integer, RuntimeError for a wrong length)."""
+    single = _int(value)
+    if single is not None:
+        return (single, single)
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        raise TypeError(f"conv2d(): argument '{name}' must be tuple of ints, not {type(value).__name__}")
     value = tuple(value)
+    for v in value:
+        if _int(v) is None:
+            raise TypeError(
+                f"conv2d(): argument '{name}' must be tuple of ints, but found element of type "
+                f"{type(v).__name__}"
+            )
+    value = tuple(_int(v) for v in value)
     if len(value) == 1:
         return (value[0], value[0])
     if len(value) != 2:
@@ -29,6 +59,14 @@ def _same_padding(weight: Tensor, stride: tuple, dilation: tuple):
     odd total puts the extra row/column after."""
     if stride != (1, 1):
         raise RuntimeError("padding='same' is not supported for strided convolutions")
+    if weight.dim() != 4:
+        # The op's own check, before the weight's shape is read here.
+        raise RuntimeError(
+            "conv2d: expected a 4-D weight (out_channels, in_channels / groups, kH, kW), but got "
+            f"weight of size {list(weight.shape)}"
+        )
+    if min(dilation) <= 0:
+        raise RuntimeError("non-positive dilation is not supported")
     pads = []
     for k, d in zip(weight.shape[2:], dilation):
         total = d * (k - 1)
@@ -55,6 +93,7 @@ def conv2d(
             f"{list(input.shape)}"
         )
     stride, dilation = _pair("stride", stride), _pair("dilation", dilation)
+    groups = _int_arg("groups", groups)
     unbatched = input.dim() == 3
     if unbatched:
         input = input.unsqueeze(0)
