@@ -316,3 +316,35 @@ def test_compile_matches_eager(channels_last):
     names = [n for n, _ in model.named_parameters()] + ["input"]
     for name, got, ref in zip(names, grads, grads_eager):
         assert_close(got, ref, tol, f"compiled gradient of {name}")
+
+
+# ---- fake kernels --------------------------------------------------------------------------------
+
+
+@case_param()
+def test_fake_kernels_match_real(case):
+    """Under FakeTensorMode (what torch.compile traces with) every op's output has the real
+    output's shape, strides and dtype, for contiguous and channels_last inputs and grad_outputs."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    x0, w, b, dy0 = case.tensors(torch.float32)
+    for layout in ("contiguous", "channels_last"):
+        x, dy = with_layout(x0, layout), with_layout(dy0, layout)
+
+        def calls(x, w, b, dy):
+            return {
+                "conv2d": ops.conv2d(x, w, b, *case.params),
+                "conv2d_grad_input": ops.conv2d_grad_input(dy, w, list(case.input_shape), *case.params),
+                "conv2d_grad_weight": ops.conv2d_grad_weight(dy, x, list(case.weight_shape), *case.params),
+                "conv2d_grad_bias": ops.conv2d_grad_bias(dy),
+            }
+
+        real = calls(x, w, b, dy)
+        with FakeTensorMode() as mode:
+            fakes = [mode.from_tensor(t) if t is not None else None for t in (x, w, b, dy)]
+            fake = calls(*fakes)
+        for name, r in real.items():
+            f = fake[name]
+            what = f"{case}, {layout}: {name}"
+            assert (f.shape, f.dtype) == (r.shape, r.dtype), what
+            assert f.stride() == r.stride(), f"{what}: fake strides {f.stride()}, real {r.stride()}"
