@@ -24,7 +24,7 @@ from conv_cases import (
     ops,
     references,
 )
-from conv_reference import conv2d_naive
+from conv_reference import conv2d_naive, conv2d_naive_grads
 from helpers import DTYPE_NAMES, assert_unchanged
 
 import dlkernels
@@ -95,6 +95,41 @@ def test_bound_rejects_wrong_kernels(case, dtype):
     for name, y in wrong.items():
         with pytest.raises(AssertionError, match="outside the error bound"):
             assert_within_bound(y, ref_naive.output, allowed, f"{case}: {name}")
+
+
+@case_param(BOUND_CHECK_CASES)
+@dtype_param
+def test_bound_rejects_wrong_gradients(case, dtype):
+    """Likewise for the gradients: grad_input with a tap dropped or grad_output read one column
+    off, grad_weight with the input read one column off, grad_weight and grad_bias missing the
+    last image."""
+    x, w, b, dy = case.tensors(dtype)
+    _, ref_naive, absr = references(case, dtype)
+    params = (case.stride, case.padding, case.dilation, case.groups)
+    dropped_tap = w.clone()
+    dropped_tap[:, :, -1, -1] = 0
+    last_image_dropped = dy.clone()
+    last_image_dropped[-1] = 0
+
+    def grads(x=x, w=w, dy=dy):
+        return conv2d_naive_grads(x, w, b, dy, *params)
+
+    wrong = [
+        ("grad_input", "tap dropped", grads(w=dropped_tap)[1]),
+        ("grad_input", "grad_output one column off", grads(dy=torch.roll(dy, 1, dims=3))[1]),
+        ("grad_weight", "input one column off", grads(x=torch.roll(x, 1, dims=3))[2]),
+        ("grad_weight", "last image dropped", grads(dy=last_image_dropped)[2]),
+        ("grad_bias", "last image dropped", grads(dy=last_image_dropped)[3]),
+    ]
+    terms = {
+        "grad_input": case.grad_input_terms,
+        "grad_weight": case.grad_weight_terms,
+        "grad_bias": case.grad_weight_terms,
+    }
+    for field, name, value in wrong:
+        allowed = bound(getattr(absr, field), terms[field], dtype, torch.float64)
+        with pytest.raises(AssertionError, match="outside the error bound"):
+            assert_within_bound(value, getattr(ref_naive, field), allowed, f"{case}: {field}, {name}")
 
 
 # ---- the ops on every path, ISA and dtype --------------------------------------------------------
