@@ -555,12 +555,6 @@ def test_errors_through_autograd_and_layer():
 # ---- accepted by the checks but doubtful ---------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="C++ bug (csrc/host/conv2d.h conv2d_geometry): a weight with a zero-size kernel "
-    "dimension (K x C x 0 x S) passes the checks and returns an (H+1)-row output of zeros/bias; "
-    "torch raises RuntimeError",
-)
 def test_zero_size_kernel_is_rejected():
     x, w = t(*X), torch.randn(4, 3, 0, 3)
     assert _torch_exception(F.conv2d, (x, w), {}) is RuntimeError

@@ -172,12 +172,6 @@ def test_output_layout_follows_input_like_torch(shapes):
             assert is_channels_last(y)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="C++ (csrc/host/conv2d.h conv_output_format, mirrored in dlkernels/_meta/conv2d.py): a "
-    "non-dense view of a channels_last tensor (a channel or row slice) gives a contiguous output; "
-    "torch's rule (suggest_memory_format: strides ordered like channels_last) gives channels_last",
-)
 def test_output_layout_of_channels_last_views():
     """Views of a channels_last tensor, as from splitting its channels: torch keeps channels_last."""
     w = torch.randn(4, 3, 3, 3)
@@ -192,15 +186,17 @@ def test_output_layout_of_channels_last_views():
         assert _format(y) == "channels_last", f"{name} {x.stride()}: {y.stride()} vs torch {y_ref.stride()}"
 
 
-def test_output_layout_ignores_the_weight_layout():
-    """Only the input decides (csrc/host/conv2d.h). torch's CPU convolution also returns
-    channels_last when only the weight is channels_last; dlkernels does not."""
+def test_output_layout_follows_the_weight_layout_like_torch():
+    """torch's CPU convolution returns channels_last when the input or the weight is
+    channels_last (csrc/host/conv2d.h conv_output_format follows the same rule)."""
     x, w = torch.randn(2, 3, 7, 8), torch.randn(4, 3, 3, 3)
     w_cl = w.contiguous(memory_format=torch.channels_last)
     assert is_channels_last(w_cl)
-    assert _format(ops.conv2d(x, w_cl, None, [1, 1], [1, 1], [1, 1], 1)) == "contiguous"
-    xcl = x.contiguous(memory_format=torch.channels_last)
-    assert _format(ops.conv2d(xcl, w_cl, None, [1, 1], [1, 1], [1, 1], 1)) == "channels_last"
+    for xi in (x, x.contiguous(memory_format=torch.channels_last)):
+        y, y_ref = ops.conv2d(xi, w_cl, None, [1, 1], [1, 1], [1, 1], 1), F.conv2d(xi, w_cl, None, 1, 1)
+        assert _format(y_ref) == "channels_last"
+        assert _format(y) == "channels_last"
+    assert _format(ops.conv2d(x, w, None, [1, 1], [1, 1], [1, 1], 1)) == "contiguous"
 
 
 @pytest.mark.parametrize("empty", [False, True], ids=["nonempty", "N0"])

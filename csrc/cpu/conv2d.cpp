@@ -56,9 +56,10 @@ struct Planes {
 template <class T>
 struct InputPlanes {
   const T* data;
-  int64_t img_stride;
+  int64_t chan_stride, img_stride;
 
-  InputPlanes(const Conv2dGeometry& g, const PlaneLayout& layout, const T* x) : data(x), img_stride(g.C * g.HW()) {
+  InputPlanes(const Conv2dGeometry& g, const PlaneLayout& layout, const T* x)
+      : data(x), chan_stride(g.HW()), img_stride(g.C * g.HW()) {
     if (layout.is_input(g)) return;
     const auto& ct = conv2d_table<T>();
     T* out = workspace<T>(Slot::planes, g.N * g.C * layout.size);
@@ -66,9 +67,10 @@ struct InputPlanes {
       for (int64_t i = b; i < e; ++i) ct.build_plane(g, layout, x + i * g.HW(), out + i * layout.size);
     });
     data = out;
+    chan_stride = layout.size;
     img_stride = g.C * layout.size;
   }
-  const T* channel(const Conv2dGeometry& g, int64_t n, int64_t c) const { return data + n * img_stride + c * (img_stride / g.C); }
+  const T* channel(int64_t n, int64_t c) const { return data + n * img_stride + c * chan_stride; }
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -117,7 +119,7 @@ void forward_gemm(const Conv2dGeometry& g, const T* x, const T* w, const T* bias
       const int64_t gi = task / (grid.row_blocks * grid.col_blocks);
       const int64_t m0 = (task / grid.col_blocks) % grid.row_blocks * grid.row_block;
       const int64_t j0 = task % grid.col_blocks * grid.col_block;
-      const T* xg = in.channel(g, 0, gi * g.Cg());
+      const T* xg = in.channel(0, gi * g.Cg());
       auto get_a = [&](int64_t ic, int64_t pc, int64_t, int64_t kc, T*) { return a.block(gi, pc, ic, kc); };
       auto pack_b = [&](int64_t pc, int64_t jc, int64_t kc, int64_t nc, T* dst) {
         ct.pack_im2col(cp, xg, in.img_stride, pc, kc, jc, nc, dst);
@@ -189,7 +191,7 @@ void grad_weight_gemm(const Conv2dGeometry& g, const T* dy, const T* x, T* dw) {
   auto part = [&](int64_t gi, int64_t m0, int64_t m1, int64_t j0, int64_t j1, int64_t n0, int64_t n1, T* out, T* ab,
                   T* bb) {
     const T* dyg = dy + (n0 * g.K + gi * Kg) * PQ;
-    const T* xg = in.channel(g, n0, gi * g.Cg());
+    const T* xg = in.channel(n0, gi * g.Cg());
     auto get_a = [&](int64_t ic, int64_t pc, int64_t mc, int64_t kc, T* dst) {
       gt.pack_a_segmented(dyg + ic * PQ, PQ, PQ, g.K * PQ, pc, mc, kc, dst);
       return static_cast<const T*>(dst);
@@ -359,7 +361,7 @@ at::Tensor conv2d_cpu(const at::Tensor& input, const at::Tensor& weight, const s
                       at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups) {
   check_conv_tensors("conv2d", input, weight, bias, kDtypes);
   const Conv2dGeometry g = conv2d_geometry("conv2d", input.sizes(), weight.sizes(), stride, padding, dilation, groups);
-  const auto format = conv_output_format(input);
+  const auto format = conv_output_format(input, weight);
   at::Tensor y = at::empty({g.N, g.K, g.P, g.Q}, input.options());
   if (y.numel() == 0) return to_format(y, format);
   const at::Tensor x = input.contiguous(), w = weight.contiguous();
@@ -391,7 +393,7 @@ at::Tensor conv2d_grad_input_cpu(const at::Tensor& grad_output, const at::Tensor
   check_conv_tensors(op, grad_output, weight, std::nullopt, kDtypes);
   const Conv2dGeometry g = conv2d_geometry(op, input_size, weight.sizes(), stride, padding, dilation, groups);
   check_grad_output(op, grad_output, g);
-  const auto format = conv_output_format(grad_output);
+  const auto format = conv_output_format(grad_output, weight);
   at::Tensor dx = at::empty({g.N, g.C, g.H, g.W}, grad_output.options());
   if (dx.numel() == 0) return to_format(dx, format);
   if (grad_output.numel() == 0) return to_format(dx.zero_(), format);

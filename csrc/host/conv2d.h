@@ -30,6 +30,10 @@ inline Conv2dGeometry conv2d_geometry(const char* op, at::IntArrayRef input, at:
   TORCH_CHECK(input.size() == 4, op, ": expected a 4-D (batched) input, but got input of size: ", input);
   TORCH_CHECK(weight.size() == 4, op, ": expected a 4-D weight (out_channels, in_channels / groups, kH, kW), ",
               "but got weight of size ", weight);
+  TORCH_CHECK(weight[2] > 0 && weight[3] > 0, op, ": expected a kernel of at least 1 x 1, but got weight of size ",
+              weight);
+  TORCH_CHECK(input[2] > 0 && input[3] > 0,
+              "Only zero batch or zero channel inputs are supported, but got input shape: ", input);
   TORCH_CHECK(weight[0] > 0, "Given groups=", groups, ", expected weight to be at least 1 at dimension 0, but got ",
               "weight of size ", weight, " instead");
   TORCH_CHECK(weight[0] % groups == 0, "Given groups=", groups, ", expected weight to be divisible by ", groups,
@@ -70,11 +74,14 @@ inline void check_conv_tensors(const char* op, const at::Tensor& input, const at
   }
 }
 
-// Outputs follow torch's layout rule: channels_last when the input (or gradient) is stored so.
-inline at::MemoryFormat conv_output_format(const at::Tensor& t) {
-  return (t.dim() == 4 && !t.is_contiguous() && t.is_contiguous(at::MemoryFormat::ChannelsLast))
-             ? at::MemoryFormat::ChannelsLast
-             : at::MemoryFormat::Contiguous;
+// Outputs follow torch's layout rule for convolutions: channels_last when the data tensor (input,
+// or grad_output for the data gradient) or the weight has channels_last stride order (as
+// at::suggest_memory_format reads it, so views of channels_last tensors count too).
+inline at::MemoryFormat conv_output_format(const at::Tensor& data, const at::Tensor& weight) {
+  const auto cl = [](const at::Tensor& t) {
+    return t.dim() == 4 && t.suggest_memory_format() == at::MemoryFormat::ChannelsLast;
+  };
+  return cl(data) || cl(weight) ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
 }
 
 // Kernels compute NCHW; returns `out` itself, or a channels_last copy when `format` asks for it.
