@@ -6,11 +6,14 @@
 // so every kernel below reads and writes contiguous runs. Dense and grouped convolutions are then
 // implicit GEMMs on the hand-written core (cpu/gemm.h) whose packers read the planes directly,
 // so no im2col matrix is ever materialised:
-//   forward      Y_g[Kg x (N PQ)]   = W_g[Kg x CgRS]    * im2col(X_g)[CgRS x (N PQ)]
-//   grad_input   dcol[CgRS x PQ]    = W_g^T[CgRS x Kg]  * dY_g[n][Kg x PQ], scattered into planes
-//   grad_weight  dW_g[Kg x CgRS]   += dY_g[n][Kg x PQ]  * im2col(X_g[n])^T[PQ x CgRS], over n
-// Depthwise convolutions (one input channel per group) are direct: a GEMM with a reduction of
-// R*S is the wrong shape for them.
+//   forward      Y_g[Kg x (N PQ)]  = W_g[Kg x CgRS]          * im2col(X_g)[CgRS x (N PQ)]
+//   grad_weight  dW_g[Kg x CgRS]   = dY_g[Kg x (N PQ)]       * im2col(X_g)^T[(N PQ) x CgRS]
+//   grad_input   stride 1: the forward of dY with the flipped, transposed weight (see below);
+//                strided:  dcol[CgRS x PQ] = W_g^T[CgRS x Kg] * dY_g[n][Kg x PQ], per image,
+//                          scattered into planes.
+// Images are folded into the GEMM's N (forward) or K (grad_weight) dimension, so small images
+// still make full panels. Depthwise convolutions (one input channel per group) are direct: a
+// GEMM with a reduction of R*S is the wrong shape for them.
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
