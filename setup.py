@@ -83,8 +83,9 @@ def extension():
 setup(
     name="dlkernels",
     version=VERSION,
-    packages=find_packages(include=["dlkernels", "dlkernels.*"]),
-    package_data={"dlkernels": ["data/*"]},
+    # dlkernels/data holds the bundled data set (no Python): a data-only package.
+    packages=find_packages(include=["dlkernels", "dlkernels.*"]) + ["dlkernels.data"],
+    package_data={"dlkernels.data": ["*.npz", "*.md", "LICENSE*"]},
     ext_modules=[extension()],
     cmdclass={"build_ext": BuildExtension},
     options={"bdist_wheel": {"py_limited_api": "cp39"}},
