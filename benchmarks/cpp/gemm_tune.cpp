@@ -88,7 +88,7 @@ int main(int argc, char** argv) {
   std::printf("micro peak 1 thread: avx512 f32 %.1f GFLOP/s (tile %dx%d), avx2 f32 %.1f, avx512 f64 %.1f\n",
               micro_peak(f512), f512.mr, f512.nr, micro_peak(f2), micro_peak(d512));
   int64_t kc = argc > 1 ? atoi(argv[1]) : 256, mc = argc > 2 ? atoi(argv[2]) : 512, nc = argc > 3 ? atoi(argv[3]) : 2048;
-  GemmBlocking blk{mc - mc % f512.mr, kc, nc - nc % f512.nr};
+  GemmBlocking blk{mc - mc % f512.mr, kc, nc - nc % f512.nr};  // fixed KC, to sweep it
   std::printf("blocking mc=%ld kc=%ld nc=%ld\n", blk.mc, blk.kc, blk.nc);
   // Square, then forward-conv GEMMs of ResNet-50 at N=8 (M = out channels, N = 8 P Q, K = C R S).
   const int64_t shapes[][3] = {{1024, 1024, 1024}, {64, 25088, 576}, {128, 6272, 1152}, {256, 1568, 2304},

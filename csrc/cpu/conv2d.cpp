@@ -108,7 +108,7 @@ template <class T>
 void forward_gemm(const Conv2dGeometry& g, const T* x, const T* w, const T* bias, T* y) {
   const auto& gt = gemm_table<T>();
   const auto& ct = conv2d_table<T>();
-  const GemmBlocking blk = gemm_blocking(gt);
+  const GemmBlocking blk = gemm_blocking(gt, g.CgRS());
   const Planes pl(g);
   const ConvPlanes cp = pl.view(g);
   const InputPlanes<T> in(g, pl.layout, x);
@@ -138,7 +138,7 @@ template <class T>
 void grad_input_gemm(const Conv2dGeometry& g, const T* dy, const T* w, T* dx) {
   const auto& gt = gemm_table<T>();
   const auto& ct = conv2d_table<T>();
-  const GemmBlocking blk = gemm_blocking(gt);
+  const GemmBlocking blk = gemm_blocking(gt, g.Kg());
   const Planes pl(g);
   const ConvPlanes cp = pl.view(g);
   const int64_t RS = g.RS(), PQ = g.PQ(), size = pl.layout.size;
@@ -184,7 +184,9 @@ template <class T>
 void grad_weight_gemm(const Conv2dGeometry& g, const T* dy, const T* x, T* dw) {
   const auto& gt = gemm_table<T>();
   const auto& ct = conv2d_table<T>();
-  const GemmBlocking blk = gemm_blocking(gt);
+  // The reduction runs over every image's positions (fewer when the images are split up below;
+  // the blocking only needs to be consistent within a call).
+  const GemmBlocking blk = gemm_blocking(gt, g.N * g.PQ());
   const Planes pl(g);
   const ConvPlanes cp = pl.view(g);
   const InputPlanes<T> in(g, pl.layout, x);

@@ -19,7 +19,7 @@ namespace {
 template <class T>
 void gemm_2d(const T* a, const T* b, T* c, int64_t M, int64_t N, int64_t K) {
   const auto& gt = gemm_table<T>();
-  const GemmBlocking blk = gemm_blocking(gt);
+  const GemmBlocking blk = gemm_blocking(gt, K);
   const TaskGrid grid = plan_tasks(M, N, 1, gt.mr, gt.nr, at::get_num_threads(), blk.nc);
   const int64_t na = gemm_a_buffer_size(gt, blk), nb = gemm_b_buffer_size(gt, blk);
   T* abuf = workspace<T>(Slot::scratch0, na * at::get_num_threads());
