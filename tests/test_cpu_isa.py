@@ -105,8 +105,12 @@ def test_environment_variable():
             dlkernels.ops.relu(torch.ones(3))
         except ValueError as e:
             print("ValueError:", e)
+        # Choosing an ISA explicitly recovers from the bad setting.
+        print("previous:", dlkernels.set_cpu_isa("baseline"))
+        print(dlkernels.ops.relu(torch.tensor([-1.0, 2.0])).tolist())
         """,
         "bogus",
     )
     assert proc.returncode == 0, proc.stderr
     assert "ValueError: dlkernels: unknown CPU ISA 'bogus'" in proc.stdout
+    assert "previous: " in proc.stdout and "[0.0, 2.0]" in proc.stdout

@@ -85,9 +85,11 @@ Isa active_isa() {
 }
 
 Isa set_active_isa(const std::string& name) {
-  const Isa previous = active_isa();
-  g_active.store(static_cast<int>(parse(name)), std::memory_order_relaxed);
-  return previous;
+  // Parse first: a bad name changes nothing. The previous choice may never have been made (or
+  // DLKERNELS_CPU_ISA may be invalid); setting still works then and reports the best ISA.
+  const int chosen = static_cast<int>(parse(name));
+  const int previous = g_active.exchange(chosen, std::memory_order_relaxed);
+  return previous < 0 ? best_isa() : static_cast<Isa>(previous);
 }
 
 }  // namespace dlk::cpu

@@ -20,6 +20,8 @@ bool isa_supported(Isa isa);
 std::vector<std::string> supported_isa_names();
 Isa active_isa();
 // Throws (ValueError) on an unknown name or an ISA this CPU cannot run; "auto" picks the best.
+// Returns the previous choice (the best ISA if none was made yet). Recovers from an invalid
+// DLKERNELS_CPU_ISA, which otherwise makes every CPU op raise.
 Isa set_active_isa(const std::string& name);
 
 }  // namespace dlk::cpu
