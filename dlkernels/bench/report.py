@@ -1,0 +1,130 @@
+"""Results as an aligned text table, as Markdown, and as JSON files that carry their machine."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from . import machine
+
+
+def fmt_time(seconds: float) -> str:
+    if seconds >= 1e-3:
+        return f"{seconds * 1e3:.3f} ms"
+    return f"{seconds * 1e6:.1f} us"
+
+
+def fmt_shape(shape) -> str:
+    def dim(d: int) -> str:
+        if d >= 1 << 20 and d % (1 << 20) == 0:
+            return f"{d >> 20}M"
+        if d >= 1 << 10 and d % (1 << 10) == 0:
+            return f"{d >> 10}K"
+        return str(d)
+
+    return "x".join(dim(d) for d in shape) if shape else "()"
+
+
+def _rate(v) -> str:
+    return "-" if v is None else f"{v:.1f}"
+
+
+def columns(result: dict) -> tuple:
+    unit = result["rate_unit"]
+    rows = result["rows"]
+    has_ref = any("reference" in r for r in rows)
+    ref_name = next((r["reference"] for r in rows if "reference" in r), "")
+    head = ["case", "shape", "dtype", "torch", "dlkernels", "torch/dlk", f"torch {unit}", f"dlk {unit}"]
+    if has_ref:
+        head += [f"{ref_name} {unit}", f"dlk/{ref_name}"]
+    body = []
+    for r in rows:
+        line = [
+            r["case"],
+            fmt_shape(r["shape"]),
+            r["dtype"],
+            fmt_time(r["torch_s"]),
+            fmt_time(r["dlkernels_s"]),
+            f"{r['ratio']:.2f}",
+            _rate(r["torch_rate"]),
+            _rate(r["dlkernels_rate"]),
+        ]
+        if has_ref:
+            ref_rate = r.get("reference_rate")
+            share = (
+                f"{100 * r['dlkernels_rate'] / ref_rate:.0f}%" if ref_rate and r["dlkernels_rate"] else "-"
+            )
+            line += [_rate(ref_rate), share]
+        body.append(line)
+    return head, body
+
+
+def header_lines(result: dict) -> list:
+    cfg = result["config"]
+    alloc = cfg["alloc"]
+    alloc_txt = alloc["mode"]
+    if alloc["mode"] == "reuse":
+        alloc_txt += " (glibc keeps freed blocks: no page faults from fresh outputs)"
+    elif alloc["mode"] == "fresh":
+        alloc_txt += " (glibc defaults: out-of-place times include page faults of new outputs)"
+    else:
+        alloc_txt += f" {alloc['env']}"
+    return [
+        f"suite {result['suite']}: {result['description']}",
+        f"machine: {machine.one_line(result['machine'], cfg['device'])}",
+        f"device {cfg['device']}, {cfg['threads']} threads, {cfg['rounds']} interleaved rounds x "
+        f">= {cfg['min_run_time_s']} s per side, median; host allocation: {alloc_txt}",
+        f"load average (1, 5, 15 min): {cfg.get('load_average_start')} at start, "
+        f"{cfg.get('load_average_end')} at end",
+        "torch/dlk > 1: dlkernels is faster",
+    ]
+
+
+def footer_lines(result: dict) -> list:
+    gm = result["geomean"]
+    parts = [f"all {gm['all']:.2f}"] + [f"{k} {v:.2f}" for k, v in gm.items() if k != "all"]
+    return [f"geometric mean torch/dlk: {', '.join(parts)}"] + list(result.get("summary", []))
+
+
+def text(result: dict) -> str:
+    head, body = columns(result)
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]
+    left = {0, 1, 2}  # text columns; numbers are right-aligned
+
+    def line(cells):
+        return "  ".join(
+            str(c).ljust(w) if i in left else str(c).rjust(w) for i, (c, w) in enumerate(zip(cells, widths))
+        ).rstrip()
+
+    out = header_lines(result) + ["", line(head), line("-" * w for w in widths)]
+    out += [line(r) for r in body]
+    out += [""] + footer_lines(result)
+    return "\n".join(out) + "\n"
+
+
+def markdown(result: dict) -> str:
+    head, body = columns(result)
+    left = {0, 1, 2}
+    out = [f"### {result['suite']} — {result['machine_tag']}", ""]
+    out += [f"- {line}" for line in header_lines(result)[1:]]
+    out += [
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "|".join(":---" if i in left else "---:" for i in range(len(head))) + "|",
+    ]
+    out += ["| " + " | ".join(map(str, r)) + " |" for r in body]
+    out += [""] + [f"{line}  " for line in footer_lines(result)]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def save(result: dict, out_dir: str, suffix: str = "") -> tuple:
+    """Writes <out_dir>/<machine-tag>-<suite><suffix>.json and .md; returns both paths."""
+    os.makedirs(out_dir, exist_ok=True)
+    stem = os.path.join(out_dir, f"{result['machine_tag']}-{result['suite']}{suffix}")
+    with open(stem + ".json.tmp", "w") as f:
+        json.dump(result, f, indent=1)
+        f.write("\n")
+    os.replace(stem + ".json.tmp", stem + ".json")
+    with open(stem + ".md", "w") as f:
+        f.write(markdown(result))
+    return stem + ".json", stem + ".md"
