@@ -59,6 +59,17 @@ def columns(result: dict) -> tuple:
     return head, body
 
 
+def _contention(cfg: dict) -> str:
+    text = f"load average at start {cfg.get('load_average_start')}"
+    used = cfg.get("cpu_used_elsewhere")
+    if used:
+        text += (
+            f"; during the run other processes used {100 * used['others']:.0f}% and the host "
+            f"stole {100 * used['steal']:.0f}% of the CPUs' time"
+        )
+    return text
+
+
 def header_lines(result: dict) -> list:
     cfg = result["config"]
     alloc = cfg["alloc"]
@@ -74,8 +85,7 @@ def header_lines(result: dict) -> list:
         f"machine: {machine.one_line(result['machine'], cfg['device'])}",
         f"device {cfg['device']}, {cfg['threads']} threads, {cfg['rounds']} interleaved rounds x "
         f">= {cfg['min_run_time_s']} s per side, median; host allocation: {alloc_txt}",
-        f"load average (1, 5, 15 min): {cfg.get('load_average_start')} at start, "
-        f"{cfg.get('load_average_end')} at end",
+        _contention(cfg),
         "torch/dlk > 1: dlkernels is faster",
     ]
 

@@ -6,6 +6,7 @@ import datetime
 import os
 import re
 import sys
+import time
 from typing import Callable
 
 import torch
@@ -100,6 +101,7 @@ def run_suite(
         "rows": [],
     }
     ref_cache: dict = {}
+    share = CpuShare()
     for case in suite.cases(opts):
         if regex and not regex.search(case.name):
             continue
@@ -142,9 +144,50 @@ def run_suite(
         progress(_progress_line(row, suite.rate))
         del case, fns, times
     result["config"]["load_average_end"] = _loadavg()
+    # Fractions of all CPUs' time during the run used by other processes / stolen by the host.
+    result["config"]["cpu_used_elsewhere"] = share.result()
     result["geomean"] = geomeans(result["rows"])
     result["summary"] = suite.summary(result["rows"])
     return result
+
+
+class CpuShare:
+    """How much CPU other processes (and the hypervisor, as steal time) took while we ran: on a
+    2-CPU machine any of it stalls a 2-thread kernel, since a parallel region waits for its slowest
+    thread. From /proc/stat (Linux); None elsewhere."""
+
+    def __init__(self):
+        self.start = self._snapshot()
+
+    @staticmethod
+    def _snapshot():
+        try:
+            with open("/proc/stat") as f:
+                fields = [int(v) for v in f.readline().split()[1:]]
+        except (OSError, ValueError):
+            return None
+        hz = os.sysconf("SC_CLK_TCK")
+        user, nice, system, idle, iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
+        times = os.times()
+        return {
+            "busy": (user + nice + system + irq + softirq) / hz,
+            "steal": steal / hz,
+            "self": times.user + times.system,
+            "wall": time.monotonic(),
+        }
+
+    def result(self) -> dict | None:
+        end = self._snapshot()
+        if self.start is None or end is None:
+            return None
+        d = {k: end[k] - self.start[k] for k in end}
+        capacity = d["wall"] * (os.cpu_count() or 1)
+        if capacity <= 0:
+            return None
+        return {
+            "others": round(max(0.0, d["busy"] - d["self"]) / capacity, 3),
+            "steal": round(d["steal"] / capacity, 3),
+        }
 
 
 def _loadavg() -> list | None:
