@@ -16,12 +16,15 @@ namespace {
 // traffic, small enough that two threads split a 128 KB tensor.
 constexpr int64_t kGrain = 16384;
 
-// Outputs of at least this many bytes are written with streaming stores (cpu/kernels/activation.h).
-// Measured on a 2-core Zen 4 with 32 MB of L3 (benchmarks/README.md): from 8 MB on they win
-// 1.3-2x, even when the next op reads the output back; at 4 MB and below the output would still
-// be in the caches for the next op, and streaming it to memory loses up to 2x. Override with
-// DLKERNELS_CPU_STREAM_BYTES (a byte count; -1: never stream).
-constexpr int64_t kDefaultStreamBytes = int64_t(8) << 20;
+// When a call touches at least this many bytes (inputs + output), its output is written with
+// streaming stores (cpu/kernels/activation.h). Below, the output would still be in the last-level
+// cache for the next op, and ordinary stores win. Measured on a 2-core Zen 4 with 32 MB of L3,
+// 2 threads, streaming vs ordinary stores: forward passes lose up to 2.8x at 16 MB touched, are
+// even to 1.4x faster at 32 MB and 1.5-1.8x faster at 64 MB; backward passes lose 1.6x at 12 MB,
+// go either way (0.9-1.3x) at 24 MB and win 1.8-2.2x at 48 MB. One thread gains already at
+// 16 MB (the L3 serves two cores better than memory does). 24 MB, 3/4 of that L3, loses little
+// either way. Override with DLKERNELS_CPU_STREAM_BYTES (bytes; -1: never stream).
+constexpr int64_t kDefaultStreamBytes = int64_t(24) << 20;
 
 int64_t stream_bytes() {
   static const int64_t bytes = [] {
@@ -32,10 +35,11 @@ int64_t stream_bytes() {
 }
 
 // Streaming stores pay off only for a separate output: in place, the lines were just read into
-// the cache anyway.
+// the cache anyway. `inputs` are the operands read, each as large as the output.
 bool use_stream(const void* out, int64_t out_bytes, std::initializer_list<const void*> inputs) {
   const int64_t threshold = stream_bytes();
-  if (threshold < 0 || out_bytes < threshold) return false;
+  const int64_t touched = out_bytes * static_cast<int64_t>(inputs.size() + 1);
+  if (threshold < 0 || touched < threshold) return false;
   for (const void* in : inputs) {
     if (in == out) return false;
   }
