@@ -29,6 +29,14 @@ def _rate(v) -> str:
     return "-" if v is None else f"{v:.1f}"
 
 
+def _disturbed(row: dict, result: dict) -> bool:
+    """Whether other processes took more than the run's busy limit of the CPUs during the row's
+    best attempt (its times are then suspect)."""
+    limit = result["config"].get("busy_limit")
+    used = row.get("cpu_used_elsewhere")
+    return bool(limit is not None and used and used["others"] + used["steal"] > limit)
+
+
 def columns(result: dict) -> tuple:
     unit = result["rate_unit"]
     rows = result["rows"]
@@ -45,7 +53,7 @@ def columns(result: dict) -> tuple:
             r["dtype"],
             fmt_time(r["torch_s"]),
             fmt_time(r["dlkernels_s"]),
-            f"{r['ratio']:.2f}",
+            f"{r['ratio']:.2f}" + ("*" if _disturbed(r, result) else ""),
             _rate(r["torch_rate"]),
             _rate(r["dlkernels_rate"]),
         ]
@@ -78,6 +86,8 @@ def header_lines(result: dict) -> list:
         alloc_txt += " (glibc keeps freed blocks: no page faults from fresh outputs)"
     elif alloc["mode"] == "fresh":
         alloc_txt += " (glibc defaults: out-of-place times include page faults of new outputs)"
+    elif alloc["mode"] == "thp":
+        alloc_txt += " (THP_MEM_ALLOC_ENABLE=1: new outputs fault once per 2 MB huge page)"
     else:
         alloc_txt += f" {alloc['env']}"
     return [
@@ -93,7 +103,15 @@ def header_lines(result: dict) -> list:
 def footer_lines(result: dict) -> list:
     gm = result["geomean"]
     parts = [f"all {gm['all']:.2f}"] + [f"{k} {v:.2f}" for k, v in gm.items() if k != "all"]
-    return [f"geometric mean torch/dlk: {', '.join(parts)}"] + list(result.get("summary", []))
+    lines = [f"geometric mean torch/dlk: {', '.join(parts)}"] + list(result.get("summary", []))
+    disturbed = sum(_disturbed(r, result) for r in result["rows"])
+    if disturbed:
+        limit = 100 * result["config"]["busy_limit"]
+        lines.append(
+            f"*: {disturbed} rows measured while other processes took more than {limit:.0f}% of "
+            "the CPUs, even at the best of their attempts"
+        )
+    return lines
 
 
 def text(result: dict) -> str:

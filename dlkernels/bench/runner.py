@@ -43,7 +43,9 @@ def check_device(device: str) -> None:
             raise RuntimeError("dlkernels was built without CUDA kernels; rebuild with DLKERNELS_CUDA=1")
         if not torch.cuda.is_available():
             raise RuntimeError("no CUDA device is visible to torch")
-        torch.cuda.set_device(torch.device(device))
+        index = torch.device(device).index
+        if index is not None:  # "cuda" alone: the current device
+            torch.cuda.set_device(index)
     elif device != "cpu":
         raise ValueError(f"device must be cpu or cuda[:N], not {device!r}")
 
@@ -57,10 +59,16 @@ def run_suite(
     threads: int | None = None,
     pattern: str | None = None,
     verify: bool = True,
+    busy_limit: float | None = 0.1,
+    attempts: int = 3,
     progress: Callable[[str], None] | None = None,
 ) -> dict:
     """Measures every case of ``suite`` (those whose name matches ``pattern``, a regex) and returns
-    the result: machine, settings and one row per case."""
+    the result: machine, settings and one row per case.
+
+    A case measured while other processes used more than ``busy_limit`` of the CPUs' time is
+    measured again, up to ``attempts`` times in all (the least disturbed attempt is kept; each
+    row records its attempts and their disturbance). ``busy_limit=None`` measures once."""
     if progress is None:
 
         def progress(line: str) -> None:
@@ -90,6 +98,7 @@ def run_suite(
             "rounds": rounds,
             "min_run_time_s": min_run_time,
             "filter": pattern,
+            "busy_limit": busy_limit,
             "alloc": alloc.current(),
             "grad_mode": torch.is_grad_enabled(),
             # Other processes on a small machine stall multi-threaded kernels (a parallel region
@@ -112,9 +121,23 @@ def run_suite(
         new_ref = ref is not None and ref.key not in ref_cache
         if new_ref:
             fns.append(ref.fn)
-        times = interleaved(
-            fns, rounds=rounds, min_run_time=min_run_time, threads=threads, device=opts.device
-        )
+        best = None
+        for tries in range(1, max(1, attempts) + 1):
+            case_share = CpuShare()
+            times = interleaved(
+                fns, rounds=rounds, min_run_time=min_run_time, threads=threads, device=opts.device
+            )
+            used = case_share.result()
+            elsewhere = used["others"] + used["steal"] if used else 0.0
+            if best is None or elsewhere < best[1]:
+                best = (times, elsewhere, used, tries)
+            if busy_limit is None or used is None or elsewhere <= busy_limit:
+                break
+            progress(
+                f"  {case.name} {tuple(case.shape)}: other processes took {100 * elsewhere:.0f}% "
+                f"of the CPUs, measuring again"
+            )
+        times, _, used, _ = best
         if new_ref:
             ref_cache[ref.key] = median(times[2])
         t_torch, t_dlk = median(times[0]), median(times[1])
@@ -134,6 +157,8 @@ def run_suite(
             "torch_rounds_s": times[0],
             "dlkernels_rounds_s": times[1],
             "note": case.note,
+            "attempts": tries,
+            "cpu_used_elsewhere": used,
         }
         if ref is not None:
             t_ref = ref_cache[ref.key]
