@@ -3,8 +3,14 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include <cstdint>
 #include <cstdlib>
 #include <initializer_list>
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#include <unistd.h>
+#endif
 
 #include "cpu/activation_table.h"
 #include "host/activation.h"
@@ -46,6 +52,27 @@ bool use_stream(const void* out, int64_t out_bytes, std::initializer_list<const 
   return true;
 }
 
+// A new output of tens of MB usually comes straight from mmap (glibc serves blocks that large
+// that way, and torch's CPU allocator does not cache them): each of its 4 KB pages then faults on
+// first touch, one trap per page, which on this VM costs more than the kernel itself (16M float32
+// relu: about 20 ms of faults, 2-3 ms of work). When the first page of a thread's part of such an
+// output is not mapped yet, MADV_POPULATE_WRITE (Linux 5.14+; older kernels refuse it, harmless)
+// maps the whole part in one call instead. Reused memory is mapped already and left alone; the
+// check (one mincore call per thread) is skipped below kPrefaultBytes, where glibc reuses blocks.
+constexpr int64_t kPrefaultBytes = int64_t(16) << 20;
+
+void prefault(void* p, int64_t bytes) {
+#if defined(__linux__) && defined(MADV_POPULATE_WRITE)
+  static const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const uintptr_t begin = (reinterpret_cast<uintptr_t>(p) + page - 1) & ~(page - 1);  // whole pages inside
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(p) + static_cast<uintptr_t>(bytes)) & ~(page - 1);
+  if (end <= begin) return;
+  unsigned char resident = 0;
+  if (mincore(reinterpret_cast<void*>(begin), page, &resident) != 0 || (resident & 1)) return;
+  madvise(reinterpret_cast<void*>(begin), end - begin, MADV_POPULATE_WRITE);
+#endif
+}
+
 template <class T>
 void forward_typed(Activation act, const at::Tensor& x, const at::Tensor& y, double slope) {
   const auto& table = activation_table<T>();
@@ -53,9 +80,13 @@ void forward_typed(Activation act, const at::Tensor& x, const at::Tensor& y, dou
   T* py = y.data_ptr<T>();
   const int64_t n = x.numel();
   const bool stream = use_stream(py, n * int64_t(sizeof(T)), {px});
+  const bool may_fault = py != px && n * int64_t(sizeof(T)) >= kPrefaultBytes;
   const auto fn = (stream ? table.forward_stream : table.forward)[static_cast<int>(act)];
   const T s = static_cast<T>(slope);
-  at::parallel_for(0, n, kGrain, [&](int64_t b, int64_t e) { fn(px + b, py + b, e - b, s); });
+  at::parallel_for(0, n, kGrain, [&](int64_t b, int64_t e) {
+    if (may_fault) prefault(py + b, (e - b) * int64_t(sizeof(T)));
+    fn(px + b, py + b, e - b, s);
+  });
 }
 
 template <class T>
@@ -67,9 +98,13 @@ void backward_typed(Activation act, const at::Tensor& dy, const at::Tensor& save
   T* pdx = dx.data_ptr<T>();
   const int64_t n = dy.numel();
   const bool stream = use_stream(pdx, n * int64_t(sizeof(T)), {pdy, ps});
+  const bool may_fault = n * int64_t(sizeof(T)) >= kPrefaultBytes;
   const auto fn = (stream ? table.backward_stream : table.backward)[static_cast<int>(act)];
   const T s = static_cast<T>(slope);
-  at::parallel_for(0, n, kGrain, [&](int64_t b, int64_t e) { fn(pdy + b, ps + b, pdx + b, e - b, s); });
+  at::parallel_for(0, n, kGrain, [&](int64_t b, int64_t e) {
+    if (may_fault) prefault(pdx + b, (e - b) * int64_t(sizeof(T)));
+    fn(pdy + b, ps + b, pdx + b, e - b, s);
+  });
 }
 
 struct CpuBackend {
