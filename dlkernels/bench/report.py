@@ -142,7 +142,23 @@ def markdown(result: dict) -> str:
     ]
     out += ["| " + " | ".join(map(str, r)) + " |" for r in body]
     out += [""] + [f"{line}  " for line in footer_lines(result)]
+    out += ["", "torch/dlk by case and size:", "", ratio_matrix(result)]
     return "\n".join(out).rstrip() + "\n"
+
+
+def ratio_matrix(result: dict) -> str:
+    """torch/dlk as a Markdown grid, one per dtype: a row per case, a column per shape."""
+    out = []
+    rows = result["rows"]
+    for dtype in dict.fromkeys(r["dtype"] for r in rows):
+        sel = [r for r in rows if r["dtype"] == dtype]
+        shapes = list(dict.fromkeys(fmt_shape(r["shape"]) for r in sel))
+        out += [f"| {dtype} | " + " | ".join(shapes) + " |", "|:---|" + "---:|" * len(shapes)]
+        for case in dict.fromkeys(r["case"] for r in sel):
+            cells = {fmt_shape(r["shape"]): f"{r['ratio']:.2f}" for r in sel if r["case"] == case}
+            out.append(f"| {case} | " + " | ".join(cells.get(s, "") for s in shapes) + " |")
+        out.append("")
+    return "\n".join(out)
 
 
 def save(result: dict, out_dir: str, suffix: str = "") -> tuple:
