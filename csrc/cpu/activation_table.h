@@ -14,14 +14,18 @@ struct ActivationTable {
   using Forward = void (*)(const T* x, T* y, int64_t n, T negative_slope);
   // dx[i] = f'(saved[i]) * dy[i], where `saved` is the op's input or output (see common/activation.h).
   using Backward = void (*)(const T* dy, const T* saved, T* dx, int64_t n, T negative_slope);
-  Forward forward[3];   // indexed by dlk::Activation
+  Forward forward[3];  // indexed by dlk::Activation
   Backward backward[3];
+  // The same, writing the output with non-temporal (streaming) stores; the output must not
+  // overlap the inputs. Same result bits; for outputs much larger than the caches.
+  Forward forward_stream[3];
+  Backward backward_stream[3];
 };
 
-#define DLK_DECLARE(ns)                                  \
-  namespace ns {                                         \
-  template <class T>                                     \
-  const ActivationTable<T>& activation_table();          \
+#define DLK_DECLARE(ns)                         \
+  namespace ns {                                \
+  template <class T>                            \
+  const ActivationTable<T>& activation_table(); \
   }
 DLK_FOR_EACH_ISA(DLK_DECLARE)
 #undef DLK_DECLARE

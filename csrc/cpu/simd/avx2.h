@@ -67,6 +67,10 @@ struct Vec<double> {
   DLK_VI void stream(double* p) const { _mm256_stream_pd(p, v); }
 };
 
+// Orders this thread's streaming stores before whatever it does next (e.g. leaving a parallel
+// region): they are weakly ordered, unlike ordinary stores.
+DLK_VI void stream_fence() { _mm_sfence(); }
+
 using VF = Vec<float>;
 using VD = Vec<double>;
 

@@ -60,6 +60,10 @@ struct Vec<double> {
   DLK_VI void stream(double* p) const { _mm512_stream_pd(p, v); }
 };
 
+// Orders this thread's streaming stores before whatever it does next (e.g. leaving a parallel
+// region): they are weakly ordered, unlike ordinary stores.
+DLK_VI void stream_fence() { _mm_sfence(); }
+
 using VF = Vec<float>;
 using VD = Vec<double>;
 
@@ -85,7 +89,7 @@ DLK_VI float reduce_add(VF a) { return _mm512_reduce_add_ps(a.v); }
 DLK_VI VF pow2i(__m512i n) { return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(n, _mm512_set1_epi32(127)), 23)); }
 
 // e^x to about 1 ulp. x = n ln2 + r, |r| <= ln2/2; e^r by a degree-6 polynomial (Cephes expf
-// coefficients); 2^n applied in two halves so results down to the subnormal range stay exact.
+// coefficients); 2^n applied by vscalefps, exact down to the subnormal range.
 // The clamp keeps n in range and passes NaN through (max/min return their second operand for NaN).
 DLK_VI VF exp(VF x) {
   x = _mm512_min_ps(_mm512_set1_ps(89.0f), _mm512_max_ps(_mm512_set1_ps(-104.0f), x.v));
@@ -99,10 +103,9 @@ DLK_VI VF exp(VF x) {
   p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
   p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
   p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-  const __m512i ni = _mm512_cvtps_epi32(n);
-  const __m512i n1 = _mm512_srai_epi32(ni, 1);
-  const __m512i n2 = _mm512_sub_epi32(ni, n1);
-  return _mm512_mul_ps(_mm512_mul_ps(p, pow2i(n1).v), pow2i(n2).v);
+  // p * 2^n with one rounding (vscalefps): the same bits as p * 2^(n/2) * 2^(n - n/2), whose
+  // first product is exact, in one instruction instead of eight.
+  return _mm512_scalef_ps(p, n);
 }
 
 // ---- double ----------------------------------------------------------------------------------
@@ -123,8 +126,7 @@ DLK_VI VD min(VD a, VD b) { return _mm512_min_pd(a.v, b.v); }
 DLK_VI double reduce_add(VD a) { return _mm512_reduce_add_pd(a.v); }
 
 // e^x to about 1 ulp: x = n ln2 + r, e^r by its Taylor series to r^13 (truncation < 1e-17 for
-// |r| <= ln2/2), 2^n from exponent bits in two halves. n is read out of the mantissa of
-// n + 1.5 * 2^52, which needs no AVX-512DQ conversion.
+// |r| <= ln2/2), 2^n applied by vscalefpd.
 DLK_VI VD exp(VD x) {
   x = _mm512_min_pd(_mm512_set1_pd(710.0), _mm512_max_pd(_mm512_set1_pd(-746.0), x.v));
   const __m512d n = _mm512_roundscale_pd(_mm512_mul_pd(x.v, _mm512_set1_pd(1.4426950408889634)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
@@ -136,14 +138,7 @@ DLK_VI VD exp(VD x) {
                                         1.0,                1.0};
   __m512d p = _mm512_set1_pd(kInvFact[0]);
   for (int i = 1; i < 14; ++i) p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(kInvFact[i]));
-  const __m512d magic = _mm512_set1_pd(6755399441055744.0);  // 1.5 * 2^52
-  const __m512i ni = _mm512_sub_epi64(_mm512_castpd_si512(_mm512_add_pd(n, magic)), _mm512_castpd_si512(magic));
-  const __m512i n1 = _mm512_srai_epi64(ni, 1);
-  const __m512i n2 = _mm512_sub_epi64(ni, n1);
-  const __m512i bias = _mm512_set1_epi64(1023);
-  const __m512d s1 = _mm512_castsi512_pd(_mm512_slli_epi64(_mm512_add_epi64(n1, bias), 52));
-  const __m512d s2 = _mm512_castsi512_pd(_mm512_slli_epi64(_mm512_add_epi64(n2, bias), 52));
-  return _mm512_mul_pd(_mm512_mul_pd(p, s1), s2);
+  return _mm512_scalef_pd(p, n);  // p * 2^n, one rounding (see the float version)
 }
 
 // Stride-2 access: even(p) = {p[0], p[2], ..., p[2W-2]} (reads p[0 .. 2W)); put_interleaved

@@ -43,6 +43,9 @@ struct Vec {
   DLK_VI void stream(T* p) const { store(p); }
 };
 
+// stream() is an ordinary store here: nothing to order.
+DLK_VI void stream_fence() {}
+
 #define DLK_LANEWISE(expr)                 \
   Vec<T> r;                                \
   for (int i = 0; i < Vec<T>::W; ++i) {    \

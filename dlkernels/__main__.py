@@ -1,0 +1,8 @@
+"""``python -m dlkernels`` (and the ``dlkernels`` console script): info, bench, train."""
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

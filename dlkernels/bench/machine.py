@@ -1,0 +1,134 @@
+"""A description of the machine a result was measured on, and a short tag naming it, so that
+recorded results always carry their machine."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import subprocess
+
+import torch
+
+
+def _cpuinfo() -> dict:
+    info: dict = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if not line.strip():
+                    break  # the first processor is enough
+                key, _, value = line.partition(":")
+                info[key.strip()] = value.strip()
+    except OSError:
+        pass
+    return info
+
+
+def cpu_model() -> str:
+    """E.g. 'AMD EPYC (family 25, model 17)': hypervisors often hide the marketing name, the
+    family and model numbers still say which generation it is."""
+    info = _cpuinfo()
+    name = info.get("model name") or platform.processor() or platform.machine()
+    if "cpu family" in info and "model" in info:
+        name += f" (family {info['cpu family']}, model {info['model']})"
+    return name
+
+
+def cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _mem_gib() -> float | None:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return round(int(line.split()[1]) / 2**20, 1)
+    except OSError:
+        pass
+    return None
+
+
+def _git_commit() -> str | None:
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    try:
+        out = subprocess.run(
+            ["git", "-C", root, "describe", "--always", "--dirty", "--abbrev=12"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        )
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def gpu_names() -> list:
+    if not torch.cuda.is_available():
+        return []
+    return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+
+
+def describe(device: str = "cpu") -> dict:
+    import dlkernels
+    from dlkernels import _build_info
+
+    desc = {
+        "cpu": cpu_model(),
+        "cpus": cpu_count(),
+        "memory_gib": _mem_gib(),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "dlkernels": dlkernels.__version__,
+        "dlkernels_commit": _git_commit(),
+        "dlkernels_built_with_torch": _build_info.TORCH_VERSION,
+        "dlkernels_cuda": bool(_build_info.WITH_CUDA),
+        "cpu_isa": dlkernels.cpu_isa(),
+        "cpu_isas": dlkernels.cpu_isas(),
+    }
+    if device.startswith("cuda") and torch.cuda.is_available():
+        index = torch.device(device).index
+        index = torch.cuda.current_device() if index is None else index
+        props = torch.cuda.get_device_properties(index)
+        desc.update(
+            gpu=props.name,
+            gpu_capability=f"{props.major}.{props.minor}",
+            gpu_memory_gib=round(props.total_memory / 2**30, 1),
+            gpu_sms=props.multi_processor_count,
+            cuda_runtime=torch.version.cuda,
+            cuda_archs=_build_info.CUDA_ARCHS,
+        )
+    return desc
+
+
+def _slug(text: str) -> str:
+    text = re.sub(r"\(.*?\)", "", text)  # drop "(family .., model ..)" and "(R)"/"(TM)"
+    text = re.sub(r"\b(processor|cpu|with|radeon graphics|\d+-core)\b", "", text, flags=re.I)
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def tag(desc: dict, device: str = "cpu") -> str:
+    """A file-name-safe machine name, e.g. 'cpu-amd-epyc-2c' or 'cuda-nvidia-h200'."""
+    if device.startswith("cuda") and "gpu" in desc:
+        return "cuda-" + _slug(desc["gpu"])
+    return f"cpu-{_slug(desc['cpu'])}-{desc['cpus']}c"
+
+
+def one_line(desc: dict, device: str = "cpu") -> str:
+    """The machine in one line, for table headers."""
+    cpu = f"{desc['cpu']}, {desc['cpus']} CPUs, ISA {desc['cpu_isa']}"
+    torch_part = f"torch {desc['torch']} ({desc['torch_threads']} threads)"
+    if device.startswith("cuda") and "gpu" in desc:
+        return (
+            f"{desc['gpu']} (sm_{desc['gpu_capability'].replace('.', '')}, CUDA {desc['cuda_runtime']}); "
+            f"host {cpu}; {torch_part}"
+        )
+    return f"{cpu}; {torch_part}"
