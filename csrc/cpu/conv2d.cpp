@@ -247,14 +247,34 @@ void grad_weight_gemm(const Conv2dGeometry& g, const T* dy, const T* x, T* dw) {
 // Depthwise paths (C/G == 1; output channel k reads input channel k / m, m = K / G).
 // ---------------------------------------------------------------------------------------------
 
+// Below this many output pixels, depthwise forward runs channel-blocked (one vector = one
+// pixel's channels); above, per plane along rows. Measured on MobileNetV2's layers (2 threads,
+// Zen 4): blocked wins up to 28 x 28 outputs, the plane kernel from 56 x 56 (benchmarks/README.md).
+constexpr int64_t kDwBlockedMaxPixels = 32 * 32;
+
+template <class T>
+void forward_depthwise_blocked(const Conv2dGeometry& g, const T* x, const T* w, const T* bias, T* y) {
+  const auto& ct = conv2d_table<T>();
+  const int64_t lanes = ct.vector_width, blocks = ceil_div(g.C, lanes), RS = g.RS();
+  const Scratch<T> scratch(Slot::scratch0, dw_blocked_scratch(g, lanes));
+  at::parallel_for(0, g.N * blocks, 1, [&](int64_t b, int64_t e) {
+    for (int64_t task = b; task < e; ++task) {
+      const int64_t n = task / blocks, c0 = task % blocks * lanes, nch = std::min(lanes, g.C - c0);
+      ct.dw_blocked_forward(g, x + (n * g.C + c0) * g.HW(), nch, w + c0 * RS, bias ? bias + c0 : nullptr,
+                            scratch.get(), y + (n * g.K + c0) * g.PQ());
+    }
+  });
+}
+
 template <class T>
 void forward_depthwise(const Conv2dGeometry& g, const T* x, const T* w, const T* bias, T* y) {
   const auto& ct = conv2d_table<T>();
+  if (g.Kg() == 1 && g.PQ() <= kDwBlockedMaxPixels) return forward_depthwise_blocked(g, x, w, bias, y);
   const Planes pl(g);
   const ConvPlanes cp = pl.view(g);
   const bool direct = pl.layout.is_input(g);
-  const int64_t m = g.Kg(), RS = g.RS();
-  const Scratch<T> planes(Slot::scratch0, direct ? 0 : pl.layout.size);
+  const int64_t m = g.Kg(), RS = g.RS(), ext_size = g.P * pl.layout.cols;
+  const Scratch<T> planes(Slot::scratch0, direct ? 0 : pl.layout.size), ext(Slot::scratch1, ext_size);
   at::parallel_for(0, g.N * g.C, 1, [&](int64_t b, int64_t e) {
     for (int64_t nc = b; nc < e; ++nc) {
       const int64_t n = nc / g.C, c = nc % g.C;
@@ -264,7 +284,7 @@ void forward_depthwise(const Conv2dGeometry& g, const T* x, const T* w, const T*
         plane = planes.get();
       }
       for (int64_t k = c * m; k < (c + 1) * m; ++k) {
-        ct.dw_forward(cp, plane, w + k * RS, bias ? bias[k] : T(0), y + (n * g.K + k) * g.PQ());
+        ct.dw_forward(cp, plane, w + k * RS, bias ? bias[k] : T(0), ext.get(), y + (n * g.K + k) * g.PQ());
       }
     }
   });
@@ -276,14 +296,15 @@ void grad_input_depthwise(const Conv2dGeometry& g, const T* dy, const T* w, T* d
   const Planes pl(g);
   const ConvPlanes cp = pl.view(g);
   const int64_t m = g.Kg(), RS = g.RS(), size = pl.layout.size;
-  const Scratch<T> planes(Slot::scratch0, size);
+  const Scratch<T> planes(Slot::scratch0, size), ext(Slot::scratch1, g.P * pl.layout.cols);
   at::parallel_for(0, g.N * g.C, 1, [&](int64_t b, int64_t e) {
     T* plane = planes.get();
     for (int64_t nc = b; nc < e; ++nc) {
       const int64_t n = nc / g.C, c = nc % g.C;
       std::fill(plane, plane + size, T(0));
       for (int64_t k = c * m; k < (c + 1) * m; ++k) {
-        ct.dw_backward_input(cp, dy + (n * g.K + k) * g.PQ(), w + k * RS, plane);
+        const T* dy_ext = ct.dw_extend(cp, dy + (n * g.K + k) * g.PQ(), ext.get());
+        ct.dw_backward_input(cp, dy_ext, w + k * RS, plane);
       }
       ct.read_plane(g, pl.layout, plane, dx + nc * g.HW());
     }
@@ -291,13 +312,34 @@ void grad_input_depthwise(const Conv2dGeometry& g, const T* dy, const T* w, T* d
 }
 
 template <class T>
+void grad_weight_depthwise_blocked(const Conv2dGeometry& g, const T* dy, const T* x, T* dw) {
+  const auto& ct = conv2d_table<T>();
+  const int64_t lanes = ct.vector_width, blocks = ceil_div(g.C, lanes), RS = g.RS();
+  const Scratch<T> scratch(Slot::scratch0, dw_blocked_scratch(g, lanes)), acc(Slot::scratch1, RS * lanes);
+  at::parallel_for(0, blocks, 1, [&](int64_t b, int64_t e) {
+    T* a = acc.get();
+    for (int64_t blk = b; blk < e; ++blk) {
+      const int64_t c0 = blk * lanes, nch = std::min(lanes, g.C - c0);
+      std::fill(a, a + RS * lanes, T(0));
+      for (int64_t n = 0; n < g.N; ++n) {
+        ct.dw_blocked_weight(g, x + (n * g.C + c0) * g.HW(), dy + (n * g.K + c0) * g.PQ(), nch, scratch.get(), a);
+      }
+      for (int64_t lane = 0; lane < nch; ++lane) {
+        for (int64_t rs = 0; rs < RS; ++rs) dw[(c0 + lane) * RS + rs] = a[rs * lanes + lane];
+      }
+    }
+  });
+}
+
+template <class T>
 void grad_weight_depthwise(const Conv2dGeometry& g, const T* dy, const T* x, T* dw) {
   const auto& ct = conv2d_table<T>();
+  if (g.Kg() == 1 && g.PQ() <= kDwBlockedMaxPixels) return grad_weight_depthwise_blocked(g, dy, x, dw);
   const Planes pl(g);
   const ConvPlanes cp = pl.view(g);
   const bool direct = pl.layout.is_input(g);
   const int64_t m = g.Kg(), RS = g.RS();
-  const Scratch<T> planes(Slot::scratch0, direct ? 0 : pl.layout.size);
+  const Scratch<T> planes(Slot::scratch0, direct ? 0 : pl.layout.size), ext(Slot::scratch1, g.P * pl.layout.cols);
   std::fill(dw, dw + g.K * RS, T(0));
   at::parallel_for(0, g.C, 1, [&](int64_t b, int64_t e) {
     for (int64_t c = b; c < e; ++c) {
@@ -308,7 +350,8 @@ void grad_weight_depthwise(const Conv2dGeometry& g, const T* dy, const T* x, T* 
           plane = planes.get();
         }
         for (int64_t k = c * m; k < (c + 1) * m; ++k) {
-          ct.dw_backward_weight(cp, dy + (n * g.K + k) * g.PQ(), plane, dw + k * RS);
+          const T* dy_ext = ct.dw_extend(cp, dy + (n * g.K + k) * g.PQ(), ext.get());
+          ct.dw_backward_weight(cp, dy_ext, plane, dw + k * RS);
         }
       }
     }

@@ -17,6 +17,18 @@ struct ConvPlanes {
   const int64_t* taps;  // R * S entries: layout.tap(g, r, s)
 };
 
+// The channel-blocked depthwise kernel's padded input buffer, in pixels: the rows and columns the
+// taps read, plus kDwBlockedQ columns for a last, partial block of outputs; then P Q output pixels
+// and R S weight vectors.
+constexpr int kDwBlockedQ = 8;
+inline int64_t dw_blocked_rows(const Conv2dGeometry& g) { return (g.P - 1) * g.sh + (g.R - 1) * g.dh + 1; }
+inline int64_t dw_blocked_cols(const Conv2dGeometry& g) {
+  return (g.Q - 1) * g.sw + (g.S - 1) * g.dw + 1 + kDwBlockedQ * g.sw;
+}
+inline int64_t dw_blocked_scratch(const Conv2dGeometry& g, int64_t lanes) {
+  return (dw_blocked_rows(g) * dw_blocked_cols(g) + g.PQ() + g.RS()) * lanes;
+}
+
 template <class T>
 struct Conv2dTable {
   // Plane of one channel from its H x W image, and back (the crop adds nothing: each pixel has
@@ -38,12 +50,27 @@ struct Conv2dTable {
   void (*col2im_add)(const ConvPlanes& cp, const T* dcol, int64_t ldcol, int64_t c0, int64_t c1, int64_t pq0,
                      int64_t ncols, T* planes);
 
-  // Depthwise (one input channel per group), direct. y[p][q] = bias + sum_{r,s} w[r][s] x(r, s, p, q).
-  void (*dw_forward)(const ConvPlanes& cp, const T* plane, const T* w, T bias, T* y);
-  // plane(r, s, p, q) += w[r][s] dy[p][q]: the transpose of dw_forward.
-  void (*dw_backward_input)(const ConvPlanes& cp, const T* dy, const T* w, T* plane);
-  // dw[r][s] += sum_{p,q} dy[p][q] plane(r, s, p, q).
-  void (*dw_backward_weight)(const ConvPlanes& cp, const T* dy, const T* plane, T* dw);
+  // Depthwise (one input channel per group), direct, over a plane's full width (see
+  // cpu/kernels/conv2d.h): an output or gradient "ext" holds row p at p * cols, with
+  // (P - 1) * cols + Q elements.
+  // y[p][q] = bias + sum_{r,s} w[r][s] x(r, s, p, q); ext is scratch (unused when cols == Q).
+  void (*dw_forward)(const ConvPlanes& cp, const T* plane, const T* w, T bias, T* ext, T* y);
+  // dy (P x Q) widened to an ext with zero padding columns (or dy itself when cols == Q).
+  const T* (*dw_extend)(const ConvPlanes& cp, const T* dy, T* ext);
+  // plane(r, s, p, q) += w[r][s] dy[p][q]: the transpose of dw_forward, from the widened dy.
+  void (*dw_backward_input)(const ConvPlanes& cp, const T* dy_ext, const T* w, T* plane);
+  // dw[r][s] += sum_{p,q} dy[p][q] plane(r, s, p, q), from the widened dy.
+  void (*dw_backward_weight)(const ConvPlanes& cp, const T* dy_ext, const T* plane, T* dw);
+
+  // Channel-blocked depthwise forward for small images (m = 1): nch <= vector_width channels of
+  // one image from x (channel planes HW apart) to y (PQ apart); w and bias of those channels
+  // (bias may be null); scratch: dw_blocked_scratch(g, vector_width) elements.
+  void (*dw_blocked_forward)(const Conv2dGeometry& g, const T* x, int64_t nch, const T* w, const T* bias, T* scratch,
+                             T* y);
+  // Channel-blocked depthwise weight gradient of one image (m = 1): acc (R S x vector_width, tap
+  // major, lane = channel) += the image's contribution; scratch as for dw_blocked_forward.
+  void (*dw_blocked_weight)(const Conv2dGeometry& g, const T* x, const T* dy, int64_t nch, T* scratch, T* acc);
+  int vector_width;
 
   // Sum of n contiguous values (bias gradient).
   T (*sum)(const T* x, int64_t n);

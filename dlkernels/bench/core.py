@@ -46,6 +46,9 @@ class Case:
     rtol: float | None = None  # None: torch.testing.assert_close's defaults for the dtype
     atol: float | None = None
     note: str = ""
+    # Replaces the rtol/atol check: compare(actual, expected) raises AssertionError on a mismatch
+    # (e.g. a tolerance scaled to each output's magnitude for long reductions).
+    compare: Callable[[Any, Any], None] | None = None
 
 
 @dataclass

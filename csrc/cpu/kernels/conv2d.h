@@ -238,58 +238,219 @@ void col2im_add(const ConvPlanes& cp, const T* dcol, int64_t ldcol, int64_t c0, 
   }
 }
 
+// Depthwise kernels work on a plane's full width: output (p, q) is computed at flat index
+// f = p cols + q for every q < cols, padding columns included (their values are thrown away, or
+// are zeros in a gradient), so each tap is one long contiguous run over f instead of P runs of Q.
+// At 7 x 7 outputs that uses 49 of 63 lanes instead of 7 of 16.
+inline int64_t dw_flat(const ConvPlanes& cp) { return (cp.g.P - 1) * cp.layout.cols + cp.g.Q; }
+
 template <class T>
-void dw_forward(const ConvPlanes& cp, const T* plane, const T* w, T bias, T* y) {
+void dw_forward(const ConvPlanes& cp, const T* plane, const T* w, T bias, T* ext, T* y) {
   using V = Vec<T>;
-  constexpr int U = 4;  // vectors of one output row kept in registers across all taps
+  constexpr int U = 4;  // vectors kept in registers across all taps
   const Conv2dGeometry& g = cp.g;
-  const int64_t RS = g.RS(), cols = cp.layout.cols;
-  for (int64_t p = 0; p < g.P; ++p) {
-    T* yrow = y + p * g.Q;
-    const T* prow = plane + p * cols;
-    for (int64_t q0 = 0; q0 < g.Q; q0 += U * V::W) {
-      int64_t cnt[U];
-      for (int u = 0; u < U; ++u) {
-        const int64_t left = g.Q - q0 - u * V::W;
-        cnt[u] = left < 0 ? 0 : (left > V::W ? V::W : left);
-      }
-      V acc[U];
-      for (int u = 0; u < U; ++u) acc[u] = V(bias);
-      for (int64_t rs = 0; rs < RS; ++rs) {
-        const V wv(w[rs]);
-        const T* src = prow + cp.taps[rs] + q0;
+  const int64_t RS = g.RS(), cols = cp.layout.cols, F = dw_flat(cp);
+  T* out = cols == g.Q ? y : ext;  // a plane as wide as the output needs no crop
+  for (int64_t f0 = 0; f0 < F; f0 += U * V::W) {
+    int64_t cnt[U];
+    for (int u = 0; u < U; ++u) {
+      const int64_t left = F - f0 - u * V::W;
+      cnt[u] = left < 0 ? 0 : (left > V::W ? V::W : left);
+    }
+    V acc[U];
+    for (int u = 0; u < U; ++u) acc[u] = V(bias);
+    for (int64_t rs = 0; rs < RS; ++rs) {
+      const V wv(w[rs]);
+      const T* src = plane + cp.taps[rs] + f0;
 #pragma GCC unroll 4
-        for (int u = 0; u < U; ++u) acc[u] = fmadd(wv, V::load(src + u * V::W, cnt[u]), acc[u]);
-      }
-      for (int u = 0; u < U; ++u) acc[u].store(yrow + q0 + u * V::W, cnt[u]);
+      for (int u = 0; u < U; ++u) acc[u] = fmadd(wv, V::load(src + u * V::W, cnt[u]), acc[u]);
     }
+    for (int u = 0; u < U; ++u) acc[u].store(out + f0 + u * V::W, cnt[u]);
+  }
+  if (out == ext) {
+    for (int64_t p = 0; p < g.P; ++p) conv::copy_run(y + p * g.Q, ext + p * cols, g.Q);
   }
 }
 
 template <class T>
-void dw_backward_input(const ConvPlanes& cp, const T* dy, const T* w, T* plane) {
+const T* dw_extend(const ConvPlanes& cp, const T* dy, T* ext) {
   const Conv2dGeometry& g = cp.g;
-  const int64_t RS = g.RS(), cols = cp.layout.cols;
+  const int64_t cols = cp.layout.cols;
+  if (cols == g.Q) return dy;
   for (int64_t p = 0; p < g.P; ++p) {
-    for (int64_t rs = 0; rs < RS; ++rs) conv::axpy_run(plane + cp.taps[rs] + p * cols, w[rs], dy + p * g.Q, g.Q);
+    conv::copy_run(ext + p * cols, dy + p * g.Q, g.Q);
+    if (p + 1 < g.P) conv::zero_run(ext + p * cols + g.Q, cols - g.Q);
+  }
+  return ext;
+}
+
+template <class T>
+void dw_backward_input(const ConvPlanes& cp, const T* dy_ext, const T* w, T* plane) {
+  using V = Vec<T>;
+  constexpr int U = 4;
+  const int64_t RS = cp.g.RS(), F = dw_flat(cp);
+  for (int64_t f0 = 0; f0 < F; f0 += U * V::W) {
+    int64_t cnt[U];
+    V d[U];
+    for (int u = 0; u < U; ++u) {
+      const int64_t left = F - f0 - u * V::W;
+      cnt[u] = left < 0 ? 0 : (left > V::W ? V::W : left);
+      d[u] = V::load(dy_ext + f0 + u * V::W, cnt[u]);
+    }
+    // Taps overlap in the plane; each read-modify-write completes before the next tap's.
+    for (int64_t rs = 0; rs < RS; ++rs) {
+      const V wv(w[rs]);
+      T* dst = plane + cp.taps[rs] + f0;
+      for (int u = 0; u < U; ++u) {
+        fmadd(wv, d[u], V::load(dst + u * V::W, cnt[u])).store(dst + u * V::W, cnt[u]);
+      }
+    }
   }
 }
 
 template <class T>
-void dw_backward_weight(const ConvPlanes& cp, const T* dy, const T* plane, T* dw) {
+void dw_backward_weight(const ConvPlanes& cp, const T* dy_ext, const T* plane, T* dw) {
   using V = Vec<T>;
-  const Conv2dGeometry& g = cp.g;
-  const int64_t RS = g.RS(), cols = cp.layout.cols;
+  const int64_t RS = cp.g.RS(), F = dw_flat(cp);
   for (int64_t rs = 0; rs < RS; ++rs) {
-    V acc(T(0));
-    for (int64_t p = 0; p < g.P; ++p) {
-      const T* a = dy + p * g.Q;
-      const T* b = plane + cp.taps[rs] + p * cols;
-      int64_t q = 0;
-      for (; q + V::W <= g.Q; q += V::W) acc = fmadd(V::load(a + q), V::load(b + q), acc);
-      if (q < g.Q) acc = fmadd(V::load(a + q, g.Q - q), V::load(b + q, g.Q - q), acc);
+    const T* b = plane + cp.taps[rs];
+    V acc0(T(0)), acc1(T(0));
+    int64_t f = 0;
+    for (; f + 2 * V::W <= F; f += 2 * V::W) {
+      acc0 = fmadd(V::load(dy_ext + f), V::load(b + f), acc0);
+      acc1 = fmadd(V::load(dy_ext + f + V::W), V::load(b + f + V::W), acc1);
     }
-    dw[rs] += reduce_add(acc);
+    for (; f < F; f += V::W) {
+      const int64_t cnt = F - f < V::W ? F - f : V::W;
+      acc0 = fmadd(V::load(dy_ext + f, cnt), V::load(b + f, cnt), acc0);
+    }
+    dw[rs] += reduce_add(acc0 + acc1);
+  }
+}
+
+// Transposes nch <= W channel planes (HW apart) of one image into the zero-padded pixel buffer
+// of the channel-blocked depthwise kernels.
+template <class T>
+void dw_blocked_pack_input(const Conv2dGeometry& g, const T* x, int64_t nch, T* buf) {
+  using V = Vec<T>;
+  constexpr int W = V::W;
+  const int64_t rows = dw_blocked_rows(g), cols = dw_blocked_cols(g), HW = g.HW();
+  conv::zero_run(buf, rows * cols * W);
+  for (int64_t ih = 0; ih < g.H && ih + g.ph < rows; ++ih) {
+    const int64_t u = ih + g.ph;
+    for (int64_t iw0 = 0; iw0 < g.W; iw0 += W) {
+      const int64_t cnt = g.W - iw0 < W ? g.W - iw0 : W;
+      V v[W];
+      for (int lane = 0; lane < W; ++lane) {
+        v[lane] = lane < nch ? V::load(x + lane * HW + ih * g.W + iw0, cnt) : V(T(0));
+      }
+      transpose(v);
+      for (int64_t j = 0; j < cnt && iw0 + j + g.pw < cols; ++j) v[j].store(buf + (u * cols + iw0 + j + g.pw) * W);
+    }
+  }
+}
+
+// Channel-blocked depthwise forward, for small images: W channels of one image at a time, the
+// input transposed into a zero-padded buffer of pixels (one vector = one pixel's W channels), so
+// each filter tap of an output pixel is one vector FMA, whatever the image width (the layout
+// oneDNN uses for depthwise convolutions). m = 1 (one output channel per input channel).
+// Scratch layout (sizes in conv2d_table.h: dw_blocked_scratch): the padded input,
+// dw_blocked_rows x dw_blocked_cols pixels, then the outputs, P Q pixels, then the R S taps'
+// weights; W lanes each.
+template <class T>
+void dw_blocked_forward(const Conv2dGeometry& g, const T* x, int64_t nch, const T* w, const T* bias, T* scratch,
+                        T* y) {
+  using V = Vec<T>;
+  constexpr int W = V::W, QB = kDwBlockedQ;
+  const int64_t rows = dw_blocked_rows(g), cols = dw_blocked_cols(g), PQ = g.PQ(), RS = g.RS();
+  T* buf = scratch;
+  T* obuf = scratch + rows * cols * W;
+  dw_blocked_pack_input(g, x, nch, buf);
+  // 2. Outputs, QB pixels of a row in registers across all taps. The buffer's extra QB sw columns
+  // absorb the reads of a last, partial block; those outputs are not stored.
+  alignas(64) T b[W] = {};
+  for (int64_t lane = 0; lane < nch && bias; ++lane) b[lane] = bias[lane];
+  const V bv = V::load(b);
+  T* wts = obuf + PQ * W;  // each tap's weights as one vector of W channels
+  for (int64_t rs = 0; rs < RS; ++rs) {
+    for (int64_t lane = 0; lane < W; ++lane) wts[rs * W + lane] = lane < nch ? w[lane * RS + rs] : T(0);
+  }
+  // The pixel step between neighbouring outputs is a constant for strides 1 and 2, so the QB
+  // loads of a tap use fixed offsets.
+  auto outputs = [&](auto stride_tag) {
+    constexpr int64_t SW = decltype(stride_tag)::value;
+    const int64_t step = (SW > 0 ? SW : g.sw) * W;
+    for (int64_t p = 0; p < g.P; ++p) {
+      for (int64_t q0 = 0; q0 < g.Q; q0 += QB) {
+        V acc[QB];
+        for (int i = 0; i < QB; ++i) acc[i] = bv;
+        const T* wp = wts;
+        const T* row = buf + (p * g.sh * cols + q0 * g.sw) * W;
+        for (int64_t r = 0; r < g.R; ++r, row += g.dh * cols * W) {
+          const T* base = row;
+          for (int64_t s = 0; s < g.S; ++s, base += g.dw * W, wp += W) {
+            const V wt = V::load(wp);
+#pragma GCC unroll 8
+            for (int i = 0; i < QB; ++i) acc[i] = fmadd(wt, V::load(base + i * step), acc[i]);
+          }
+        }
+        const int64_t nq = g.Q - q0 < QB ? g.Q - q0 : QB;
+        for (int64_t i = 0; i < nq; ++i) acc[i].store(obuf + (p * g.Q + q0 + i) * W);
+      }
+    }
+  };
+  if (g.sw == 1) {
+    outputs(std::integral_constant<int64_t, 1>{});
+  } else if (g.sw == 2) {
+    outputs(std::integral_constant<int64_t, 2>{});
+  } else {
+    outputs(std::integral_constant<int64_t, 0>{});
+  }
+  // 3. Transpose W output pixels at a time back into the channel planes.
+  for (int64_t f0 = 0; f0 < PQ; f0 += W) {
+    const int64_t cnt = PQ - f0 < W ? PQ - f0 : W;
+    V v[W];
+    for (int j = 0; j < W; ++j) v[j] = j < cnt ? V::load(obuf + (f0 + j) * W) : V(T(0));
+    transpose(v);
+    for (int64_t lane = 0; lane < nch; ++lane) v[lane].store(y + lane * PQ + f0, cnt);
+  }
+}
+
+// Channel-blocked depthwise weight gradient of one image: acc[rs][lane] += sum over output
+// pixels of dy * x(tap rs), for nch <= W channels; x and dy channel planes HW / PQ apart.
+// Both are transposed pixel-major first, so each tap is a vector dot over pixels with no
+// reduction across lanes. Scratch as dw_blocked_forward's (outputs replaced by dy pixels).
+template <class T>
+void dw_blocked_weight(const Conv2dGeometry& g, const T* x, const T* dy, int64_t nch, T* scratch, T* acc) {
+  using V = Vec<T>;
+  constexpr int W = V::W;
+  const int64_t rows = dw_blocked_rows(g), cols = dw_blocked_cols(g), PQ = g.PQ();
+  T* buf = scratch;
+  T* dbuf = scratch + rows * cols * W;
+  dw_blocked_pack_input(g, x, nch, buf);
+  for (int64_t f0 = 0; f0 < PQ; f0 += W) {
+    const int64_t cnt = PQ - f0 < W ? PQ - f0 : W;
+    V v[W];
+    for (int lane = 0; lane < W; ++lane) v[lane] = lane < nch ? V::load(dy + lane * PQ + f0, cnt) : V(T(0));
+    transpose(v);
+    for (int64_t j = 0; j < cnt; ++j) v[j].store(dbuf + (f0 + j) * W);
+  }
+  for (int64_t r = 0; r < g.R; ++r) {
+    for (int64_t s = 0; s < g.S; ++s) {
+      V a0(T(0)), a1(T(0));
+      for (int64_t p = 0; p < g.P; ++p) {
+        const T* d = dbuf + p * g.Q * W;
+        const T* xr = buf + ((p * g.sh + r * g.dh) * cols + s * g.dw) * W;
+        int64_t q = 0;
+        for (; q + 1 < g.Q; q += 2) {
+          a0 = fmadd(V::load(d + q * W), V::load(xr + q * g.sw * W), a0);
+          a1 = fmadd(V::load(d + (q + 1) * W), V::load(xr + (q + 1) * g.sw * W), a1);
+        }
+        if (q < g.Q) a0 = fmadd(V::load(d + q * W), V::load(xr + q * g.sw * W), a0);
+      }
+      T* out = acc + (r * g.S + s) * W;
+      (V::load(out) + a0 + a1).store(out);
+    }
   }
 }
 
@@ -310,8 +471,9 @@ T sum(const T* x, int64_t n) {
 template <class T>
 const Conv2dTable<T>& conv2d_table() {
   static constexpr Conv2dTable<T> table = {
-      &build_plane<T>, &read_plane<T>,        &pack_im2col<T>,        &pack_im2col_t<T>, &col2im_add<T>,
-      &dw_forward<T>,  &dw_backward_input<T>, &dw_backward_weight<T>, &sum<T>,
+      &build_plane<T>, &read_plane<T>,         &pack_im2col<T>,      &pack_im2col_t<T>,
+      &col2im_add<T>,  &dw_forward<T>,         &dw_extend<T>,        &dw_backward_input<T>,
+      &dw_backward_weight<T>, &dw_blocked_forward<T>, &dw_blocked_weight<T>, Vec<T>::W, &sum<T>,
   };
   return table;
 }

@@ -1,0 +1,146 @@
+"""conv2d against torch (oneDNN on the CPU, cuDNN on CUDA), forward and a full training step of the
+layer (forward + grad_input + grad_weight + grad_bias), on the layers of real networks: ResNet-50
+(7x7 stem, 3x3, 1x1, strided), the seed ConvNet that ``python -m dlkernels train`` runs, and
+MobileNetV2's depthwise 3x3 layers. Compute-bound: the rate is GFLOP/s, 2 N K P Q (C/G) R S per
+pass (the two gradients cost one forward each), printed under the micro-kernel peak that
+``torch.ops.dlkernels._gemm_peak`` measures on this machine in the same run.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..core import GFLOPS, Case, Options, Suite, register_suite
+
+# name, C, H(=W), K, R(=S), stride, padding, groups
+RESNET50 = [
+    ("resnet50 conv1 7x7/2 3>64 @224", 3, 224, 64, 7, 2, 3, 1),
+    ("resnet50 l1 1x1 64>64 @56", 64, 56, 64, 1, 1, 0, 1),
+    ("resnet50 l1 3x3 64>64 @56", 64, 56, 64, 3, 1, 1, 1),
+    ("resnet50 l1 1x1 64>256 @56", 64, 56, 256, 1, 1, 0, 1),
+    ("resnet50 l1 1x1 256>64 @56", 256, 56, 64, 1, 1, 0, 1),
+    ("resnet50 l2 3x3/2 128>128 @56", 128, 56, 128, 3, 2, 1, 1),
+    ("resnet50 l2 down 1x1/2 256>512 @56", 256, 56, 512, 1, 2, 0, 1),
+    ("resnet50 l2 3x3 128>128 @28", 128, 28, 128, 3, 1, 1, 1),
+    ("resnet50 l2 1x1 512>128 @28", 512, 28, 128, 1, 1, 0, 1),
+    ("resnet50 l3 3x3 256>256 @14", 256, 14, 256, 3, 1, 1, 1),
+    ("resnet50 l3 1x1 1024>256 @14", 1024, 14, 256, 1, 1, 0, 1),
+    ("resnet50 l4 3x3 512>512 @7", 512, 7, 512, 3, 1, 1, 1),
+    ("resnet50 l4 1x1 512>2048 @7", 512, 7, 2048, 1, 1, 0, 1),
+]
+SEED = [  # the train job's network on its 28x28 greyscale data
+    ("seed conv1 3x3 1>16 @28", 1, 28, 16, 3, 1, 0, 1),
+    ("seed conv2 3x3 16>32 @13", 16, 13, 32, 3, 1, 0, 1),
+]
+DEPTHWISE = [  # MobileNetV2
+    ("mobilenetv2 dw 3x3 32 @112", 32, 112, 32, 3, 1, 1, 32),
+    ("mobilenetv2 dw 3x3/2 144 @56", 144, 56, 144, 3, 2, 1, 144),
+    ("mobilenetv2 dw 3x3 192 @28", 192, 28, 192, 3, 1, 1, 192),
+    ("mobilenetv2 dw 3x3 576 @14", 576, 14, 576, 3, 1, 1, 576),
+    ("mobilenetv2 dw 3x3 960 @7", 960, 7, 960, 3, 1, 1, 960),
+]
+QUICK = [RESNET50[2], RESNET50[11], SEED[1], DEPTHWISE[1]]
+
+
+def _family(name: str) -> str:
+    return "depthwise" if " dw " in name else name.split()[0]
+
+
+@register_suite
+class Conv2dSuite(Suite):
+    name = "conv2d"
+    description = "conv2d forward and forward+backward on ResNet-50, seed ConvNet and MobileNetV2 layers, vs torch"
+    rate = GFLOPS
+
+    def cases(self, opts: Options):
+        cuda = opts.device.startswith("cuda")
+        batch = int(opts.extra.get("batch", 32 if cuda else 8))
+        layers = QUICK if opts.quick else RESNET50 + SEED + DEPTHWISE
+        for dtype in opts.dtypes:
+            for layer in layers:
+                yield from _cases(layer, batch, dtype, opts.device)
+
+    def summary(self, rows: list) -> list:
+        lines = []
+        for dtype in sorted({r["dtype"] for r in rows}):
+            for family in ("resnet50", "seed", "depthwise"):
+                for pass_ in ("fwd", "fwd+bwd"):
+                    sel = [r for r in rows if r["dtype"] == dtype and r["note"] == pass_ and _family(r["case"]) == family]
+                    if sel:
+                        gm = math.exp(sum(math.log(r["ratio"]) for r in sel) / len(sel))
+                        lines.append(f"{dtype} {family} {pass_}: geomean torch/dlk {gm:.2f} over {len(sel)} layers")
+        peak = _peak(rows)
+        if peak:
+            lines.append(peak)
+        return lines
+
+
+def _peak(rows):
+    if not rows or rows[0].get("device", "cpu") != "cpu":
+        return None
+    try:
+        f32 = torch.ops.dlkernels._gemm_peak(torch.float32)
+    except (AttributeError, RuntimeError):
+        return None
+    best = max((r["dlkernels_rate"] for r in rows if r["dtype"] == "float32"), default=0)
+    return (
+        f"micro-kernel peak (float32, {torch.get_num_threads()} threads, L1-resident panels): {f32:.0f} GFLOP/s; "
+        f"best conv2d layer reached {best:.0f} GFLOP/s ({100 * best / f32:.0f}%)"
+    )
+
+
+def _close_to_scale(actual, expected) -> None:
+    """Each output within a small fraction of its own largest magnitude. A sanity check that both
+    sides computed the same thing (the tests check precision): the weight gradient sums over
+    N P Q positions, up to 10^5 here, so elementwise relative tolerances do not fit it."""
+    actual = actual if isinstance(actual, tuple) else (actual,)
+    expected = expected if isinstance(expected, tuple) else (expected,)
+    for a, e in zip(actual, expected, strict=True):
+        scale = e.abs().max().item() if e.numel() else 0.0
+        eps = torch.finfo(e.dtype).eps
+        torch.testing.assert_close(a, e, rtol=0, atol=max(2000 * eps * scale, 1e-30))
+
+
+def _cases(layer, n: int, dtype: torch.dtype, device: str):
+    name, c, h, k, r, s, p, g = layer
+    ops = torch.ops.dlkernels
+    aten = torch.ops.aten
+    gen = torch.Generator(device="cpu").manual_seed(c * 1000 + h)
+    # Weights scaled like a trained network's (He), so float32 outputs are O(1) on both sides.
+    x = torch.randn(n, c, h, h, generator=gen).to(device=device, dtype=dtype)
+    w = (torch.randn(k, c // g, r, r, generator=gen) * (2.0 / (c // g * r * r)) ** 0.5).to(device=device, dtype=dtype)
+    b = torch.randn(k, generator=gen).to(device=device, dtype=dtype)
+    st, pd, dl = [s, s], [p, p], [1, 1]
+    out = torch.nn.functional.conv2d(x, w, b, s, p, 1, g)
+    dy = torch.randn(out.shape, generator=gen).to(device=device, dtype=dtype)
+    flops = 2 * out.numel() * (c // g) * r * r
+    shape = (n, c, h, h, k, r, r)
+    tol = {"compare": _close_to_scale}
+
+    yield Case(
+        name,
+        shape,
+        dtype,
+        lambda: torch.nn.functional.conv2d(x, w, b, s, p, 1, g),
+        lambda: ops.conv2d(x, w, b, st, pd, dl, g),
+        flops=flops,
+        note="fwd",
+        **tol,
+    )
+
+    def torch_step():
+        y = aten.convolution(x, w, b, st, pd, dl, False, [0, 0], g)
+        return (y, *aten.convolution_backward(dy, x, w, [k], st, pd, dl, False, [0, 0], g, [True, True, True]))
+
+    def dlk_step():
+        y = ops.conv2d(x, w, b, st, pd, dl, g)
+        return (
+            y,
+            ops.conv2d_grad_input(dy, w, x.shape, st, pd, dl, g),
+            ops.conv2d_grad_weight(dy, x, w.shape, st, pd, dl, g),
+            ops.conv2d_grad_bias(dy),
+        )
+
+    yield Case(name, shape, dtype, torch_step, dlk_step, flops=3 * flops, note="fwd+bwd", **tol)
