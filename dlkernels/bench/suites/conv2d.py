@@ -65,6 +65,15 @@ class Conv2dSuite(Suite):
     def summary(self, rows: list) -> list:
         lines = []
         for dtype in sorted({r["dtype"] for r in rows}):
+            for pass_, target in (("fwd", 1.0), ("fwd+bwd", 0.8)):
+                sel = [r for r in rows if r["dtype"] == dtype and r["note"] == pass_]
+                if sel:
+                    gm = math.exp(sum(math.log(r["ratio"]) for r in sel) / len(sel))
+                    verdict = "met" if gm >= target else "NOT met"
+                    lines.append(
+                        f"{dtype} all layers {pass_}: geomean torch/dlk {gm:.2f} over {len(sel)} layers "
+                        f"(target >= {target:.1f}: {verdict})"
+                    )
             for family in ("resnet50", "seed", "depthwise"):
                 for pass_ in ("fwd", "fwd+bwd"):
                     sel = [r for r in rows if r["dtype"] == dtype and r["note"] == pass_ and _family(r["case"]) == family]
