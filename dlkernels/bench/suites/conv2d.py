@@ -51,7 +51,9 @@ def _family(name: str) -> str:
 @register_suite
 class Conv2dSuite(Suite):
     name = "conv2d"
-    description = "conv2d forward and forward+backward on ResNet-50, seed ConvNet and MobileNetV2 layers, vs torch"
+    description = (
+        "conv2d forward and forward+backward on ResNet-50, seed ConvNet and MobileNetV2 layers, vs torch"
+    )
     rate = GFLOPS
 
     def cases(self, opts: Options):
@@ -76,10 +78,16 @@ class Conv2dSuite(Suite):
                     )
             for family in ("resnet50", "seed", "depthwise"):
                 for pass_ in ("fwd", "fwd+bwd"):
-                    sel = [r for r in rows if r["dtype"] == dtype and r["note"] == pass_ and _family(r["case"]) == family]
+                    sel = [
+                        r
+                        for r in rows
+                        if r["dtype"] == dtype and r["note"] == pass_ and _family(r["case"]) == family
+                    ]
                     if sel:
                         gm = math.exp(sum(math.log(r["ratio"]) for r in sel) / len(sel))
-                        lines.append(f"{dtype} {family} {pass_}: geomean torch/dlk {gm:.2f} over {len(sel)} layers")
+                        lines.append(
+                            f"{dtype} {family} {pass_}: geomean torch/dlk {gm:.2f} over {len(sel)} layers"
+                        )
         peak = _peak(rows)
         if peak:
             lines.append(peak)
@@ -95,8 +103,8 @@ def _peak(rows):
         return None
     best = max((r["dlkernels_rate"] for r in rows if r["dtype"] == "float32"), default=0)
     return (
-        f"micro-kernel peak (float32, {torch.get_num_threads()} threads, L1-resident panels): {f32:.0f} GFLOP/s; "
-        f"best conv2d layer reached {best:.0f} GFLOP/s ({100 * best / f32:.0f}%)"
+        f"micro-kernel peak (float32, {torch.get_num_threads()} threads, L1-resident panels): "
+        f"{f32:.0f} GFLOP/s; best conv2d layer reached {best:.0f} GFLOP/s ({100 * best / f32:.0f}%)"
     )
 
 
@@ -119,7 +127,9 @@ def _cases(layer, n: int, dtype: torch.dtype, device: str):
     gen = torch.Generator(device="cpu").manual_seed(c * 1000 + h)
     # Weights scaled like a trained network's (He), so float32 outputs are O(1) on both sides.
     x = torch.randn(n, c, h, h, generator=gen).to(device=device, dtype=dtype)
-    w = (torch.randn(k, c // g, r, r, generator=gen) * (2.0 / (c // g * r * r)) ** 0.5).to(device=device, dtype=dtype)
+    w = (torch.randn(k, c // g, r, r, generator=gen) * (2.0 / (c // g * r * r)) ** 0.5).to(
+        device=device, dtype=dtype
+    )
     b = torch.randn(k, generator=gen).to(device=device, dtype=dtype)
     st, pd, dl = [s, s], [p, p], [1, 1]
     out = torch.nn.functional.conv2d(x, w, b, s, p, 1, g)
@@ -141,7 +151,10 @@ def _cases(layer, n: int, dtype: torch.dtype, device: str):
 
     def torch_step():
         y = aten.convolution(x, w, b, st, pd, dl, False, [0, 0], g)
-        return (y, *aten.convolution_backward(dy, x, w, [k], st, pd, dl, False, [0, 0], g, [True, True, True]))
+        return (
+            y,
+            *aten.convolution_backward(dy, x, w, [k], st, pd, dl, False, [0, 0], g, [True, True, True]),
+        )
 
     def dlk_step():
         y = ops.conv2d(x, w, b, st, pd, dl, g)
