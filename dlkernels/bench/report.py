@@ -42,7 +42,10 @@ def columns(result: dict) -> tuple:
     rows = result["rows"]
     has_ref = any("reference" in r for r in rows)
     ref_name = next((r["reference"] for r in rows if "reference" in r), "")
+    has_note = any(r.get("note") for r in rows)
     head = ["case", "shape", "dtype", "torch", "dlkernels", "torch/dlk", f"torch {unit}", f"dlk {unit}"]
+    if has_note:
+        head.insert(3, "note")
     if has_ref:
         head += [f"{ref_name} {unit}", f"dlk/{ref_name}"]
     body = []
@@ -57,6 +60,8 @@ def columns(result: dict) -> tuple:
             _rate(r["torch_rate"]),
             _rate(r["dlkernels_rate"]),
         ]
+        if has_note:
+            line.insert(3, r.get("note", ""))
         if has_ref:
             ref_rate = r.get("reference_rate")
             share = (
@@ -117,7 +122,7 @@ def footer_lines(result: dict) -> list:
 def text(result: dict) -> str:
     head, body = columns(result)
     widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]
-    left = {0, 1, 2}  # text columns; numbers are right-aligned
+    left = _text_columns(head)  # numbers are right-aligned
 
     def line(cells):
         return "  ".join(
@@ -132,7 +137,7 @@ def text(result: dict) -> str:
 
 def markdown(result: dict) -> str:
     head, body = columns(result)
-    left = {0, 1, 2}
+    left = _text_columns(head)
     out = [f"### {result['suite']} — {result['machine_tag']}", ""]
     out += [f"- {line}" for line in header_lines(result)[1:]]
     out += [
@@ -142,8 +147,25 @@ def markdown(result: dict) -> str:
     ]
     out += ["| " + " | ".join(map(str, r)) + " |" for r in body]
     out += [""] + [f"{line}  " for line in footer_lines(result)]
-    out += ["", "torch/dlk by case and size:", "", ratio_matrix(result)]
+    if _several_sizes(result["rows"]):
+        out += ["", "torch/dlk by case and size:", "", ratio_matrix(result)]
     return "\n".join(out).rstrip() + "\n"
+
+
+def _text_columns(head: list) -> set:
+    return {i for i, h in enumerate(head) if h in ("case", "shape", "dtype", "note")}
+
+
+def _label(row: dict) -> str:
+    return f"{row['case']} ({row['note']})" if row.get("note") else row["case"]
+
+
+def _several_sizes(rows: list) -> bool:
+    """Whether some case was measured at more than one shape (a grid then says more than rows)."""
+    seen = {}
+    for r in rows:
+        seen.setdefault((_label(r), r["dtype"]), set()).add(tuple(r["shape"]))
+    return any(len(v) > 1 for v in seen.values())
 
 
 def ratio_matrix(result: dict) -> str:
@@ -154,8 +176,8 @@ def ratio_matrix(result: dict) -> str:
         sel = [r for r in rows if r["dtype"] == dtype]
         shapes = list(dict.fromkeys(fmt_shape(r["shape"]) for r in sel))
         out += [f"| {dtype} | " + " | ".join(shapes) + " |", "|:---|" + "---:|" * len(shapes)]
-        for case in dict.fromkeys(r["case"] for r in sel):
-            cells = {fmt_shape(r["shape"]): f"{r['ratio']:.2f}" for r in sel if r["case"] == case}
+        for case in dict.fromkeys(_label(r) for r in sel):
+            cells = {fmt_shape(r["shape"]): f"{r['ratio']:.2f}" for r in sel if _label(r) == case}
             out.append(f"| {case} | " + " | ".join(cells.get(s, "") for s in shapes) + " |")
         out.append("")
     return "\n".join(out)
