@@ -128,6 +128,9 @@ CASES = [
     case("depthwise", 2, 8, 9, 9, 8, 3, 3, padding=1, groups=8),
     case("depthwise-multiplier2", 2, 5, 9, 7, 10, 3, 3, padding=1, groups=5),
     case("depthwise-stride2", 2, 4, 13, 13, 4, 3, 3, stride=2, padding=1, groups=4),
+    # Strided depthwise grad_input accumulates the multiplier's outputs into one plane.
+    case("depthwise-multiplier2-stride2", 2, 3, 9, 11, 6, 3, 3, stride=2, padding=1, groups=3),
+    case("depthwise-stride3-dilation2", 1, 2, 14, 17, 2, 3, 3, stride=3, padding=2, dilation=2, groups=2),
     case("depthwise-5x5-dilation2", 1, 3, 12, 11, 6, 5, 5, dilation=2, groups=3),
     case("depthwise-pad-beyond-kernel", 2, 3, 5, 6, 3, 3, 3, padding=(3, 4), groups=3),
     case("depthwise-wide-stride2", 2, 3, 6, 70, 3, 3, 3, stride=2, padding=1, groups=3),

@@ -295,16 +295,15 @@ void grad_input_depthwise(const Conv2dGeometry& g, const T* dy, const T* w, T* d
   const auto& ct = conv2d_table<T>();
   const Planes pl(g);
   const ConvPlanes cp = pl.view(g);
-  const int64_t m = g.Kg(), RS = g.RS(), size = pl.layout.size;
-  const Scratch<T> planes(Slot::scratch0, size), ext(Slot::scratch1, g.P * pl.layout.cols);
+  const int64_t m = g.Kg(), RS = g.RS();
+  const Scratch<T> planes(Slot::scratch0, pl.layout.size), pad(Slot::scratch1, dw_pad_grad_size(cp));
   at::parallel_for(0, g.N * g.C, 1, [&](int64_t b, int64_t e) {
     T* plane = planes.get();
     for (int64_t nc = b; nc < e; ++nc) {
       const int64_t n = nc / g.C, c = nc % g.C;
-      std::fill(plane, plane + size, T(0));
       for (int64_t k = c * m; k < (c + 1) * m; ++k) {
-        const T* dy_ext = ct.dw_extend(cp, dy + (n * g.K + k) * g.PQ(), ext.get());
-        ct.dw_backward_input(cp, dy_ext, w + k * RS, plane);
+        const T* dy_pad = ct.dw_pad_grad(cp, dy + (n * g.K + k) * g.PQ(), pad.get());
+        ct.dw_backward_input(cp, dy_pad, w + k * RS, k > c * m, plane);
       }
       ct.read_plane(g, pl.layout, plane, dx + nc * g.HW());
     }

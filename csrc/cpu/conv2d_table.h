@@ -29,6 +29,14 @@ inline int64_t dw_blocked_scratch(const Conv2dGeometry& g, int64_t lanes) {
   return (dw_blocked_rows(g) * dw_blocked_cols(g) + g.PQ() + g.RS()) * lanes;
 }
 
+// The strided depthwise data gradient reads dy at plane positions shifted back by up to a tap's
+// offset within its phase: a zero row more than the taps' row shift above dy, zero columns right
+// of each row, and rows below up to the phase's height. dw_pad_grad's buffer size in elements.
+inline int64_t dw_grad_rows_above(const ConvPlanes& cp) { return cp.layout.rows - cp.g.P + 1; }
+inline int64_t dw_pad_grad_size(const ConvPlanes& cp) {
+  return (dw_grad_rows_above(cp) + cp.layout.rows) * cp.layout.cols;
+}
+
 template <class T>
 struct Conv2dTable {
   // Plane of one channel from its H x W image, and back (the crop adds nothing: each pixel has
@@ -57,8 +65,12 @@ struct Conv2dTable {
   void (*dw_forward)(const ConvPlanes& cp, const T* plane, const T* w, T bias, T* ext, T* y);
   // dy (P x Q) widened to an ext with zero padding columns (or dy itself when cols == Q).
   const T* (*dw_extend)(const ConvPlanes& cp, const T* dy, T* ext);
-  // plane(r, s, p, q) += w[r][s] dy[p][q]: the transpose of dw_forward, from the widened dy.
-  void (*dw_backward_input)(const ConvPlanes& cp, const T* dy_ext, const T* w, T* plane);
+  // dy (P x Q) into buf (dw_pad_grad_size elements) with the zero margins dw_backward_input reads;
+  // returns where dy's first row starts in it.
+  const T* (*dw_pad_grad)(const ConvPlanes& cp, const T* dy, T* buf);
+  // plane(r, s, p, q) = (or += when accumulate) sum of w[r][s] dy[p][q] over the taps landing there:
+  // the transpose of dw_forward, every plane element written, from dw_pad_grad's output.
+  void (*dw_backward_input)(const ConvPlanes& cp, const T* dy_pad, const T* w, bool accumulate, T* plane);
   // dw[r][s] += sum_{p,q} dy[p][q] plane(r, s, p, q), from the widened dy.
   void (*dw_backward_weight)(const ConvPlanes& cp, const T* dy_ext, const T* plane, T* dw);
 

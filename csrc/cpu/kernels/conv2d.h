@@ -136,23 +136,41 @@ void read_plane(const Conv2dGeometry& g, const PlaneLayout& L, const T* plane, T
       conv::gather_run(out, plane + (a * L.rows + u) * L.cols, g.pw, 1, L.cols, g.W);
       continue;
     }
-    auto pixel = [&](int64_t iw) {
-      const int64_t t = iw + g.pw, v = t / g.sw;
-      return v < L.cols ? plane[((a * g.sw + t % g.sw) * L.rows + u) * L.cols + v] : T(0);
-    };
     int64_t iw = 0;
     if (g.sw == 2) {
-      // Pairs (even phase, odd phase) of one plane column interleave back into the row.
+      // Pairs (even phase, odd phase) of one plane column interleave back into the row; the last,
+      // partial pair block goes through a small buffer instead of a scalar loop (a third of a
+      // 56-wide row, and the loop's divisions made it most of a strided backward's time).
       using V = Vec<T>;
       const T* even_row = plane + ((a * 2) * L.rows + u) * L.cols;
       const T* odd_row = plane + ((a * 2 + 1) * L.rows + u) * L.cols;
-      if ((g.pw & 1) != 0) out[0] = pixel(0), iw = 1;
-      for (; iw + 2 * V::W <= g.W && (iw + g.pw) / 2 + V::W <= L.cols; iw += 2 * V::W) {
-        const int64_t v = (iw + g.pw) / 2;
-        put_interleaved(out + iw, V::load(even_row + v), V::load(odd_row + v));
+      if ((g.pw & 1) != 0) {  // iw = 0 is odd-phase pixel pw / 2; from iw = 1 on, pairs start even
+        out[0] = g.pw / 2 < L.cols ? odd_row[g.pw / 2] : T(0);
+        iw = 1;
+      }
+      for (; iw < g.W; iw += 2 * V::W) {
+        const int64_t v = (iw + g.pw) / 2, avail = L.cols - v;
+        const V e = avail >= V::W ? V::load(even_row + v) : avail > 0 ? V::load(even_row + v, avail) : V(T(0));
+        const V o = avail >= V::W ? V::load(odd_row + v) : avail > 0 ? V::load(odd_row + v, avail) : V(T(0));
+        if (iw + 2 * V::W <= g.W) {
+          put_interleaved(out + iw, e, o);
+        } else {
+          alignas(64) T pair[2 * V::W];
+          put_interleaved(pair, e, o);
+          conv::copy_run(out + iw, pair, g.W - iw);
+        }
+      }
+      continue;
+    }
+    // Other strides: column phase by column phase, each a strided run of the output row.
+    for (int64_t b = 0; b < g.sw; ++b) {
+      const T* src = plane + ((a * g.sw + b) * L.rows + u) * L.cols;
+      const int64_t first = ((b - g.pw) % g.sw + g.sw) % g.sw;  // first iw with (iw + pw) % sw == b
+      for (iw = first; iw < g.W; iw += g.sw) {
+        const int64_t v = (iw + g.pw) / g.sw;
+        out[iw] = v < L.cols ? src[v] : T(0);
       }
     }
-    for (; iw < g.W; ++iw) out[iw] = pixel(iw);
   }
 }
 
@@ -285,25 +303,55 @@ const T* dw_extend(const ConvPlanes& cp, const T* dy, T* ext) {
 }
 
 template <class T>
-void dw_backward_input(const ConvPlanes& cp, const T* dy_ext, const T* w, T* plane) {
+const T* dw_pad_grad(const ConvPlanes& cp, const T* dy, T* buf) {
+  const Conv2dGeometry& g = cp.g;
+  const int64_t cols = cp.layout.cols, above = dw_grad_rows_above(cp), below = cp.layout.rows - g.P;
+  conv::zero_run(buf, above * cols);
+  T* base = buf + above * cols;
+  for (int64_t p = 0; p < g.P; ++p) {
+    conv::copy_run(base + p * cols, dy + p * g.Q, g.Q);
+    conv::zero_run(base + p * cols + g.Q, cols - g.Q);
+  }
+  conv::zero_run(base + g.P * cols, below * cols);
+  return base;
+}
+
+// Gather form of the transpose of dw_forward: each plane phase is written once from registers,
+// plane[phase][f] (+)= sum over the phase's taps of w[t] dy_pad[f - offset_t]. The scatter form
+// (plane[offset_t + f] += w[t] dy[f], tap by tap) re-reads what the previous tap just stored at an
+// offset of a few elements, and those loads miss store forwarding: 3x slower on MobileNetV2's
+// stride-2 layer (benchmarks/README.md).
+template <class T>
+void dw_backward_input(const ConvPlanes& cp, const T* dy_pad, const T* w, bool accumulate, T* plane) {
   using V = Vec<T>;
   constexpr int U = 4;
-  const int64_t RS = cp.g.RS(), F = dw_flat(cp);
-  for (int64_t f0 = 0; f0 < F; f0 += U * V::W) {
-    int64_t cnt[U];
-    V d[U];
-    for (int u = 0; u < U; ++u) {
-      const int64_t left = F - f0 - u * V::W;
-      cnt[u] = left < 0 ? 0 : (left > V::W ? V::W : left);
-      d[u] = V::load(dy_ext + f0 + u * V::W, cnt[u]);
+  const Conv2dGeometry& g = cp.g;
+  const int64_t RS = g.RS(), phase_size = cp.layout.rows * cp.layout.cols;
+  for (int64_t phase = 0; phase < g.sh * g.sw; ++phase) {
+    const int64_t lo = phase * phase_size, hi = lo + phase_size;
+    T* dst = plane + lo;
+    bool any = false;
+    for (int64_t rs = 0; rs < RS; ++rs) any |= cp.taps[rs] >= lo && cp.taps[rs] < hi;
+    if (!any) {  // no tap reads this phase: it gets no gradient
+      if (!accumulate) conv::zero_run(dst, phase_size);
+      continue;
     }
-    // Taps overlap in the plane; each read-modify-write completes before the next tap's.
-    for (int64_t rs = 0; rs < RS; ++rs) {
-      const V wv(w[rs]);
-      T* dst = plane + cp.taps[rs] + f0;
+    for (int64_t f0 = 0; f0 < phase_size; f0 += U * V::W) {
+      int64_t cnt[U];
+      V acc[U];
       for (int u = 0; u < U; ++u) {
-        fmadd(wv, d[u], V::load(dst + u * V::W, cnt[u])).store(dst + u * V::W, cnt[u]);
+        const int64_t left = phase_size - f0 - u * V::W;
+        cnt[u] = left < 0 ? 0 : (left > V::W ? V::W : left);
+        acc[u] = accumulate ? V::load(dst + f0 + u * V::W, cnt[u]) : V(T(0));
       }
+      for (int64_t rs = 0; rs < RS; ++rs) {
+        if (cp.taps[rs] < lo || cp.taps[rs] >= hi) continue;
+        const V wv(w[rs]);
+        const T* src = dy_pad + f0 - (cp.taps[rs] - lo);
+#pragma GCC unroll 4
+        for (int u = 0; u < U; ++u) acc[u] = fmadd(wv, V::load(src + u * V::W, cnt[u]), acc[u]);
+      }
+      for (int u = 0; u < U; ++u) acc[u].store(dst + f0 + u * V::W, cnt[u]);
     }
   }
 }
@@ -472,7 +520,7 @@ template <class T>
 const Conv2dTable<T>& conv2d_table() {
   static constexpr Conv2dTable<T> table = {
       &build_plane<T>, &read_plane<T>,         &pack_im2col<T>,      &pack_im2col_t<T>,
-      &col2im_add<T>,  &dw_forward<T>,         &dw_extend<T>,        &dw_backward_input<T>,
+      &col2im_add<T>,  &dw_forward<T>,         &dw_extend<T>,        &dw_pad_grad<T>,       &dw_backward_input<T>,
       &dw_backward_weight<T>, &dw_blocked_forward<T>, &dw_blocked_weight<T>, Vec<T>::W, &sum<T>,
   };
   return table;
