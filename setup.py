@@ -64,7 +64,7 @@ def extension():
     debug = os.environ.get("DLKERNELS_DEBUG", "0") == "1"
     opt = ["-O0", "-g"] if debug else ["-O3"]
     cxx = opt + ["-fopenmp", "-Wall", "-Wextra", "-Wno-unused-parameter"]
-    srcs = ["csrc/ops.cpp"] + sources("csrc/cpu/**/*.cpp")
+    srcs = ["csrc/ops.cpp"] + sources("csrc/autograd/*.cpp") + sources("csrc/cpu/**/*.cpp")
     kwargs = dict(
         name="dlkernels._C",
         include_dirs=[os.path.join(ROOT, "csrc")],

@@ -1,6 +1,7 @@
 // The dlkernels operator library: every schema, forward and backward, in one place.
 // Kernels register per device in csrc/cpu/*.cpp and csrc/cuda/*_host.cpp; fake (meta) kernels for
-// torch.compile live in dlkernels/_meta; autograd is wired in dlkernels/autograd.
+// torch.compile live in dlkernels/_meta; autograd kernels in csrc/autograd (and
+// dlkernels/autograd for the in-place Functions and sigmoid_backward's derivative).
 #include <Python.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/csrc/autograd/variable.h>

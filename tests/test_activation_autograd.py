@@ -48,7 +48,7 @@ def test_autograd_matches_torch(device, dtype, act):
 
 @act_param
 def test_api_surfaces_agree(any_device, act):
-    """Raw op (via register_autograd), autograd.Function, functional and nn module: identical
+    """Raw op (C++ autograd kernel), autograd.Function, functional and nn module: identical
     outputs and gradients, all matching torch."""
     dtype = torch.float32
     x = make_input((6, 35), dtype, any_device)

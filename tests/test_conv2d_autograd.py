@@ -1,4 +1,4 @@
-"""Autograd of conv2d: every API surface (raw op via register_autograd, Conv2dFunction, functional,
+"""Autograd of conv2d: every API surface (raw op with its C++ autograd kernel, Conv2dFunction, functional,
 nn.Conv2d) gives the same gradients, only the gradients autograd asks for are computed,
 gradcheck / gradgradcheck in float64, opcheck of the four ops, torch.compile."""
 

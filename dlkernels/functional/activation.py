@@ -1,22 +1,24 @@
-"""relu, leaky_relu and sigmoid with the signatures of ``torch.nn.functional``."""
+"""relu, leaky_relu and sigmoid with the signatures of ``torch.nn.functional``.
+
+Out of place, these call the operators, whose autograd is in C++; in place with autograd
+recording, they go through dlkernels.autograd's Functions, which mark the input dirty."""
 
 from torch import Tensor
 
 from .._ext import ops
-from ..autograd.activation import LeakyReLUFunction, ReLUFunction, SigmoidFunction
+from ..autograd.activation import LeakyReLUFunction, ReLUFunction
 from ._checks import check_inplace, check_number, check_tensor, needs_grad
 
 
 def relu(input: Tensor, inplace: bool = False) -> Tensor:
     check_tensor("relu_" if inplace else "relu", input)
-    if inplace:
-        check_inplace(input)
+    if not inplace:
+        return ops.relu(input)
+    check_inplace(input)
     if needs_grad(input):
-        return ReLUFunction.apply(input, inplace)
-    if inplace:
-        ops.relu_(input)
-        return input
-    return ops.relu(input)
+        return ReLUFunction.apply(input, True)
+    ops.relu_(input)
+    return input
 
 
 def relu_(input: Tensor) -> Tensor:
@@ -27,14 +29,13 @@ def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = Fals
     name = "leaky_relu_" if inplace else "leaky_relu"
     check_tensor(name, input)
     negative_slope = check_number(name, negative_slope, "negative_slope", 2)
-    if inplace:
-        check_inplace(input)
+    if not inplace:
+        return ops.leaky_relu(input, negative_slope)
+    check_inplace(input)
     if needs_grad(input):
-        return LeakyReLUFunction.apply(input, negative_slope, inplace)
-    if inplace:
-        ops.leaky_relu_(input, negative_slope)
-        return input
-    return ops.leaky_relu(input, negative_slope)
+        return LeakyReLUFunction.apply(input, negative_slope, True)
+    ops.leaky_relu_(input, negative_slope)
+    return input
 
 
 def leaky_relu_(input: Tensor, negative_slope: float = 0.01) -> Tensor:
@@ -43,6 +44,4 @@ def leaky_relu_(input: Tensor, negative_slope: float = 0.01) -> Tensor:
 
 def sigmoid(input: Tensor) -> Tensor:
     check_tensor("sigmoid", input)
-    if needs_grad(input):
-        return SigmoidFunction.apply(input, False)
     return ops.sigmoid(input)

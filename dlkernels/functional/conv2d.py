@@ -7,8 +7,7 @@ import torch
 from torch import Tensor
 
 from .._ext import ops
-from ..autograd.conv2d import Conv2dFunction
-from ._checks import check_tensor, needs_grad
+from ._checks import check_tensor
 
 
 def _int(value):
@@ -109,8 +108,5 @@ def conv2d(
             raise RuntimeError(f"Invalid padding string: '{padding}'")
     else:
         padding = _pair("padding", padding)
-    if needs_grad(input, weight, bias):
-        out = Conv2dFunction.apply(input, weight, bias, stride, padding, dilation, groups)
-    else:
-        out = ops.conv2d(input, weight, bias, stride, padding, dilation, groups)
+    out = ops.conv2d(input, weight, bias, stride, padding, dilation, groups)  # autograd: csrc/autograd
     return out.squeeze(0) if unbatched else out
