@@ -1,9 +1,10 @@
 // Autograd for the out-of-place activations and for the relu / leaky_relu backward ops (double
 // backward), in C++: one node per call and no Python on the way, ~1 us instead of the ~5 us that
 // a Python registration (torch.library.register_autograd) costs on every call, grad or not.
-// sigmoid_backward's own derivative is a composite of torch ops and stays in
-// dlkernels/autograd/activation.py. The in-place ops' autograd is dlkernels.autograd's Functions
-// (they mark the input dirty); their dispatcher kernels are in ops.cpp.
+// sigmoid_backward's own derivative is a composite of torch ops, the op
+// dlkernels::_sigmoid_backward_backward defined in dlkernels/autograd/activation.py. The in-place
+// ops' autograd is dlkernels.autograd's Functions (they mark the input dirty); their dispatcher
+// kernels are in ops.cpp.
 #include <torch/autograd.h>
 #include <torch/library.h>
 
@@ -80,6 +81,12 @@ struct LeakyRelu : torch::autograd::Function<LeakyRelu> {
   }
 };
 
+std::tuple<Tensor, Tensor> call_sigmoid_backward_backward(const Tensor& gg, const Tensor& grad, const Tensor& result) {
+  static const auto op = find_op<std::tuple<Tensor, Tensor>(const Tensor&, const Tensor&, const Tensor&)>(
+      "dlkernels::_sigmoid_backward_backward");
+  return op.call(gg, grad, result);
+}
+
 // relu_backward(g, y) and leaky_relu_backward(g, x, slope) are linear in g with a factor that is
 // piecewise constant in y or x: their derivative through y or x is zero almost everywhere (as in
 // torch), and through g it is the op itself.
@@ -107,11 +114,25 @@ struct LeakyReluBackward : torch::autograd::Function<LeakyReluBackward> {
   }
 };
 
+struct SigmoidBackward : torch::autograd::Function<SigmoidBackward> {
+  static Tensor forward(AutogradContext* ctx, const Tensor& grad, const Tensor& result) {
+    const at::AutoDispatchBelowADInplaceOrView below;
+    ctx->save_for_backward({grad, result});
+    return call_sigmoid_backward(grad, result);
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    auto [d_grad, d_result] = call_sigmoid_backward_backward(grads[0], saved[0], saved[1]);
+    return {ctx->needs_input_grad(0) ? d_grad : Tensor(), ctx->needs_input_grad(1) ? d_result : Tensor()};
+  }
+};
+
 TORCH_LIBRARY_IMPL(dlkernels, Autograd, m) {
   m.impl("relu", [](const Tensor& x) { return Relu::apply(x); });
   m.impl("sigmoid", [](const Tensor& x) { return Sigmoid::apply(x); });
   m.impl("leaky_relu", [](const Tensor& x, double slope) { return LeakyRelu::apply(x, slope); });
   m.impl("relu_backward", [](const Tensor& g, const Tensor& y) { return ReluBackward::apply(g, y); });
+  m.impl("sigmoid_backward", [](const Tensor& g, const Tensor& y) { return SigmoidBackward::apply(g, y); });
   m.impl("leaky_relu_backward",
          [](const Tensor& g, const Tensor& x, double slope) { return LeakyReluBackward::apply(g, x, slope); });
 }

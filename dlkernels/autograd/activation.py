@@ -69,20 +69,14 @@ class SigmoidFunction(torch.autograd.Function):
         return ops.sigmoid_backward(grad_output, output), None
 
 
-# The raw out-of-place ops and the relu / leaky_relu backward ops have C++ autograd kernels
-# (csrc/autograd/activation.cpp). sigmoid_backward's derivative is a composite of torch ops, so it
-# is registered here: sigmoid_backward(g, y) = g (1 - y) y, d/dg = (1 - y) y, d/dy = g (1 - 2 y).
-def _save_backward_inputs(ctx, inputs, output):
-    ctx.save_for_backward(inputs[0], inputs[1])
+# The raw ops, backward ops included, have C++ autograd kernels (csrc/autograd/activation.cpp).
+# sigmoid_backward's own derivative is a composite of torch ops, so it is defined here, as an op
+# the C++ kernel calls only when a second derivative is asked for:
+# sigmoid_backward(g, y) = g (1 - y) y, d/dg = (1 - y) y, d/dy = g (1 - 2 y).
+_lib = torch.library.Library("dlkernels", "FRAGMENT")
+_lib.define("_sigmoid_backward_backward(Tensor grad, Tensor grad_output, Tensor result) -> (Tensor, Tensor)")
 
 
-def _sigmoid_backward_backward(ctx, grad):
-    grad_output, result = ctx.saved_tensors
-    grad_grad_output = ops.sigmoid_backward(grad, result) if ctx.needs_input_grad[0] else None
-    grad_result = grad * grad_output * (1 - 2 * result) if ctx.needs_input_grad[1] else None
-    return grad_grad_output, grad_result
-
-
-torch.library.register_autograd(
-    "dlkernels::sigmoid_backward", _sigmoid_backward_backward, setup_context=_save_backward_inputs
-)
+@torch.library.impl(_lib, "_sigmoid_backward_backward", "CompositeImplicitAutograd")
+def _sigmoid_backward_backward(grad, grad_output, result):
+    return ops.sigmoid_backward(grad, result), grad * grad_output * (1 - 2 * result)
