@@ -21,7 +21,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet $(TORCH_SPEC)
-	$(PY) -m pip install --quiet numpy ninja "setuptools>=64" wheel pytest expecttest ruff
+	$(PY) -m pip install --quiet numpy ninja "setuptools>=64" wheel pytest expecttest ruff clang-format==19.1.7
 	touch $@
 
 # Incremental (ninja): only changed sources recompile.
@@ -46,16 +46,13 @@ check-cuda: setup
 lint: setup
 	$(VENV)/bin/ruff check dlkernels tests benchmarks tools setup.py
 	$(VENV)/bin/ruff format --check dlkernels tests benchmarks tools setup.py
-	@if command -v clang-format >/dev/null; then \
-	  find csrc benchmarks/cpp \( -name '*.h' -o -name '*.cpp' -o -name '*.cu' -o -name '*.cuh' \) \
-	    | xargs clang-format --dry-run --Werror; \
-	else echo "clang-format not installed: C++ formatting not checked"; fi
+	find csrc benchmarks/cpp \( -name '*.h' -o -name '*.cpp' -o -name '*.cu' -o -name '*.cuh' \) \
+	  | xargs $(VENV)/bin/clang-format --dry-run --Werror
 
 format: setup
 	$(VENV)/bin/ruff format dlkernels tests benchmarks tools setup.py
-	@if command -v clang-format >/dev/null; then \
-	  find csrc benchmarks/cpp \( -name '*.h' -o -name '*.cpp' -o -name '*.cu' -o -name '*.cuh' \) \
-	    | xargs clang-format -i; fi
+	find csrc benchmarks/cpp \( -name '*.h' -o -name '*.cpp' -o -name '*.cu' -o -name '*.cuh' \) \
+	  | xargs $(VENV)/bin/clang-format -i
 
 clean:
 	rm -rf build dist *.egg-info dlkernels/_C*.so dlkernels/_build_info.py

@@ -2,8 +2,8 @@
 // Kernels register per device in csrc/cpu/*.cpp and csrc/cuda/*_host.cpp; fake (meta) kernels for
 // torch.compile live in dlkernels/_meta; autograd kernels in csrc/autograd (and
 // dlkernels/autograd for the in-place Functions and sigmoid_backward's derivative).
-#include <Python.h>
 #include <ATen/core/dispatch/Dispatcher.h>
+#include <Python.h>
 #include <torch/csrc/autograd/variable.h>
 #include <torch/library.h>
 
@@ -12,7 +12,8 @@
 // `import dlkernels._C` loads this library, which runs the registrations below. The module itself
 // is empty; it is built against the limited Python API, so one wheel serves every CPython >= 3.9.
 extern "C" PyObject* PyInit__C(void) {
-  static PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, nullptr, nullptr, nullptr, nullptr, nullptr};
+  static PyModuleDef module_def = {
+      PyModuleDef_HEAD_INIT, "_C", nullptr, -1, nullptr, nullptr, nullptr, nullptr, nullptr};
   return PyModule_Create(&module_def);
 }
 

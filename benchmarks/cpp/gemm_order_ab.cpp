@@ -3,29 +3,33 @@
 // forward-conv GEMM shapes of ResNet-50 at N = 8; prints median and best GFLOP/s.
 //   g++ -O3 -std=c++20 -I csrc benchmarks/cpp/gemm_order_ab.cpp -o /tmp/ab
 //   /tmp/ab ORDER KC MC NC [ORDER KC MC NC ...]      (SHAPE=i for one shape)
-#include "cpu/isa/prelude.h"
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <vector>
-#include <algorithm>
 #include "cpu/gemm.h"
+#include "cpu/isa/prelude.h"
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,bmi2")
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #define DLK_ISA avx512
-#include "cpu/simd/avx512.h"
 #include "cpu/kernels/gemm.h"
+#include "cpu/simd/avx512.h"
 #undef DLK_ISA
 #pragma GCC pop_options
-namespace dlk::cpu { Isa active_isa() { return Isa::avx512; } }
+namespace dlk::cpu {
+Isa active_isa() { return Isa::avx512; }
+}  // namespace dlk::cpu
 using namespace dlk::cpu;
-static double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+static double now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
 
 // order 0: jc, pc, ic, jr, ir (BLIS). order 1: jc, pc, ic, ir, jr.
-double run(int order, int64_t kc_blk, int64_t mc_blk, int64_t nc_blk, int64_t M, int64_t N, int64_t K,
-           const float* A, const float* B, float* C, float* ab, float* bb) {
+double run(int order, int64_t kc_blk, int64_t mc_blk, int64_t nc_blk, int64_t M, int64_t N, int64_t K, const float* A,
+           const float* B, float* C, float* ab, float* bb) {
   const auto& t = avx512::gemm_table<float>();
   const double t0 = now();
   for (int64_t jc = 0; jc < N; jc += nc_blk) {
@@ -39,13 +43,15 @@ double run(int order, int64_t kc_blk, int64_t mc_blk, int64_t nc_blk, int64_t M,
         if (order == 0) {
           for (int64_t jr = 0; jr < nc; jr += t.nr)
             for (int64_t ir = 0; ir < mc; ir += t.mr)
-              t.micro_for(std::min<int64_t>(t.nr, nc - jr))(kc, ab + ir * kc, bb + jr * kc, C + (ic + ir) * N + jc + jr, N,
-                  std::min<int64_t>(t.mr, mc - ir), std::min<int64_t>(t.nr, nc - jr), pc > 0, nullptr);
+              t.micro_for(std::min<int64_t>(t.nr, nc - jr))(kc, ab + ir * kc, bb + jr * kc, C + (ic + ir) * N + jc + jr,
+                                                            N, std::min<int64_t>(t.mr, mc - ir),
+                                                            std::min<int64_t>(t.nr, nc - jr), pc > 0, nullptr);
         } else {
           for (int64_t ir = 0; ir < mc; ir += t.mr)
             for (int64_t jr = 0; jr < nc; jr += t.nr)
-              t.micro_for(std::min<int64_t>(t.nr, nc - jr))(kc, ab + ir * kc, bb + jr * kc, C + (ic + ir) * N + jc + jr, N,
-                  std::min<int64_t>(t.mr, mc - ir), std::min<int64_t>(t.nr, nc - jr), pc > 0, nullptr);
+              t.micro_for(std::min<int64_t>(t.nr, nc - jr))(kc, ab + ir * kc, bb + jr * kc, C + (ic + ir) * N + jc + jr,
+                                                            N, std::min<int64_t>(t.mr, mc - ir),
+                                                            std::min<int64_t>(t.nr, nc - jr), pc > 0, nullptr);
         }
       }
     }
@@ -54,10 +60,15 @@ double run(int order, int64_t kc_blk, int64_t mc_blk, int64_t nc_blk, int64_t M,
 }
 
 int main(int argc, char** argv) {
-  struct Cfg { int order; int64_t kc, mc, nc; };
+  struct Cfg {
+    int order;
+    int64_t kc, mc, nc;
+  };
   std::vector<Cfg> cfgs;
-  for (int i = 1; i + 3 < argc; i += 4) cfgs.push_back({atoi(argv[i]), atoi(argv[i+1]), atoi(argv[i+2]), atoi(argv[i+3])});
-  const int64_t shapes[][3] = {{64, 6272, 576}, {128, 6272, 1152}, {256, 1568, 2304}, {512, 392, 4608}, {2048, 392, 512}, {256, 1568, 1024}};
+  for (int i = 1; i + 3 < argc; i += 4)
+    cfgs.push_back({atoi(argv[i]), atoi(argv[i + 1]), atoi(argv[i + 2]), atoi(argv[i + 3])});
+  const int64_t shapes[][3] = {{64, 6272, 576},  {128, 6272, 1152}, {256, 1568, 2304},
+                               {512, 392, 4608}, {2048, 392, 512},  {256, 1568, 1024}};
   const char* only = getenv("SHAPE");
   int si = -1;
   for (auto& s : shapes) {
@@ -68,9 +79,13 @@ int main(int argc, char** argv) {
     std::vector<std::vector<double>> res(cfgs.size());
     for (int round = 0; round < 21; ++round)
       for (size_t c = 0; c < cfgs.size(); ++c)
-        res[c].push_back(run(cfgs[c].order, cfgs[c].kc, cfgs[c].mc, cfgs[c].nc, M, N, K, A.data(), B.data(), C.data(), ab.data(), bb.data()));
+        res[c].push_back(run(cfgs[c].order, cfgs[c].kc, cfgs[c].mc, cfgs[c].nc, M, N, K, A.data(), B.data(), C.data(),
+                             ab.data(), bb.data()));
     printf("M=%5ld N=%5ld K=%5ld", M, N, K);
-    for (auto& r : res) { std::sort(r.begin(), r.end()); printf("  med %5.1f max %5.1f |", r[r.size()/2], r.back()); }
+    for (auto& r : res) {
+      std::sort(r.begin(), r.end());
+      printf("  med %5.1f max %5.1f |", r[r.size() / 2], r.back());
+    }
     printf("\n");
   }
 }

@@ -14,16 +14,16 @@
 #pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,bmi2")
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #define DLK_ISA avx512
-#include "cpu/simd/avx512.h"
 #include "cpu/kernels/gemm.h"
+#include "cpu/simd/avx512.h"
 #undef DLK_ISA
 #pragma GCC pop_options
 
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,bmi2")
 #define DLK_ISA avx2
-#include "cpu/simd/avx2.h"
 #include "cpu/kernels/gemm.h"
+#include "cpu/simd/avx2.h"
 #undef DLK_ISA
 #pragma GCC pop_options
 
@@ -46,7 +46,8 @@ double micro_peak(const GemmTable<T>& t) {
   for (int rep = 0; rep < 40; ++rep) {
     const int iters = 2000;
     const double t0 = now();
-    for (int i = 0; i < iters; ++i) t.micro_for(t.nr)(kc, a.data(), b.data(), c.data(), t.nr, t.mr, t.nr, true, nullptr);
+    for (int i = 0; i < iters; ++i)
+      t.micro_for(t.nr)(kc, a.data(), b.data(), c.data(), t.nr, t.mr, t.nr, true, nullptr);
     const double dt = now() - t0;
     best = std::max(best, 2.0 * t.mr * t.nr * kc * iters / dt * 1e-9);
   }
@@ -77,7 +78,8 @@ double gemm_gflops(const GemmTable<T>& t, GemmBlocking blk, int64_t M, int64_t N
   // Check one entry.
   double ref = 0;
   for (int64_t k = 0; k < K; ++k) ref += double(A[(M - 1) * K + k]) * B[k * N + N - 1];
-  if (std::abs(ref - C[M * N - 1]) > 1e-3 * std::abs(ref) + 1e-3) std::printf("MISMATCH %g %g\n", ref, double(C[M * N - 1]));
+  if (std::abs(ref - C[M * N - 1]) > 1e-3 * std::abs(ref) + 1e-3)
+    std::printf("MISMATCH %g %g\n", ref, double(C[M * N - 1]));
   return best;
 }
 
@@ -87,13 +89,15 @@ int main(int argc, char** argv) {
   const auto& d512 = avx512::gemm_table<double>();
   std::printf("micro peak 1 thread: avx512 f32 %.1f GFLOP/s (tile %dx%d), avx2 f32 %.1f, avx512 f64 %.1f\n",
               micro_peak(f512), f512.mr, f512.nr, micro_peak(f2), micro_peak(d512));
-  int64_t kc = argc > 1 ? atoi(argv[1]) : 256, mc = argc > 2 ? atoi(argv[2]) : 512, nc = argc > 3 ? atoi(argv[3]) : 2048;
+  int64_t kc = argc > 1 ? atoi(argv[1]) : 256, mc = argc > 2 ? atoi(argv[2]) : 512,
+          nc = argc > 3 ? atoi(argv[3]) : 2048;
   GemmBlocking blk{mc - mc % f512.mr, kc, nc - nc % f512.nr};  // fixed KC, to sweep it
   std::printf("blocking mc=%ld kc=%ld nc=%ld\n", blk.mc, blk.kc, blk.nc);
   // Square, then forward-conv GEMMs of ResNet-50 at N=8 (M = out channels, N = 8 P Q, K = C R S).
   const int64_t shapes[][3] = {{1024, 1024, 1024}, {64, 25088, 576}, {128, 6272, 1152}, {256, 1568, 2304},
-                               {512, 392, 4608}, {2048, 392, 512}, {256, 1568, 1024}};
+                               {512, 392, 4608},   {2048, 392, 512}, {256, 1568, 1024}};
   for (auto& s : shapes) {
-    std::printf("M=%5ld N=%5ld K=%5ld  avx512 f32 %6.1f GFLOP/s\n", s[0], s[1], s[2], gemm_gflops(f512, blk, s[0], s[1], s[2]));
+    std::printf("M=%5ld N=%5ld K=%5ld  avx512 f32 %6.1f GFLOP/s\n", s[0], s[1], s[2],
+                gemm_gflops(f512, blk, s[0], s[1], s[2]));
   }
 }

@@ -90,8 +90,7 @@ void forward_typed(Activation act, const at::Tensor& x, const at::Tensor& y, dou
 }
 
 template <class T>
-void backward_typed(Activation act, const at::Tensor& dy, const at::Tensor& saved, const at::Tensor& dx,
-                    double slope) {
+void backward_typed(Activation act, const at::Tensor& dy, const at::Tensor& saved, const at::Tensor& dx, double slope) {
   const auto& table = activation_table<T>();
   const T* pdy = dy.const_data_ptr<T>();
   const T* ps = saved.const_data_ptr<T>();
@@ -108,9 +107,7 @@ void backward_typed(Activation act, const at::Tensor& dy, const at::Tensor& save
 }
 
 struct CpuBackend {
-  static void check_dtype(const at::Tensor& t, const char* op) {
-    dlk::check_dtype(t, op, {at::kFloat, at::kDouble});
-  }
+  static void check_dtype(const at::Tensor& t, const char* op) { dlk::check_dtype(t, op, {at::kFloat, at::kDouble}); }
   static void forward(Activation act, const at::Tensor& x, const at::Tensor& y, double slope) {
     if (x.scalar_type() == at::kFloat) return forward_typed<float>(act, x, y, slope);
     forward_typed<double>(act, x, y, slope);

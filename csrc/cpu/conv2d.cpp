@@ -99,9 +99,7 @@ struct PackedWeight {
       }
     });
   }
-  const T* block(int64_t gi, int64_t pc, int64_t ic, int64_t kc) const {
-    return data + (gi * k + pc) * mpad + ic * kc;
-  }
+  const T* block(int64_t gi, int64_t pc, int64_t ic, int64_t kc) const { return data + (gi * k + pc) * mpad + ic * kc; }
 };
 
 template <class T>
@@ -128,8 +126,8 @@ void forward_gemm(const Conv2dGeometry& g, const T* x, const T* w, const T* bias
         ct.pack_im2col(cp, xg, in.img_stride, pc, kc, jc, nc, dst);
       };
       gemm_blocked<T>(gt, blk, m0, std::min(g.Kg(), m0 + grid.row_block), j0, std::min(ncols, j0 + grid.col_block),
-                      g.CgRS(), get_a, pack_b, y + gi * g.Kg() * g.PQ(), g.PQ(), ColumnMap{g.PQ(), g.K * g.PQ()},
-                      false, bias ? bias + gi * g.Kg() : nullptr, nullptr, bbuf.get(), stage.get());
+                      g.CgRS(), get_a, pack_b, y + gi * g.Kg() * g.PQ(), g.PQ(), ColumnMap{g.PQ(), g.K * g.PQ()}, false,
+                      bias ? bias + gi * g.Kg() : nullptr, nullptr, bbuf.get(), stage.get());
     }
   });
 }
@@ -145,7 +143,8 @@ void grad_input_gemm(const Conv2dGeometry& g, const T* dy, const T* w, T* dx) {
   // Tasks own whole input channels of one image, so their scatters never overlap. Channel blocks
   // of about MC rows (c, r, s), fewer when that leaves threads idle; columns in chunks of NC.
   const int64_t max_cpb = std::max<int64_t>(1, blk.mc / RS);
-  const int64_t split = std::max<int64_t>(1, ceil_div(2 * at::get_num_threads(), g.N * g.G * ceil_div(g.Cg(), max_cpb)));
+  const int64_t split =
+      std::max<int64_t>(1, ceil_div(2 * at::get_num_threads(), g.N * g.G * ceil_div(g.Cg(), max_cpb)));
   const int64_t cpb = std::max<int64_t>(1, std::min(ceil_div(g.Cg(), split), max_cpb));
   const int64_t nblk = ceil_div(g.Cg(), cpb);
   const int64_t ncol = std::min(PQ, blk.nc);
@@ -170,8 +169,8 @@ void grad_input_gemm(const Conv2dGeometry& g, const T* dy, const T* w, T* dx) {
       std::fill(planes, planes + (c1 - c0) * size, T(0));
       for (int64_t pq0 = 0; pq0 < PQ; pq0 += ncol) {
         const int64_t nc = std::min(ncol, PQ - pq0);
-        gemm_blocked<T>(gt, blk, 0, rows, pq0, pq0 + nc, g.Kg(), get_a, pack_b, dcol, nc, ColumnMap{nc, 0, pq0},
-                        false, nullptr, abuf.get(), bbuf.get(), nullptr);
+        gemm_blocked<T>(gt, blk, 0, rows, pq0, pq0 + nc, g.Kg(), get_a, pack_b, dcol, nc, ColumnMap{nc, 0, pq0}, false,
+                        nullptr, abuf.get(), bbuf.get(), nullptr);
         ct.col2im_add(cp, dcol, nc, c0, c1, pq0, nc, planes);
       }
       T* dxg = dx + (n * g.C + gi * g.Cg()) * g.HW();
@@ -204,8 +203,8 @@ void grad_weight_gemm(const Conv2dGeometry& g, const T* dy, const T* x, T* dw) {
     auto pack_b = [&](int64_t pc, int64_t jc, int64_t kc, int64_t nc, T* dst) {
       ct.pack_im2col_t(cp, xg, in.img_stride, pc, kc, jc, nc, dst);
     };
-    gemm_blocked<T>(gt, blk, m0, m1, j0, j1, (n1 - n0) * PQ, get_a, pack_b, out, CgRS, ColumnMap{CgRS}, false,
-                    nullptr, ab, bb, nullptr);
+    gemm_blocked<T>(gt, blk, m0, m1, j0, j1, (n1 - n0) * PQ, get_a, pack_b, out, CgRS, ColumnMap{CgRS}, false, nullptr,
+                    ab, bb, nullptr);
   };
   const Scratch<T> abuf(Slot::scratch0, gemm_a_buffer_size(gt, blk)), bbuf(Slot::scratch1, gemm_b_buffer_size(gt, blk));
   const int64_t threads = at::get_num_threads();
@@ -260,8 +259,8 @@ void forward_depthwise_blocked(const Conv2dGeometry& g, const T* x, const T* w, 
   at::parallel_for(0, g.N * blocks, 1, [&](int64_t b, int64_t e) {
     for (int64_t task = b; task < e; ++task) {
       const int64_t n = task / blocks, c0 = task % blocks * lanes, nch = std::min(lanes, g.C - c0);
-      ct.dw_blocked_forward(g, x + (n * g.C + c0) * g.HW(), nch, w + c0 * RS, bias ? bias + c0 : nullptr,
-                            scratch.get(), y + (n * g.K + c0) * g.PQ());
+      ct.dw_blocked_forward(g, x + (n * g.C + c0) * g.HW(), nch, w + c0 * RS, bias ? bias + c0 : nullptr, scratch.get(),
+                            y + (n * g.K + c0) * g.PQ());
     }
   });
 }

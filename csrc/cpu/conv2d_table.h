@@ -88,10 +88,10 @@ struct Conv2dTable {
   T (*sum)(const T* x, int64_t n);
 };
 
-#define DLK_DECLARE(ns)                    \
-  namespace ns {                           \
-  template <class T>                       \
-  const Conv2dTable<T>& conv2d_table();    \
+#define DLK_DECLARE(ns)                 \
+  namespace ns {                        \
+  template <class T>                    \
+  const Conv2dTable<T>& conv2d_table(); \
   }
 DLK_FOR_EACH_ISA(DLK_DECLARE)
 #undef DLK_DECLARE

@@ -38,10 +38,10 @@ struct GemmTable {
   void (*pack_b)(const T* b, int64_t rs, int64_t cs, int64_t kc, int64_t nc, T* dst);
 };
 
-#define DLK_DECLARE(ns)                    \
-  namespace ns {                           \
-  template <class T>                       \
-  const GemmTable<T>& gemm_table();        \
+#define DLK_DECLARE(ns)             \
+  namespace ns {                    \
+  template <class T>                \
+  const GemmTable<T>& gemm_table(); \
   }
 DLK_FOR_EACH_ISA(DLK_DECLARE)
 #undef DLK_DECLARE

@@ -13,8 +13,7 @@ bool cpu_has(Isa isa) {
   switch (isa) {
     case Isa::avx512:
       return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-             __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-             __builtin_cpu_supports("fma");
+             __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("fma");
     case Isa::avx2:
       return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     case Isa::baseline:
@@ -38,13 +37,11 @@ Isa parse(const std::string& name) {
   for (Isa isa : {Isa::baseline, Isa::avx2, Isa::avx512}) {
     if (name == isa_name(isa)) {
       TORCH_CHECK_VALUE(cpu_has(isa), "dlkernels: CPU ISA '", name,
-                        "' is not supported by this CPU or build; supported: ",
-                        c10::Join(", ", supported_isa_names()));
+                        "' is not supported by this CPU or build; supported: ", c10::Join(", ", supported_isa_names()));
       return isa;
     }
   }
-  TORCH_CHECK_VALUE(false, "dlkernels: unknown CPU ISA '", name,
-                    "'; expected one of auto, baseline, avx2, avx512");
+  TORCH_CHECK_VALUE(false, "dlkernels: unknown CPU ISA '", name, "'; expected one of auto, baseline, avx2, avx512");
 }
 
 // -1 until first use, so DLKERNELS_CPU_ISA is read lazily (and its errors surface at a call).

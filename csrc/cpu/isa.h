@@ -28,14 +28,14 @@ Isa set_active_isa(const std::string& name);
 
 // Calls `ns::expr` for the active ISA's namespace; used by the per-family table selectors.
 #if DLK_X86
-#define DLK_ISA_DISPATCH(expr)                         \
-  switch (::dlk::cpu::active_isa()) {                  \
-    case ::dlk::cpu::Isa::avx512:                      \
-      return ::dlk::cpu::avx512::expr;                 \
-    case ::dlk::cpu::Isa::avx2:                        \
-      return ::dlk::cpu::avx2::expr;                   \
-    default:                                           \
-      return ::dlk::cpu::baseline::expr;               \
+#define DLK_ISA_DISPATCH(expr)           \
+  switch (::dlk::cpu::active_isa()) {    \
+    case ::dlk::cpu::Isa::avx512:        \
+      return ::dlk::cpu::avx512::expr;   \
+    case ::dlk::cpu::Isa::avx2:          \
+      return ::dlk::cpu::avx2::expr;     \
+    default:                             \
+      return ::dlk::cpu::baseline::expr; \
   }
 #define DLK_FOR_EACH_ISA(X) X(baseline) X(avx2) X(avx512)
 #else

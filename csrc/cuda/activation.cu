@@ -16,8 +16,7 @@ constexpr int kThreads = 256;
 constexpr int kUnroll = 4;
 
 template <class Op, class T, int N>
-__global__ void __launch_bounds__(kThreads)
-    forward_kernel(const T* x, T* y, int64_t n, opmath_t<T> slope) {
+__global__ void __launch_bounds__(kThreads) forward_kernel(const T* x, T* y, int64_t n, opmath_t<T> slope) {
   using P = Pack<T, N>;
   using M = opmath_t<T>;
   const ActParams<M> p{slope};
@@ -147,7 +146,8 @@ cudaError_t dispatch(Activation act, DType dtype, F f) {
 cudaError_t activation_forward(Activation act, DType dtype, const void* x, void* y, int64_t n, double negative_slope,
                                cudaStream_t stream) {
   if (n <= 0) return cudaSuccess;
-  return dispatch(act, dtype, [&]<class Op, class T>() { return launch_forward<Op, T>(x, y, n, negative_slope, stream); });
+  return dispatch(act, dtype,
+                  [&]<class Op, class T>() { return launch_forward<Op, T>(x, y, n, negative_slope, stream); });
 }
 
 cudaError_t activation_backward(Activation act, DType dtype, const void* dy, const void* saved, void* dx, int64_t n,

@@ -36,13 +36,21 @@ __device__ __forceinline__ double to_opmath(double v) { return v; }
 template <class T>
 __device__ __forceinline__ T from_opmath(opmath_t<T> v);
 template <>
-__device__ __forceinline__ __half from_opmath<__half>(float v) { return __float2half_rn(v); }
+__device__ __forceinline__ __half from_opmath<__half>(float v) {
+  return __float2half_rn(v);
+}
 template <>
-__device__ __forceinline__ __nv_bfloat16 from_opmath<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
+__device__ __forceinline__ __nv_bfloat16 from_opmath<__nv_bfloat16>(float v) {
+  return __float2bfloat16_rn(v);
+}
 template <>
-__device__ __forceinline__ float from_opmath<float>(float v) { return v; }
+__device__ __forceinline__ float from_opmath<float>(float v) {
+  return v;
+}
 template <>
-__device__ __forceinline__ double from_opmath<double>(double v) { return v; }
+__device__ __forceinline__ double from_opmath<double>(double v) {
+  return v;
+}
 
 // N elements moved as one 16-byte load or store.
 template <class T, int N>

@@ -32,8 +32,8 @@ void activation_forward_(Activation act, const char* op, at::Tensor& self, doubl
 }
 
 template <class Backend>
-at::Tensor activation_backward(Activation act, const char* op, const at::Tensor& grad_output,
-                               const at::Tensor& saved, const char* saved_name, double slope = 0.0) {
+at::Tensor activation_backward(Activation act, const char* op, const at::Tensor& grad_output, const at::Tensor& saved,
+                               const char* saved_name, double slope = 0.0) {
   Backend::check_dtype(saved, op);
   check_like(saved, saved_name, grad_output, "grad_output", op);
   at::Tensor grad_input = at::empty_like(grad_output);
@@ -54,9 +54,8 @@ void register_activation_ops(torch::Library& m) {
   m.impl("leaky_relu", [](const at::Tensor& x, double slope) {
     return activation_forward<Backend>(A::leaky_relu, "leaky_relu", x, slope);
   });
-  m.impl("leaky_relu_", [](at::Tensor& x, double slope) {
-    activation_forward_<Backend>(A::leaky_relu, "leaky_relu_", x, slope);
-  });
+  m.impl("leaky_relu_",
+         [](at::Tensor& x, double slope) { activation_forward_<Backend>(A::leaky_relu, "leaky_relu_", x, slope); });
   m.impl("leaky_relu_backward", [](const at::Tensor& dy, const at::Tensor& self, double slope) {
     return activation_backward<Backend>(A::leaky_relu, "leaky_relu_backward", dy, self, "self", slope);
   });

@@ -16,17 +16,17 @@ inline void check_dtype(const at::Tensor& t, const char* op, std::initializer_li
   }
   std::string names;
   for (auto s : allowed) names += std::string(names.empty() ? "" : ", ") + c10::toString(s);
-  TORCH_CHECK_NOT_IMPLEMENTED(false, "\"", op, "\" not implemented for '", t.scalar_type(), "' on ",
-                              t.device().type(), " (supported: ", names, ")");
+  TORCH_CHECK_NOT_IMPLEMENTED(false, "\"", op, "\" not implemented for '", t.scalar_type(), "' on ", t.device().type(),
+                              " (supported: ", names, ")");
 }
 
 // `b` must match `a` in dtype, device and shape (e.g. a gradient and the tensor it belongs to).
 inline void check_like(const at::Tensor& a, const char* a_name, const at::Tensor& b, const char* b_name,
                        const char* op) {
-  TORCH_CHECK_TYPE(a.scalar_type() == b.scalar_type(), op, ": expected ", b_name, " to have dtype ",
-                   a.scalar_type(), " like ", a_name, ", but got ", b.scalar_type());
-  TORCH_CHECK(a.device() == b.device(), op, ": expected ", b_name, " on ", a.device(), " like ", a_name,
-              ", but got ", b.device());
+  TORCH_CHECK_TYPE(a.scalar_type() == b.scalar_type(), op, ": expected ", b_name, " to have dtype ", a.scalar_type(),
+                   " like ", a_name, ", but got ", b.scalar_type());
+  TORCH_CHECK(a.device() == b.device(), op, ": expected ", b_name, " on ", a.device(), " like ", a_name, ", but got ",
+              b.device());
   TORCH_CHECK(a.sizes() == b.sizes(), op, ": expected ", b_name, " of shape ", a.sizes(), " like ", a_name,
               ", but got ", b.sizes());
 }

@@ -11,8 +11,8 @@
 
 namespace dlk {
 
-inline void check_conv_params(const char* op, at::IntArrayRef stride, at::IntArrayRef padding,
-                              at::IntArrayRef dilation, int64_t groups) {
+inline void check_conv_params(const char* op, at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation,
+                              int64_t groups) {
   TORCH_CHECK(stride.size() == 2, op, ": expected stride to be a list of 2 values, but got stride=", stride);
   TORCH_CHECK(padding.size() == 2, op, ": expected padding to be a list of 2 values, but got padding=", padding);
   TORCH_CHECK(dilation.size() == 2, op, ": expected dilation to be a list of 2 values, but got dilation=", dilation);
@@ -38,9 +38,8 @@ inline Conv2dGeometry conv2d_geometry(const char* op, at::IntArrayRef input, at:
               "weight of size ", weight, " instead");
   TORCH_CHECK(weight[0] % groups == 0, "Given groups=", groups, ", expected weight to be divisible by ", groups,
               " at dimension 0, but got weight of size ", weight, " instead");
-  TORCH_CHECK(input[1] == weight[1] * groups, "Given groups=", groups, ", weight of size ", weight,
-              ", expected input", input, " to have ", weight[1] * groups, " channels, but got ", input[1],
-              " channels instead");
+  TORCH_CHECK(input[1] == weight[1] * groups, "Given groups=", groups, ", weight of size ", weight, ", expected input",
+              input, " to have ", weight[1] * groups, " channels, but got ", input[1], " channels instead");
   Conv2dGeometry g{};
   g.N = input[0], g.C = input[1], g.H = input[2], g.W = input[3];
   g.K = weight[0], g.R = weight[2], g.S = weight[3];
@@ -48,8 +47,8 @@ inline Conv2dGeometry conv2d_geometry(const char* op, at::IntArrayRef input, at:
   g.G = groups;
   const int64_t hp = g.H + 2 * g.ph, wp = g.W + 2 * g.pw;
   const int64_t kh = g.dh * (g.R - 1) + 1, kw = g.dw * (g.S - 1) + 1;
-  TORCH_CHECK(hp >= kh && wp >= kw, "Calculated padded input size per channel: (", hp, " x ", wp,
-              "). Kernel size: (", kh, " x ", kw, "). Kernel size can't be greater than actual input size");
+  TORCH_CHECK(hp >= kh && wp >= kw, "Calculated padded input size per channel: (", hp, " x ", wp, "). Kernel size: (",
+              kh, " x ", kw, "). Kernel size can't be greater than actual input size");
   g.P = Conv2dGeometry::out_size(g.H, g.R, g.sh, g.ph, g.dh);
   g.Q = Conv2dGeometry::out_size(g.W, g.S, g.sw, g.pw, g.dw);
   return g;
@@ -60,8 +59,9 @@ inline void check_conv_tensors(const char* op, const at::Tensor& input, const at
   check_dtype(input, op, dtypes);
   TORCH_CHECK(input.scalar_type() == weight.scalar_type(), op, ": expected input and weight to have the same dtype, ",
               "but got input of dtype ", input.scalar_type(), " and weight of dtype ", weight.scalar_type());
-  TORCH_CHECK(input.device() == weight.device(), op, ": expected input and weight on the same device, but got input on ",
-              input.device(), " and weight on ", weight.device());
+  TORCH_CHECK(input.device() == weight.device(), op,
+              ": expected input and weight on the same device, but got input on ", input.device(), " and weight on ",
+              weight.device());
   if (bias.has_value()) {
     const at::Tensor& b = *bias;
     TORCH_CHECK(b.dim() == 1 && b.size(0) == weight.size(0), "Given weight of size ", weight.sizes(),

@@ -74,13 +74,12 @@ inline void gather_run(T* dst, const T* src, int64_t first, int64_t stride, int6
 struct Run {
   int64_t offset;  // position within the panel / chunk
   int64_t len;
-  int64_t base;    // plane offset of its first output (n img_stride + p cols + q)
+  int64_t base;  // plane offset of its first output (n img_stride + p cols + q)
 };
 
 // Splits output columns [j, j + count) (j = n PQ + p Q + q) into at most `max_runs` runs and
 // returns how many; `count` is reduced to what fits.
-inline int split_runs(const ConvPlanes& cp, int64_t img_stride, int64_t j, int64_t& count, Run* runs,
-                      int max_runs) {
+inline int split_runs(const ConvPlanes& cp, int64_t img_stride, int64_t j, int64_t& count, Run* runs, int max_runs) {
   const Conv2dGeometry& g = cp.g;
   const int64_t PQ = g.PQ(), cols = cp.layout.cols;
   const bool rows_contiguous = cols == g.Q;
@@ -237,8 +236,8 @@ void pack_im2col_t(const ConvPlanes& cp, const T* planes, int64_t img_stride, in
 }
 
 template <class T>
-void col2im_add(const ConvPlanes& cp, const T* dcol, int64_t ldcol, int64_t c0, int64_t c1, int64_t pq0,
-                int64_t ncols, T* planes) {
+void col2im_add(const ConvPlanes& cp, const T* dcol, int64_t ldcol, int64_t c0, int64_t c1, int64_t pq0, int64_t ncols,
+                T* planes) {
   constexpr int kMaxRuns = 64;
   const int64_t RS = cp.g.RS(), size = cp.layout.size;
   conv::Run runs[kMaxRuns];
@@ -406,8 +405,7 @@ void dw_blocked_pack_input(const Conv2dGeometry& g, const T* x, int64_t nch, T* 
 // dw_blocked_rows x dw_blocked_cols pixels, then the outputs, P Q pixels, then the R S taps'
 // weights; W lanes each.
 template <class T>
-void dw_blocked_forward(const Conv2dGeometry& g, const T* x, int64_t nch, const T* w, const T* bias, T* scratch,
-                        T* y) {
+void dw_blocked_forward(const Conv2dGeometry& g, const T* x, int64_t nch, const T* w, const T* bias, T* scratch, T* y) {
   using V = Vec<T>;
   constexpr int W = V::W, QB = kDwBlockedQ;
   const int64_t rows = dw_blocked_rows(g), cols = dw_blocked_cols(g), PQ = g.PQ(), RS = g.RS();
@@ -519,9 +517,20 @@ T sum(const T* x, int64_t n) {
 template <class T>
 const Conv2dTable<T>& conv2d_table() {
   static constexpr Conv2dTable<T> table = {
-      &build_plane<T>, &read_plane<T>,         &pack_im2col<T>,      &pack_im2col_t<T>,
-      &col2im_add<T>,  &dw_forward<T>,         &dw_extend<T>,        &dw_pad_grad<T>,       &dw_backward_input<T>,
-      &dw_backward_weight<T>, &dw_blocked_forward<T>, &dw_blocked_weight<T>, Vec<T>::W, &sum<T>,
+      &build_plane<T>,
+      &read_plane<T>,
+      &pack_im2col<T>,
+      &pack_im2col_t<T>,
+      &col2im_add<T>,
+      &dw_forward<T>,
+      &dw_extend<T>,
+      &dw_pad_grad<T>,
+      &dw_backward_input<T>,
+      &dw_backward_weight<T>,
+      &dw_blocked_forward<T>,
+      &dw_blocked_weight<T>,
+      Vec<T>::W,
+      &sum<T>,
   };
   return table;
 }

@@ -97,12 +97,15 @@ DLK_VI float reduce_add(VF a) {
   return _mm_cvtss_f32(s);
 }
 
-DLK_VI __m256 pow2i(__m256i n) { return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n, _mm256_set1_epi32(127)), 23)); }
+DLK_VI __m256 pow2i(__m256i n) {
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n, _mm256_set1_epi32(127)), 23));
+}
 
 // e^x to about 1 ulp; the same reduction and polynomial as the AVX-512 version (see there).
 DLK_VI VF exp(VF x) {
   x = _mm256_min_ps(_mm256_set1_ps(89.0f), _mm256_max_ps(_mm256_set1_ps(-104.0f), x.v));
-  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x.v, _mm256_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x.v, _mm256_set1_ps(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x.v);
   r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
   __m256 p = _mm256_set1_ps(1.9875691500e-4f);
@@ -141,20 +144,24 @@ DLK_VI double reduce_add(VD a) {
 // e^x to about 1 ulp; the same reduction and series as the AVX-512 version (see there).
 DLK_VI VD exp(VD x) {
   x = _mm256_min_pd(_mm256_set1_pd(710.0), _mm256_max_pd(_mm256_set1_pd(-746.0), x.v));
-  const __m256d n = _mm256_round_pd(_mm256_mul_pd(x.v, _mm256_set1_pd(1.4426950408889634)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m256d n = _mm256_round_pd(_mm256_mul_pd(x.v, _mm256_set1_pd(1.4426950408889634)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m256d r = _mm256_fnmadd_pd(n, _mm256_set1_pd(6.93147180369123816490e-1), x.v);
   r = _mm256_fnmadd_pd(n, _mm256_set1_pd(1.90821492927058770002e-10), r);
+  // clang-format off
   static constexpr double kInvFact[] = {1.0 / 6227020800.0, 1.0 / 479001600.0, 1.0 / 39916800.0, 1.0 / 3628800.0,
                                         1.0 / 362880.0,     1.0 / 40320.0,     1.0 / 5040.0,      1.0 / 720.0,
                                         1.0 / 120.0,        1.0 / 24.0,        1.0 / 6.0,         0.5,
                                         1.0,                1.0};
+  // clang-format on
   __m256d p = _mm256_set1_pd(kInvFact[0]);
   for (int i = 1; i < 14; ++i) p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(kInvFact[i]));
   const __m256d magic = _mm256_set1_pd(6755399441055744.0);  // 1.5 * 2^52
   const __m256i ni = _mm256_sub_epi64(_mm256_castpd_si256(_mm256_add_pd(n, magic)), _mm256_castpd_si256(magic));
   // n is in [-1077, 1024]: an arithmetic halving via (n + 2048) >> 1 - 1024, since AVX2 has no
   // 64-bit arithmetic shift.
-  const __m256i n1 = _mm256_sub_epi64(_mm256_srli_epi64(_mm256_add_epi64(ni, _mm256_set1_epi64x(2048)), 1), _mm256_set1_epi64x(1024));
+  const __m256i n1 =
+      _mm256_sub_epi64(_mm256_srli_epi64(_mm256_add_epi64(ni, _mm256_set1_epi64x(2048)), 1), _mm256_set1_epi64x(1024));
   const __m256i n2 = _mm256_sub_epi64(ni, n1);
   const __m256i bias = _mm256_set1_epi64x(1023);
   const __m256d s1 = _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_add_epi64(n1, bias), 52));

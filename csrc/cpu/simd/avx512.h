@@ -72,28 +72,35 @@ DLK_VI VF operator+(VF a, VF b) { return _mm512_add_ps(a.v, b.v); }
 DLK_VI VF operator-(VF a, VF b) { return _mm512_sub_ps(a.v, b.v); }
 DLK_VI VF operator*(VF a, VF b) { return _mm512_mul_ps(a.v, b.v); }
 DLK_VI VF operator/(VF a, VF b) { return _mm512_div_ps(a.v, b.v); }
-DLK_VI VF operator-(VF a) { return _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(a.v), _mm512_set1_epi32(INT32_MIN))); }
+DLK_VI VF operator-(VF a) {
+  return _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(a.v), _mm512_set1_epi32(INT32_MIN)));
+}
 // Ordered, non-signalling compares: a NaN lane compares false, as in scalar C++.
 DLK_VI __mmask16 operator<=(VF a, VF b) { return _mm512_cmp_ps_mask(a.v, b.v, _CMP_LE_OQ); }
 DLK_VI __mmask16 operator<(VF a, VF b) { return _mm512_cmp_ps_mask(a.v, b.v, _CMP_LT_OQ); }
 DLK_VI __mmask16 operator>=(VF a, VF b) { return _mm512_cmp_ps_mask(a.v, b.v, _CMP_GE_OQ); }
 DLK_VI __mmask16 operator>(VF a, VF b) { return _mm512_cmp_ps_mask(a.v, b.v, _CMP_GT_OQ); }
 DLK_VI VF where(__mmask16 m, VF a, VF b) { return _mm512_mask_blend_ps(m, b.v, a.v); }
-DLK_VI VF abs(VF a) { return _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(a.v), _mm512_set1_epi32(INT32_MAX))); }
+DLK_VI VF abs(VF a) {
+  return _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(a.v), _mm512_set1_epi32(INT32_MAX)));
+}
 DLK_VI VF fmadd(VF a, VF b, VF c) { return _mm512_fmadd_ps(a.v, b.v, c.v); }
 DLK_VI VF max(VF a, VF b) { return _mm512_max_ps(a.v, b.v); }
 DLK_VI VF min(VF a, VF b) { return _mm512_min_ps(a.v, b.v); }
 DLK_VI float reduce_add(VF a) { return _mm512_reduce_add_ps(a.v); }
 
 // 2^n for integer-valued n in [-126, 127], built from the exponent bits.
-DLK_VI VF pow2i(__m512i n) { return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(n, _mm512_set1_epi32(127)), 23)); }
+DLK_VI VF pow2i(__m512i n) {
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(n, _mm512_set1_epi32(127)), 23));
+}
 
 // e^x to about 1 ulp. x = n ln2 + r, |r| <= ln2/2; e^r by a degree-6 polynomial (Cephes expf
 // coefficients); 2^n applied by vscalefps, exact down to the subnormal range.
 // The clamp keeps n in range and passes NaN through (max/min return their second operand for NaN).
 DLK_VI VF exp(VF x) {
   x = _mm512_min_ps(_mm512_set1_ps(89.0f), _mm512_max_ps(_mm512_set1_ps(-104.0f), x.v));
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x.v, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x.v, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x.v);
   r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
   __m512 p = _mm512_set1_ps(1.9875691500e-4f);
@@ -113,13 +120,17 @@ DLK_VI VD operator+(VD a, VD b) { return _mm512_add_pd(a.v, b.v); }
 DLK_VI VD operator-(VD a, VD b) { return _mm512_sub_pd(a.v, b.v); }
 DLK_VI VD operator*(VD a, VD b) { return _mm512_mul_pd(a.v, b.v); }
 DLK_VI VD operator/(VD a, VD b) { return _mm512_div_pd(a.v, b.v); }
-DLK_VI VD operator-(VD a) { return _mm512_castsi512_pd(_mm512_xor_si512(_mm512_castpd_si512(a.v), _mm512_set1_epi64(INT64_MIN))); }
+DLK_VI VD operator-(VD a) {
+  return _mm512_castsi512_pd(_mm512_xor_si512(_mm512_castpd_si512(a.v), _mm512_set1_epi64(INT64_MIN)));
+}
 DLK_VI __mmask8 operator<=(VD a, VD b) { return _mm512_cmp_pd_mask(a.v, b.v, _CMP_LE_OQ); }
 DLK_VI __mmask8 operator<(VD a, VD b) { return _mm512_cmp_pd_mask(a.v, b.v, _CMP_LT_OQ); }
 DLK_VI __mmask8 operator>=(VD a, VD b) { return _mm512_cmp_pd_mask(a.v, b.v, _CMP_GE_OQ); }
 DLK_VI __mmask8 operator>(VD a, VD b) { return _mm512_cmp_pd_mask(a.v, b.v, _CMP_GT_OQ); }
 DLK_VI VD where(__mmask8 m, VD a, VD b) { return _mm512_mask_blend_pd(m, b.v, a.v); }
-DLK_VI VD abs(VD a) { return _mm512_castsi512_pd(_mm512_and_si512(_mm512_castpd_si512(a.v), _mm512_set1_epi64(INT64_MAX))); }
+DLK_VI VD abs(VD a) {
+  return _mm512_castsi512_pd(_mm512_and_si512(_mm512_castpd_si512(a.v), _mm512_set1_epi64(INT64_MAX)));
+}
 DLK_VI VD fmadd(VD a, VD b, VD c) { return _mm512_fmadd_pd(a.v, b.v, c.v); }
 DLK_VI VD max(VD a, VD b) { return _mm512_max_pd(a.v, b.v); }
 DLK_VI VD min(VD a, VD b) { return _mm512_min_pd(a.v, b.v); }
@@ -129,13 +140,16 @@ DLK_VI double reduce_add(VD a) { return _mm512_reduce_add_pd(a.v); }
 // |r| <= ln2/2), 2^n applied by vscalefpd.
 DLK_VI VD exp(VD x) {
   x = _mm512_min_pd(_mm512_set1_pd(710.0), _mm512_max_pd(_mm512_set1_pd(-746.0), x.v));
-  const __m512d n = _mm512_roundscale_pd(_mm512_mul_pd(x.v, _mm512_set1_pd(1.4426950408889634)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m512d n = _mm512_roundscale_pd(_mm512_mul_pd(x.v, _mm512_set1_pd(1.4426950408889634)),
+                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m512d r = _mm512_fnmadd_pd(n, _mm512_set1_pd(6.93147180369123816490e-1), x.v);
   r = _mm512_fnmadd_pd(n, _mm512_set1_pd(1.90821492927058770002e-10), r);
+  // clang-format off
   static constexpr double kInvFact[] = {1.0 / 6227020800.0, 1.0 / 479001600.0, 1.0 / 39916800.0, 1.0 / 3628800.0,
                                         1.0 / 362880.0,     1.0 / 40320.0,     1.0 / 5040.0,      1.0 / 720.0,
                                         1.0 / 120.0,        1.0 / 24.0,        1.0 / 6.0,         0.5,
                                         1.0,                1.0};
+  // clang-format on
   __m512d p = _mm512_set1_pd(kInvFact[0]);
   for (int i = 1; i < 14; ++i) p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(kInvFact[i]));
   return _mm512_scalef_pd(p, n);  // p * 2^n, one rounding (see the float version)
@@ -183,7 +197,8 @@ DLK_VI void transpose(VF (&v)[16]) {
   }
   for (int m = 0; m < 4; ++m) {
     const __m512 v0 = _mm512_shuffle_f32x4(u[m], u[4 + m], 0x44), v1 = _mm512_shuffle_f32x4(u[m], u[4 + m], 0xEE);
-    const __m512 v2 = _mm512_shuffle_f32x4(u[8 + m], u[12 + m], 0x44), v3 = _mm512_shuffle_f32x4(u[8 + m], u[12 + m], 0xEE);
+    const __m512 v2 = _mm512_shuffle_f32x4(u[8 + m], u[12 + m], 0x44),
+                 v3 = _mm512_shuffle_f32x4(u[8 + m], u[12 + m], 0xEE);
     v[m] = _mm512_shuffle_f32x4(v0, v2, 0x88);
     v[4 + m] = _mm512_shuffle_f32x4(v0, v2, 0xDD);
     v[8 + m] = _mm512_shuffle_f32x4(v1, v3, 0x88);
@@ -200,7 +215,8 @@ DLK_VI void transpose(VD (&v)[8]) {
   }
   for (int m = 0; m < 2; ++m) {
     const __m512d v0 = _mm512_shuffle_f64x2(t[m], t[2 + m], 0x44), v1 = _mm512_shuffle_f64x2(t[m], t[2 + m], 0xEE);
-    const __m512d v2 = _mm512_shuffle_f64x2(t[4 + m], t[6 + m], 0x44), v3 = _mm512_shuffle_f64x2(t[4 + m], t[6 + m], 0xEE);
+    const __m512d v2 = _mm512_shuffle_f64x2(t[4 + m], t[6 + m], 0x44),
+                  v3 = _mm512_shuffle_f64x2(t[4 + m], t[6 + m], 0xEE);
     v[m] = _mm512_shuffle_f64x2(v0, v2, 0x88);
     v[2 + m] = _mm512_shuffle_f64x2(v0, v2, 0xDD);
     v[4 + m] = _mm512_shuffle_f64x2(v1, v3, 0x88);

@@ -46,6 +46,7 @@ struct Vec {
 // stream() is an ordinary store here: nothing to order.
 DLK_VI void stream_fence() {}
 
+// clang-format off: one lanewise definition per line reads as a table
 #define DLK_LANEWISE(expr)                 \
   Vec<T> r;                                \
   for (int i = 0; i < Vec<T>::W; ++i) {    \
@@ -74,7 +75,9 @@ template <class T> DLK_VI Vec<T> exp(Vec<T> a) { DLK_LANEWISE(std::exp(a.v[i]));
 template <class T> DLK_VI Vec<T> fmadd(Vec<T> a, Vec<T> b, Vec<T> c) { DLK_LANEWISE(a.v[i] * b.v[i] + c.v[i]); }
 template <class T> DLK_VI Vec<T> max(Vec<T> a, Vec<T> b) { DLK_LANEWISE(a.v[i] < b.v[i] ? b.v[i] : a.v[i]); }
 template <class T> DLK_VI Vec<T> min(Vec<T> a, Vec<T> b) { DLK_LANEWISE(b.v[i] < a.v[i] ? b.v[i] : a.v[i]); }
-template <class T> DLK_VI T reduce_add(Vec<T> a) {
+// clang-format on
+template <class T>
+DLK_VI T reduce_add(Vec<T> a) {
   T s = 0;
   for (int i = 0; i < Vec<T>::W; ++i) s += a.v[i];
   return s;
