@@ -355,16 +355,21 @@ def test_cases_cover_the_paths():
     def depthwise(c):
         return c.C // c.groups == 1 and c.groups > 1
 
-    def grad_input_as_forward(c):
-        return c.stride == (1, 1) and all(
+    def grad_input_as_forward(c, mr=8):  # mr: rows of the AVX-512 float32 micro-tile
+        reaches = c.stride == (1, 1) and all(
             p <= d * (k - 1) for p, d, k in zip(c.padding, c.dilation, (c.R, c.S))
         )
+        return reaches and (depthwise(c) or 2 * (c.C // c.groups) > mr)
 
     assert any(depthwise(c) and c.K == 2 * c.C for c in CASES)
     assert any(depthwise(c) and c.stride != (1, 1) for c in CASES)
     assert any(depthwise(c) and not grad_input_as_forward(c) and c.stride == (1, 1) for c in CASES)
     assert any(not depthwise(c) and c.groups > 1 and c.K == c.groups and c.C > c.groups for c in CASES)
     assert any(not depthwise(c) and not grad_input_as_forward(c) for c in CASES)
+    assert any(not depthwise(c) and grad_input_as_forward(c) for c in CASES)
+    # Stride 1, few input channels: GEMM + col2im on every ISA (mr 6 or 8), and the forward form.
+    assert any(not depthwise(c) and c.stride == (1, 1) and c.C // c.groups <= 3 for c in CASES)
+    assert any(not depthwise(c) and grad_input_as_forward(c, mr=6) for c in CASES)
     assert any(c.W >= 64 and c.stride[1] == 2 and c.padding[1] % 2 == 1 for c in CASES)
     assert any(c.W >= 64 and c.stride[1] == 2 and c.padding[1] % 2 == 0 for c in CASES)
     assert any(c.N * c.P * c.Q % 48 != 0 for c in CASES)
