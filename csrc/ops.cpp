@@ -2,8 +2,9 @@
 // Kernels register per device in csrc/cpu/*.cpp and csrc/cuda/*_host.cpp; fake (meta) kernels for
 // torch.compile live in dlkernels/_meta; autograd kernels in csrc/autograd (and
 // dlkernels/autograd for the in-place Functions and sigmoid_backward's derivative).
+#include <Python.h>  // first, as CPython asks
+
 #include <ATen/core/dispatch/Dispatcher.h>
-#include <Python.h>
 #include <torch/csrc/autograd/variable.h>
 #include <torch/library.h>
 

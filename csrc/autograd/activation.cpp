@@ -42,6 +42,12 @@ Tensor call_leaky_relu_backward(const Tensor& grad, const Tensor& x, double slop
   return op.call(grad, x, slope);
 }
 
+std::tuple<Tensor, Tensor> call_sigmoid_backward_backward(const Tensor& gg, const Tensor& grad, const Tensor& result) {
+  static const auto op = find_op<std::tuple<Tensor, Tensor>(const Tensor&, const Tensor&, const Tensor&)>(
+      "dlkernels::_sigmoid_backward_backward");
+  return op.call(gg, grad, result);
+}
+
 // Each forward runs the op below autograd (the kernel registered for the device, or the fake
 // kernel under torch.compile); each backward calls the gradient ops through the full dispatcher.
 struct Relu : torch::autograd::Function<Relu> {
@@ -81,12 +87,6 @@ struct LeakyRelu : torch::autograd::Function<LeakyRelu> {
   }
 };
 
-std::tuple<Tensor, Tensor> call_sigmoid_backward_backward(const Tensor& gg, const Tensor& grad, const Tensor& result) {
-  static const auto op = find_op<std::tuple<Tensor, Tensor>(const Tensor&, const Tensor&, const Tensor&)>(
-      "dlkernels::_sigmoid_backward_backward");
-  return op.call(gg, grad, result);
-}
-
 // relu_backward(g, y) and leaky_relu_backward(g, x, slope) are linear in g with a factor that is
 // piecewise constant in y or x: their derivative through y or x is zero almost everywhere (as in
 // torch), and through g it is the op itself.
@@ -114,6 +114,7 @@ struct LeakyReluBackward : torch::autograd::Function<LeakyReluBackward> {
   }
 };
 
+// sigmoid_backward(g, y) = g y (1 - y): its derivatives come from the composite op above.
 struct SigmoidBackward : torch::autograd::Function<SigmoidBackward> {
   static Tensor forward(AutogradContext* ctx, const Tensor& grad, const Tensor& result) {
     const at::AutoDispatchBelowADInplaceOrView below;
