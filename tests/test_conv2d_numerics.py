@@ -5,6 +5,8 @@ CPU instruction set, dtype and the shapes that reach each kernel path.
 CUDA has no conv2d kernel yet (test_conv2d_errors.py documents what a CUDA call raises), so these
 run on the CPU only."""
 
+import threading
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -190,6 +192,31 @@ def test_repeated_calls_are_deterministic(isa):
     again = run_ops(a, *a.tensors(torch.float32))
     for field in ("output", "grad_input", "grad_weight", "grad_bias"):
         assert torch.equal(getattr(first, field), getattr(again, field)), field
+
+
+def test_concurrent_calls_from_python_threads():
+    """Each calling thread has its own workspace: calls from several Python threads at once,
+    forward and backward, give the bits a lone call gives."""
+    ids = ("deep-3x3", "depthwise-stride2", "7x7-stride2-pad3", "depthwise-multiplier2-stride2")
+    cases = [CASES_BY_ID[i] for i in ids]
+    tensors = [c.tensors(torch.float32) for c in cases]
+    expected = [run_ops(c, *t) for c, t in zip(cases, tensors)]
+    mismatches = []
+
+    def work(k):
+        for it in range(12):
+            i = (k + it) % len(cases)
+            got = run_ops(cases[i], *tensors[i])
+            for field in ("output", "grad_input", "grad_weight", "grad_bias"):
+                if not torch.equal(getattr(got, field), getattr(expected[i], field)):
+                    mismatches.append((ids[i], field))
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not mismatches
 
 
 # ---- zero input channels -------------------------------------------------------------------------
