@@ -3,20 +3,24 @@
 // forward-conv GEMM shapes of ResNet-50 at N = 8; prints median and best GFLOP/s.
 //   g++ -O3 -std=c++20 -I csrc benchmarks/cpp/gemm_order_ab.cpp -o /tmp/ab
 //   /tmp/ab ORDER KC MC NC [ORDER KC MC NC ...]      (SHAPE=i for one shape)
+#include "cpu/isa/prelude.h"  // first: it sets up the ISA compilation
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <vector>
+
 #include "cpu/gemm.h"
-#include "cpu/isa/prelude.h"
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,bmi2")
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #define DLK_ISA avx512
-#include "cpu/kernels/gemm.h"
+// clang-format off: the vocabulary before the kernels written against it
 #include "cpu/simd/avx512.h"
+#include "cpu/kernels/gemm.h"
+// clang-format on
 #undef DLK_ISA
 #pragma GCC pop_options
 namespace dlk::cpu {
@@ -43,15 +47,15 @@ double run(int order, int64_t kc_blk, int64_t mc_blk, int64_t nc_blk, int64_t M,
         if (order == 0) {
           for (int64_t jr = 0; jr < nc; jr += t.nr)
             for (int64_t ir = 0; ir < mc; ir += t.mr)
-              t.micro_for(std::min<int64_t>(t.nr, nc - jr))(kc, ab + ir * kc, bb + jr * kc, C + (ic + ir) * N + jc + jr,
-                                                            N, std::min<int64_t>(t.mr, mc - ir),
-                                                            std::min<int64_t>(t.nr, nc - jr), pc > 0, nullptr);
+              t.micro_for(std::min<int64_t>(t.nr, nc - jr))(
+                  kc, ab + ir * kc, 0, bb + jr * kc, C + (ic + ir) * N + jc + jr, N, std::min<int64_t>(t.mr, mc - ir),
+                  std::min<int64_t>(t.nr, nc - jr), pc > 0, nullptr);
         } else {
           for (int64_t ir = 0; ir < mc; ir += t.mr)
             for (int64_t jr = 0; jr < nc; jr += t.nr)
-              t.micro_for(std::min<int64_t>(t.nr, nc - jr))(kc, ab + ir * kc, bb + jr * kc, C + (ic + ir) * N + jc + jr,
-                                                            N, std::min<int64_t>(t.mr, mc - ir),
-                                                            std::min<int64_t>(t.nr, nc - jr), pc > 0, nullptr);
+              t.micro_for(std::min<int64_t>(t.nr, nc - jr))(
+                  kc, ab + ir * kc, 0, bb + jr * kc, C + (ic + ir) * N + jc + jr, N, std::min<int64_t>(t.mr, mc - ir),
+                  std::min<int64_t>(t.nr, nc - jr), pc > 0, nullptr);
         }
       }
     }

@@ -14,16 +14,20 @@
 #pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,bmi2")
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #define DLK_ISA avx512
-#include "cpu/kernels/gemm.h"
+// clang-format off: the vocabulary before the kernels written against it
 #include "cpu/simd/avx512.h"
+#include "cpu/kernels/gemm.h"
+// clang-format on
 #undef DLK_ISA
 #pragma GCC pop_options
 
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,bmi2")
 #define DLK_ISA avx2
-#include "cpu/kernels/gemm.h"
+// clang-format off: the vocabulary before the kernels written against it
 #include "cpu/simd/avx2.h"
+#include "cpu/kernels/gemm.h"
+// clang-format on
 #undef DLK_ISA
 #pragma GCC pop_options
 
@@ -47,7 +51,7 @@ double micro_peak(const GemmTable<T>& t) {
     const int iters = 2000;
     const double t0 = now();
     for (int i = 0; i < iters; ++i)
-      t.micro_for(t.nr)(kc, a.data(), b.data(), c.data(), t.nr, t.mr, t.nr, true, nullptr);
+      t.micro_for(t.nr)(kc, a.data(), 0, b.data(), c.data(), t.nr, t.mr, t.nr, true, nullptr);
     const double dt = now() - t0;
     best = std::max(best, 2.0 * t.mr * t.nr * kc * iters / dt * 1e-9);
   }

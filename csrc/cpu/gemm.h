@@ -64,14 +64,15 @@ int64_t gemm_b_buffer_size(const GemmTable<T>& t, const GemmBlocking& b) {
 
 // C[m0:m1, n0:n1] (+)= A[m0:m1, :] * B[:, n0:n1].
 //   get_a(ic, pc, mc, kc, buf) -> const T*: the packed A block at absolute row ic (pack into buf,
-//     or return a pointer into a pre-packed A).
+//     or return a pointer into a pre-packed A); with a_lda > 0, A(ic, pc) of a row-major A with
+//     leading dimension a_lda, read in place by the micro-kernel.
 //   pack_b(pc, jc, kc, nc, buf): packs B[pc:pc+kc, jc:jc+nc] into buf (jc in absolute columns).
 //   c_stage: (m1 - m0) x min(n1 - n0, NC) elements, used when a column block straddles two
 //     segments of C: the block is computed there and scattered once (may be null otherwise).
 template <class T, class GetA, class PackB>
 void gemm_blocked(const GemmTable<T>& t, const GemmBlocking& blk, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
                   int64_t K, GetA&& get_a, PackB&& pack_b, T* C, int64_t ldc, ColumnMap cols, bool accumulate,
-                  const T* row_bias, T* a_buf, T* b_buf, T* c_stage) {
+                  const T* row_bias, T* a_buf, T* b_buf, T* c_stage, int64_t a_lda = 0) {
   const int MR = t.mr, NR = t.nr;
   for (int64_t jc = n0; jc < n1; jc += blk.nc) {
     const int64_t nc = std::min(blk.nc, n1 - jc);
@@ -106,7 +107,8 @@ void gemm_blocked(const GemmTable<T>& t, const GemmBlocking& blk, int64_t m0, in
           const T* bias = (!acc && row_bias) ? row_bias + ic + ir : nullptr;
           for (int64_t jr = 0; jr < nc; jr += NR) {
             const int nr = static_cast<int>(std::min<int64_t>(NR, nc - jr));
-            t.micro_for(nr)(kc, a_pack + ir * kc, b_buf + jr * kc, cb + (ic + ir) * ldcb + jr, ldcb, mr, nr, acc, bias);
+            t.micro_for(nr)(kc, a_pack + ir * (a_lda ? a_lda : kc), a_lda, b_buf + jr * kc, cb + (ic + ir) * ldcb + jr,
+                            ldcb, mr, nr, acc, bias);
           }
         }
       }

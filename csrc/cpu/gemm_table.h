@@ -3,7 +3,8 @@
 //
 // Notation (BLIS): C[M x N] (+)= A[M x K] * B[K x N]. A is packed in panels of MR rows (for each
 // k, MR consecutive values), B in panels of NR columns (for each k, NR consecutive values), both
-// zero-padded to full panels, so the micro-kernel never branches on edges inside its k loop.
+// zero-padded to full panels, so the micro-kernel never branches on edges inside its k loop. An A
+// that is already row-major with k contiguous (convolution weights) may instead be read in place.
 #pragma once
 
 #include <cstdint>
@@ -18,10 +19,12 @@ struct GemmTable {
   int nr;  // columns of a micro-tile (B panel width)
   int w;   // columns of one vector; a panel holds nr / w of them
 
-  // C tile (mr x nr valid) = [C +] a_panel * b_panel [+ bias[row]] over kc.
+  // C tile (mr x nr valid) = [C +] A * b_panel [+ bias[row]] over kc. A is a packed panel when
+  // lda == 0, else MR rows of a row-major matrix read in place (row i at a + i lda; no packing,
+  // for an A that every call would otherwise repack, such as a convolution's weights).
   // accumulate: add to C; else overwrite, adding row_bias[i] when row_bias is non-null.
-  using Micro = void (*)(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, int mr, int nr, bool accumulate,
-                         const T* row_bias);
+  using Micro = void (*)(int64_t kc, const T* a, int64_t lda, const T* b, T* c, int64_t ldc, int mr, int nr,
+                         bool accumulate, const T* row_bias);
   // micro[v - 1] computes the first v vectors of a panel (v w columns): the full width, and
   // narrower kernels for a last panel with fewer columns. Entries past nr / w repeat the widest.
   Micro micro[4];

@@ -11,7 +11,7 @@
 
 namespace dlk::cpu {
 
-enum class Slot : int { planes, packed_weight, weight_t, scratch0, scratch1, scratch2, scratch3, count };
+enum class Slot : int { planes, weight_t, scratch0, scratch1, scratch2, scratch3, count };
 
 // 64-byte-aligned storage of at least `bytes` bytes for `slot` on this thread; contents undefined.
 void* workspace(Slot slot, int64_t bytes);

@@ -21,8 +21,8 @@ struct Tile {
 // NV <= Tile<T>::NV vectors per row: the narrower variants finish a last panel of at most NV W
 // columns without computing the padding (the packed B rows keep their full NR stride).
 template <class T, int NV>
-void micro_kernel(int64_t kc, const T* __restrict__ a, const T* __restrict__ b, T* c, int64_t ldc, int mr, int nr,
-                  bool accumulate, const T* row_bias) {
+void micro_kernel(int64_t kc, const T* __restrict__ a, int64_t lda, const T* __restrict__ b, T* c, int64_t ldc, int mr,
+                  int nr, bool accumulate, const T* row_bias) {
   using V = Vec<T>;
   constexpr int MR = Tile<T>::MR, W = V::W, NR = Tile<T>::NV * W, NC = NV * W;
   V acc[MR][NV];
@@ -31,18 +31,36 @@ void micro_kernel(int64_t kc, const T* __restrict__ a, const T* __restrict__ b, 
 #pragma GCC unroll 8
     for (int j = 0; j < NV; ++j) acc[i][j] = V(T(0));
   }
-  for (int64_t k = 0; k < kc; ++k) {
-    V bv[NV];
+  if (lda == 0) {  // packed panel: MR values per k
+    for (int64_t k = 0; k < kc; ++k) {
+      V bv[NV];
 #pragma GCC unroll 8
-    for (int j = 0; j < NV; ++j) bv[j] = V::load(b + j * W);
+      for (int j = 0; j < NV; ++j) bv[j] = V::load(b + j * W);
 #pragma GCC unroll 64
-    for (int i = 0; i < MR; ++i) {
-      const V ai(a[i]);
+      for (int i = 0; i < MR; ++i) {
+        const V ai(a[i]);
 #pragma GCC unroll 8
-      for (int j = 0; j < NV; ++j) acc[i][j] = fmadd(ai, bv[j], acc[i][j]);
+        for (int j = 0; j < NV; ++j) acc[i][j] = fmadd(ai, bv[j], acc[i][j]);
+      }
+      a += MR;
+      b += NR;
     }
-    a += MR;
-    b += NR;
+  } else {  // MR rows lda apart, read in place; rows past mr repeat the last (their sums are dropped)
+    const T* row[MR];
+#pragma GCC unroll 64
+    for (int i = 0; i < MR; ++i) row[i] = a + (i < mr ? i : mr - 1) * lda;
+    for (int64_t k = 0; k < kc; ++k) {
+      V bv[NV];
+#pragma GCC unroll 8
+      for (int j = 0; j < NV; ++j) bv[j] = V::load(b + j * W);
+#pragma GCC unroll 64
+      for (int i = 0; i < MR; ++i) {
+        const V ai(row[i][k]);
+#pragma GCC unroll 8
+        for (int j = 0; j < NV; ++j) acc[i][j] = fmadd(ai, bv[j], acc[i][j]);
+      }
+      b += NR;
+    }
   }
   if (mr == MR && nr == NC) {
 #pragma GCC unroll 64
