@@ -1,5 +1,6 @@
 """The build as a user meets it: the torch-version guard on import, and the CUDA sources compiling
-for sm_80 and sm_90 with nvcc on a machine without a GPU (tools/check_cuda.py, also run by CI)."""
+for sm_80 and sm_90 with nvcc on a machine without a GPU (tools/check_cuda.py, also run by CI);
+the standalone GEMM harnesses in benchmarks/cpp compiling too."""
 
 import os
 import shutil
@@ -66,3 +67,18 @@ def test_cuda_sources_compile_for_sm80_and_sm90():
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "FAIL" not in proc.stdout
+
+
+@pytest.mark.skipif(shutil.which("g++") is None, reason="g++ not installed")
+@pytest.mark.parametrize("harness", ["gemm_tune.cpp", "gemm_order_ab.cpp"])
+def test_gemm_harnesses_compile(harness):
+    """The standalone GEMM tuning harnesses (benchmarks/cpp) still compile against csrc/: they
+    include the kernels directly, so a signature or include-order change can break them."""
+    src = os.path.join(ROOT, "benchmarks", "cpp", harness)
+    proc = subprocess.run(
+        ["g++", "-std=c++20", "-fopenmp", "-fsyntax-only", "-I", os.path.join(ROOT, "csrc"), src],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
