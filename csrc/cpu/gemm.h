@@ -129,10 +129,12 @@ struct TaskGrid {
 };
 
 // Picks the grid whose busiest thread has the least work, preferring fewer, larger tasks on
-// ties (each task packs its own B panels, so splitting rows repeats that work). Tasks are dealt
+// ties (each task packs its own B panels, so splitting rows repeats that work). pack_tiles: the
+// cost of packing one B panel, in micro-tiles, charged to every task that packs it. Tasks are dealt
 // out in contiguous chunks, as at::parallel_for does; the busiest thread's load is estimated as
 // its chunk of full-size tasks, in tiles, plus a fixed cost per task.
-inline TaskGrid plan_tasks(int64_t M, int64_t N, int64_t batches, int MR, int NR, int64_t threads, int64_t max_cols) {
+inline TaskGrid plan_tasks(int64_t M, int64_t N, int64_t batches, int MR, int NR, int64_t threads, int64_t max_cols,
+                           double pack_tiles = 0) {
   const int64_t mp = std::max<int64_t>(1, (M + MR - 1) / MR), np = std::max<int64_t>(1, (N + NR - 1) / NR);
   const int64_t min_col_blocks = (np + std::max<int64_t>(1, max_cols / NR) - 1) / std::max<int64_t>(1, max_cols / NR);
   TaskGrid best{};
@@ -143,7 +145,7 @@ inline TaskGrid plan_tasks(int64_t M, int64_t N, int64_t batches, int MR, int NR
       const int64_t cpb = (np + cb - 1) / cb;  // column panels per block
       const TaskGrid grid{rpb * MR, cpb * NR, (mp + rpb - 1) / rpb, (np + cpb - 1) / cpb};
       const int64_t per_thread = (grid.tasks(batches) + threads - 1) / threads;
-      const double cost = static_cast<double>(per_thread) * (static_cast<double>(rpb) * cpb + 2.0);
+      const double cost = static_cast<double>(per_thread) * (static_cast<double>(rpb) * cpb + pack_tiles * cpb + 2.0);
       if (best.row_blocks == 0 || cost < best_cost * 0.999) {
         best = grid;
         best_cost = cost;
