@@ -31,36 +31,28 @@ void micro_kernel(int64_t kc, const T* __restrict__ a, int64_t lda, const T* __r
 #pragma GCC unroll 8
     for (int j = 0; j < NV; ++j) acc[i][j] = V(T(0));
   }
-  if (lda == 0) {  // packed panel: MR values per k
+  // One rank-1 update per k: NV vectors of B, MR broadcasts of A from a_at(i, k).
+  auto run = [&](auto a_at) {
     for (int64_t k = 0; k < kc; ++k) {
       V bv[NV];
 #pragma GCC unroll 8
       for (int j = 0; j < NV; ++j) bv[j] = V::load(b + j * W);
 #pragma GCC unroll 64
       for (int i = 0; i < MR; ++i) {
-        const V ai(a[i]);
+        const V ai(a_at(i, k));
 #pragma GCC unroll 8
         for (int j = 0; j < NV; ++j) acc[i][j] = fmadd(ai, bv[j], acc[i][j]);
       }
-      a += MR;
       b += NR;
     }
+  };
+  if (lda == 0) {  // packed panel: MR values per k
+    run([&](int i, int64_t k) { return a[k * MR + i]; });
   } else {  // MR rows lda apart, read in place; rows past mr repeat the last (their sums are dropped)
     const T* row[MR];
 #pragma GCC unroll 64
     for (int i = 0; i < MR; ++i) row[i] = a + (i < mr ? i : mr - 1) * lda;
-    for (int64_t k = 0; k < kc; ++k) {
-      V bv[NV];
-#pragma GCC unroll 8
-      for (int j = 0; j < NV; ++j) bv[j] = V::load(b + j * W);
-#pragma GCC unroll 64
-      for (int i = 0; i < MR; ++i) {
-        const V ai(row[i][k]);
-#pragma GCC unroll 8
-        for (int j = 0; j < NV; ++j) acc[i][j] = fmadd(ai, bv[j], acc[i][j]);
-      }
-      b += NR;
-    }
+    run([&](int i, int64_t k) { return row[i][k]; });
   }
   if (mr == MR && nr == NC) {
 #pragma GCC unroll 64
