@@ -66,6 +66,17 @@ UNSUPPORTED_DTYPES = {
     "cuda": (torch.int32, torch.int64, torch.uint8, torch.bool, torch.complex64),
 }
 
+# c10's names for dtypes, as they appear in the NotImplementedError messages.
+C10_NAMES = {
+    torch.float16: "Half",
+    torch.bfloat16: "BFloat16",
+    torch.int32: "Int",
+    torch.int64: "Long",
+    torch.uint8: "Byte",
+    torch.bool: "Bool",
+    torch.complex64: "ComplexFloat",
+}
+
 DTYPE_NAMES = {
     torch.float32: "float32",
     torch.float64: "float64",

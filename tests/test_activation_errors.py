@@ -7,22 +7,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 from activation_cases import ACTS_BY_OP
-from helpers import UNSUPPORTED_DTYPES, assert_unchanged, make_input, requires_cuda
+from helpers import C10_NAMES, UNSUPPORTED_DTYPES, assert_unchanged, make_input, requires_cuda
 
 import dlkernels
 
 DF = dlkernels.functional
-
-# c10's names for dtypes, as they appear in the NotImplementedError messages.
-C10_NAMES = {
-    torch.float16: "Half",
-    torch.bfloat16: "BFloat16",
-    torch.int32: "Int",
-    torch.int64: "Long",
-    torch.uint8: "Byte",
-    torch.bool: "Bool",
-    torch.complex64: "ComplexFloat",
-}
 
 # (name in the message, dlkernels call, torch call) for every functional entry point; the in-place
 # forms name the in-place op, as torch's do.

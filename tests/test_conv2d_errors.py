@@ -6,23 +6,12 @@ import re
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import CUDA_USABLE, assert_unchanged, requires_cuda
+from helpers import C10_NAMES, CUDA_USABLE, assert_unchanged, requires_cuda
 
 import dlkernels
 
 DF = dlkernels.functional
 ops = torch.ops.dlkernels
-
-# c10's names for dtypes, as they appear in the NotImplementedError messages.
-C10_NAMES = {
-    torch.float16: "Half",
-    torch.bfloat16: "BFloat16",
-    torch.int32: "Int",
-    torch.int64: "Long",
-    torch.uint8: "Byte",
-    torch.bool: "Bool",
-    torch.complex64: "ComplexFloat",
-}
 
 
 def t(*shape, dtype=torch.float32):
