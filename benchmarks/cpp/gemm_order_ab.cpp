@@ -3,33 +3,14 @@
 // forward-conv GEMM shapes of ResNet-50 at N = 8; prints median and best GFLOP/s.
 //   g++ -O3 -std=c++20 -I csrc benchmarks/cpp/gemm_order_ab.cpp -o /tmp/ab
 //   /tmp/ab ORDER KC MC NC [ORDER KC MC NC ...]      (SHAPE=i for one shape)
-#include "cpu/isa/prelude.h"  // first: it sets up the ISA compilation
+#include "harness.h"  // first: it sets up the ISA compilation
 
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <vector>
 
-#include "cpu/gemm.h"
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,bmi2")
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#define DLK_ISA avx512
-// clang-format off: the vocabulary before the kernels written against it
-#include "cpu/simd/avx512.h"
-#include "cpu/kernels/gemm.h"
-// clang-format on
-#undef DLK_ISA
-#pragma GCC pop_options
-namespace dlk::cpu {
-Isa active_isa() { return Isa::avx512; }
-}  // namespace dlk::cpu
 using namespace dlk::cpu;
-static double now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
 
 // order 0: jc, pc, ic, jr, ir (BLIS). order 1: jc, pc, ic, ir, jr.
 double run(int order, int64_t kc_blk, int64_t mc_blk, int64_t nc_blk, int64_t M, int64_t N, int64_t K, const float* A,

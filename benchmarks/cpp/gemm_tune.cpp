@@ -1,46 +1,13 @@
 // Standalone tuning harness for the CPU GEMM core (no torch): micro-kernel peak with L1-resident
 // panels, and single-thread blocked GEMM GFLOP/s for a few shapes. Build and run:
 //   g++ -O3 -std=c++20 -fopenmp -I csrc benchmarks/cpp/gemm_tune.cpp -o /tmp/gemm_tune && /tmp/gemm_tune
-#include "cpu/isa/prelude.h"
+#include "harness.h"  // first: it sets up the ISA compilation
 
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <vector>
 
-#include "cpu/gemm.h"
-
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,bmi2")
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#define DLK_ISA avx512
-// clang-format off: the vocabulary before the kernels written against it
-#include "cpu/simd/avx512.h"
-#include "cpu/kernels/gemm.h"
-// clang-format on
-#undef DLK_ISA
-#pragma GCC pop_options
-
-#pragma GCC push_options
-#pragma GCC target("avx2,fma,bmi2")
-#define DLK_ISA avx2
-// clang-format off: the vocabulary before the kernels written against it
-#include "cpu/simd/avx2.h"
-#include "cpu/kernels/gemm.h"
-// clang-format on
-#undef DLK_ISA
-#pragma GCC pop_options
-
-// The dispatch in cpu/isa.cpp is not linked here.
-namespace dlk::cpu {
-Isa active_isa() { return Isa::avx512; }
-}  // namespace dlk::cpu
-
 using namespace dlk::cpu;
-
-static double now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
 
 template <class T>
 double micro_peak(const GemmTable<T>& t) {
