@@ -36,16 +36,6 @@ inline void add_run(T* dst, const T* src, int64_t n) {
   if (i < n) (V::load(dst + i, n - i) + V::load(src + i, n - i)).store(dst + i, n - i);
 }
 
-// dst[e] += w * src[e] for e < n.
-template <class T>
-inline void axpy_run(T* dst, T w, const T* src, int64_t n) {
-  using V = Vec<T>;
-  const V wv(w);
-  int64_t i = 0;
-  for (; i + V::W <= n; i += V::W) fmadd(wv, V::load(src + i), V::load(dst + i)).store(dst + i);
-  if (i < n) fmadd(wv, V::load(src + i, n - i), V::load(dst + i, n - i)).store(dst + i, n - i);
-}
-
 // dst[e] = src[e * stride] inside [0, n_src), zero outside, for e < n; src may start before 0.
 template <class T>
 inline void gather_run(T* dst, const T* src, int64_t first, int64_t stride, int64_t n_src, int64_t n) {
