@@ -1,0 +1,41 @@
+"""Per-call cost of the op layer: small activations (64K elements) and a small conv2d, forward and
+forward+backward, dlkernels next to torch, interleaved in one process. Usage: python benchmarks/per_call.py"""
+
+import torch
+import torch.utils.benchmark as tb
+
+import dlkernels.functional as F
+
+
+def case(label, dlk, ref, rounds=5):
+    res = {"dlkernels": [], "torch": []}
+    for _ in range(rounds):
+        for name, fn in (("dlkernels", dlk), ("torch", ref)):
+            t = tb.Timer("fn()", globals={"fn": fn}).blocked_autorange(min_run_time=0.2)
+            res[name].append(t.median * 1e6)
+    d, t = sorted(res["dlkernels"])[rounds // 2], sorted(res["torch"])[rounds // 2]
+    print(f"{label:<34} dlkernels {d:8.2f} us   torch {t:8.2f} us   torch/dlk {t / d:5.2f}")
+
+
+def main():
+    torch.manual_seed(0)
+    x = torch.randn(65536)
+    xg = x.clone().requires_grad_()
+    tn = torch.nn.functional
+    case("relu fwd 64K", lambda: F.relu(x), lambda: torch.relu(x))
+    case("sigmoid fwd 64K", lambda: F.sigmoid(x), lambda: torch.sigmoid(x))
+    case("relu fwd+bwd 64K", lambda: F.relu(xg).sum().backward(), lambda: torch.relu(xg).sum().backward())
+    a = torch.randn(2, 4, 8, 8)
+    w = torch.randn(4, 4, 3, 3)
+    ag, wg = a.clone().requires_grad_(), w.clone().requires_grad_()
+    case("conv2d fwd 2x4x8x8 k3", lambda: F.conv2d(a, w, padding=1), lambda: tn.conv2d(a, w, padding=1))
+    case(
+        "conv2d fwd+bwd 2x4x8x8 k3",
+        lambda: F.conv2d(ag, wg, padding=1).sum().backward(),
+        lambda: tn.conv2d(ag, wg, padding=1).sum().backward(),
+    )
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(2)
+    main()
