@@ -1,4 +1,4 @@
-# dlkernels. On a fresh machine (Python 3.9+, a C++ compiler, make):
+# dlkernels. On a fresh machine (Python 3.10+, a C++ compiler, make):
 #   make train    set everything up, build, and run the main job (train a ConvNet on dlkernels layers)
 #   make test     set everything up, build, and run the test suite
 # Everything lives in a virtual environment, $(VENV). Other targets: build, bench, wheel,
@@ -7,9 +7,12 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# torch==2.13.0 is the version the package is built and tested against; on a GPU machine pass
-# e.g. TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu130".
+# The development torch (a CPU build). The library is built on torch's stable ABI for 2.11, so
+# the same build also runs under every later torch (.ci/run checks 2.11 and the newest).
 TORCH_SPEC ?= torch==2.13.0
+# The dev venv's CPU torch cannot load CUDA kernels: `build` skips them; `wheel` builds them when
+# nvcc is found (DLKERNELS_CUDA=auto), so one wheel serves CPU and CUDA builds of torch.
+BUILD_CUDA ?= 0
 export MAX_JOBS ?= 2
 PYTEST_ARGS ?=
 
@@ -21,12 +24,14 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet $(TORCH_SPEC)
-	$(PY) -m pip install --quiet numpy ninja "setuptools>=64" wheel pytest expecttest ruff clang-format==19.1.7
+	$(PY) -m pip install --quiet numpy ninja "setuptools>=77" wheel pytest expecttest ruff clang-format==19.1.7
 	touch $@
 
 # Incremental (ninja): only changed sources recompile.
 build: setup
-	$(PY) setup.py --quiet build_ext --inplace
+	DLKERNELS_CUDA=$(BUILD_CUDA) $(PY) setup.py --quiet build_ext --inplace
+	@# The checkout on the venv's path (a .pth file), so `import dlkernels` works from any directory.
+	$(PY) -c "import os, sysconfig; open(os.path.join(sysconfig.get_paths()['purelib'], 'dlkernels-checkout.pth'), 'w').write(os.getcwd() + '\n')"
 
 train: build
 	$(PY) -m dlkernels train
@@ -38,7 +43,7 @@ bench: build
 	$(PY) -m dlkernels bench --suite all
 
 wheel: setup
-	$(PY) -m pip wheel --no-build-isolation --no-deps --wheel-dir dist .
+	DLKERNELS_CUDA=$${DLKERNELS_CUDA:-auto} $(PY) -m pip wheel --no-build-isolation --no-deps --wheel-dir dist .
 
 check-cuda: setup
 	$(PY) tools/check_cuda.py

@@ -1,4 +1,10 @@
-"""Loads the compiled operator library, with a clear error when it cannot be used."""
+"""Loads the compiled operator libraries, with a clear error when they cannot be used.
+
+`_C` holds every schema and the CPU kernels; `_cuda` (when built) the CUDA kernels. Both are built
+on torch's stable ABI for `TORCH_TARGET` and newer, so one build serves every such torch; `_cuda`
+is loaded only under a CUDA build of torch (it needs libtorch_cuda's current-stream API)."""
+
+import importlib.util
 
 import torch
 
@@ -15,26 +21,37 @@ def _major_minor(version: str) -> tuple:
     return tuple(int(part) for part in version.split("+")[0].split(".")[:2])
 
 
-def check_torch_version(built: str, running: str) -> None:
-    """The C++ ABI of torch changes between minor releases: refuse a mismatch up front, before
-    the dynamic loader fails with an undefined symbol."""
-    if _major_minor(built) != _major_minor(running):
+def check_torch_version(target: tuple, running: str) -> None:
+    """The library uses torch's stable ABI as of `target`: any torch from there up can load it;
+    an older one lacks some of the functions it calls, so refuse it before the loader fails."""
+    if _major_minor(running) < tuple(target):
         raise ImportError(
-            f"dlkernels was built against torch {built}, but torch {running} is installed. "
-            "Its compiled operators use torch's C++ ABI, which changes between minor releases: "
-            f"install torch {'.'.join(map(str, _major_minor(built)))}.x or rebuild dlkernels "
-            "(`pip install --no-build-isolation --force-reinstall --no-deps .`)."
+            f"dlkernels needs torch >= {target[0]}.{target[1]} (its kernels use torch's stable ABI "
+            f"of that release), but torch {running} is installed."
         )
 
 
-check_torch_version(_build_info.TORCH_VERSION, torch.__version__)
+check_torch_version(_build_info.TORCH_TARGET, torch.__version__)
 
 try:
     from . import _C  # noqa: F401  (loading it registers torch.ops.dlkernels.*)
 except (ImportError, OSError) as e:
-    raise ImportError(
-        f"dlkernels: failed to load the compiled library ({e}). It was built against torch "
-        f"{_build_info.TORCH_VERSION} (running {torch.__version__}); rebuild it against this torch."
-    ) from e
+    raise ImportError(f"dlkernels: failed to load the compiled library ({e}).") from e
+
+
+def _load_cuda() -> bool:
+    if not _build_info.WITH_CUDA or torch.version.cuda is None:
+        return False
+    if importlib.util.find_spec(f"{__package__}._cuda") is None:
+        return False
+    try:
+        from . import _cuda  # noqa: F401  (registers the CUDA kernels)
+    except (ImportError, OSError) as e:
+        raise ImportError(f"dlkernels: failed to load the CUDA kernels ({e}).") from e
+    return True
+
+
+CUDA_LOADED = _load_cuda()
+"""Whether the CUDA kernels are registered in this process."""
 
 ops = torch.ops.dlkernels

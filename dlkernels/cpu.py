@@ -21,9 +21,19 @@ def cpu_isas() -> list:
     return list(ops._cpu_isas())
 
 
+_ISA_INDEX = {"auto": -1, "baseline": 0, "avx2": 1, "avx512": 2}  # csrc/cpu/isa.h Isa
+
+
 def set_cpu_isa(name: str) -> str:
     """Selects the CPU instruction set ('auto' for the best); returns the previous one."""
-    return ops._set_cpu_isa(name)
+    if name not in _ISA_INDEX:
+        raise ValueError(f"dlkernels: unknown CPU ISA '{name}'; expected one of auto, baseline, avx2, avx512")
+    if name != "auto" and name not in cpu_isas():
+        raise ValueError(
+            f"dlkernels: CPU ISA '{name}' is not supported by this CPU or build; "
+            f"supported: {', '.join(cpu_isas())}"
+        )
+    return ops._set_cpu_isa(_ISA_INDEX[name])
 
 
 @contextlib.contextmanager

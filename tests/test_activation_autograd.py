@@ -296,8 +296,6 @@ def _opcheck_samples(device):
         + [(t(3, 4, grad=True), t(3, 4), 1.5)],
         "sigmoid_backward": [(g, y) for g, y in zip(shapes(), shapes())]
         + [(t(3, 4, grad=True), torch.rand(3, 4, device=device, requires_grad=True))],
-        # sigmoid_backward's second derivative (a composite op, run only by double backward).
-        "_sigmoid_backward_backward": [(a, b, c) for a, b, c in zip(shapes(), shapes(), shapes())],
     }
 
 
@@ -311,7 +309,6 @@ OPCHECK_OPS = (
     "sigmoid",
     "sigmoid_",
     "sigmoid_backward",
-    "_sigmoid_backward_backward",
 )
 
 

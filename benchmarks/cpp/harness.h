@@ -16,6 +16,7 @@
 #define DLK_ISA avx512
 // clang-format off: the vocabulary before the kernels written against it
 #include "cpu/simd/avx512.h"
+#include "cpu/simd/tile.h"
 #include "cpu/kernels/gemm.h"
 // clang-format on
 #undef DLK_ISA
@@ -26,6 +27,7 @@
 #define DLK_ISA avx2
 // clang-format off
 #include "cpu/simd/avx2.h"
+#include "cpu/simd/tile.h"
 #include "cpu/kernels/gemm.h"
 // clang-format on
 #undef DLK_ISA

@@ -1,7 +1,5 @@
 // Activations on the CPU: the kernels of the active ISA (cpu/kernels/activation.h), split across
-// threads with at::parallel_for. Ops and checks are in host/activation.h.
-#include <ATen/Parallel.h>
-#include <torch/library.h>
+// threads with torch's parallel_for. Ops and checks are in host/activation.h.
 
 #include <cstdint>
 #include <cstdlib>
@@ -74,53 +72,51 @@ void prefault(void* p, int64_t bytes) {
 }
 
 template <class T>
-void forward_typed(Activation act, const at::Tensor& x, const at::Tensor& y, double slope) {
-  const auto& table = activation_table<T>();
+void forward_typed(Activation act, const Tensor& x, const Tensor& y, double slope) {
+  const auto& table = activation_table<T>(active_isa());
   const T* px = x.const_data_ptr<T>();
-  T* py = y.data_ptr<T>();
+  T* py = y.mutable_data_ptr<T>();
   const int64_t n = x.numel();
   const bool stream = use_stream(py, n * int64_t(sizeof(T)), {px});
   const bool may_fault = py != px && n * int64_t(sizeof(T)) >= kPrefaultBytes;
   const auto fn = (stream ? table.forward_stream : table.forward)[static_cast<int>(act)];
   const T s = static_cast<T>(slope);
-  at::parallel_for(0, n, kGrain, [&](int64_t b, int64_t e) {
+  torch::stable::parallel_for(0, n, kGrain, [&](int64_t b, int64_t e) {
     if (may_fault) prefault(py + b, (e - b) * int64_t(sizeof(T)));
     fn(px + b, py + b, e - b, s);
   });
 }
 
 template <class T>
-void backward_typed(Activation act, const at::Tensor& dy, const at::Tensor& saved, const at::Tensor& dx, double slope) {
-  const auto& table = activation_table<T>();
+void backward_typed(Activation act, const Tensor& dy, const Tensor& saved, const Tensor& dx, double slope) {
+  const auto& table = activation_table<T>(active_isa());
   const T* pdy = dy.const_data_ptr<T>();
   const T* ps = saved.const_data_ptr<T>();
-  T* pdx = dx.data_ptr<T>();
+  T* pdx = dx.mutable_data_ptr<T>();
   const int64_t n = dy.numel();
   const bool stream = use_stream(pdx, n * int64_t(sizeof(T)), {pdy, ps});
   const bool may_fault = n * int64_t(sizeof(T)) >= kPrefaultBytes;
   const auto fn = (stream ? table.backward_stream : table.backward)[static_cast<int>(act)];
   const T s = static_cast<T>(slope);
-  at::parallel_for(0, n, kGrain, [&](int64_t b, int64_t e) {
+  torch::stable::parallel_for(0, n, kGrain, [&](int64_t b, int64_t e) {
     if (may_fault) prefault(pdx + b, (e - b) * int64_t(sizeof(T)));
     fn(pdy + b, ps + b, pdx + b, e - b, s);
   });
 }
 
 struct CpuBackend {
-  static void check_dtype(const at::Tensor& t, const char* op) { dlk::check_dtype(t, op, {at::kFloat, at::kDouble}); }
-  static void forward(Activation act, const at::Tensor& x, const at::Tensor& y, double slope) {
-    if (x.scalar_type() == at::kFloat) return forward_typed<float>(act, x, y, slope);
-    forward_typed<double>(act, x, y, slope);
+  static constexpr std::initializer_list<ScalarType> dtypes = {ScalarType::Float, ScalarType::Double};
+  static void forward(Activation act, const Tensor& x, const Tensor& y, double slope) {
+    dispatch_float(x.scalar_type(), "activation", [&](auto tag) { forward_typed<decltype(tag)>(act, x, y, slope); });
   }
-  static void backward(Activation act, const at::Tensor& dy, const at::Tensor& saved, const at::Tensor& dx,
-                       double slope) {
-    if (dy.scalar_type() == at::kFloat) return backward_typed<float>(act, dy, saved, dx, slope);
-    backward_typed<double>(act, dy, saved, dx, slope);
+  static void backward(Activation act, const Tensor& dy, const Tensor& saved, const Tensor& dx, double slope) {
+    dispatch_float(dy.scalar_type(), "activation backward",
+                   [&](auto tag) { backward_typed<decltype(tag)>(act, dy, saved, dx, slope); });
   }
 };
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(dlkernels, CPU, m) { register_activation_ops<CpuBackend>(m); }
+STABLE_TORCH_LIBRARY_IMPL(dlkernels, CPU, m) { ActivationOps<CpuBackend>::register_all(m); }
 
 }  // namespace dlk::cpu

@@ -31,8 +31,8 @@ DLK_FOR_EACH_ISA(DLK_DECLARE)
 #undef DLK_DECLARE
 
 template <class T>
-const ActivationTable<T>& activation_table() {
-  DLK_ISA_DISPATCH(activation_table<T>())
+const ActivationTable<T>& activation_table(Isa isa) {
+  DLK_ISA_DISPATCH(isa, activation_table<T>())
 }
 
 }  // namespace dlk::cpu

@@ -14,9 +14,6 @@
 // Images are folded into the GEMM's N (forward) or K (grad_weight) dimension, so small images
 // still make full panels. Depthwise convolutions (one input channel per group) are direct: a
 // GEMM with a reduction of R*S is the wrong shape for them.
-#include <ATen/Parallel.h>
-#include <torch/library.h>
-
 #include <algorithm>
 #include <vector>
 
@@ -24,22 +21,12 @@
 #include "cpu/gemm.h"
 #include "cpu/workspace.h"
 #include "host/conv2d.h"
+#include "host/tensor.h"
 
 namespace dlk::cpu {
 namespace {
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
-int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
-
-// Per-thread scratch of n elements each, indexed by at::get_thread_num() inside
-// at::parallel_for, from the calling thread's workspace (cpu/workspace.h). Uninitialised.
-template <class T>
-struct Scratch {
-  T* base;
-  int64_t per_thread;
-  Scratch(Slot slot, int64_t n) : base(workspace<T>(slot, n * at::get_num_threads())), per_thread(n) {}
-  T* get() const { return base + at::get_thread_num() * per_thread; }
-};
 
 bool is_depthwise(const Conv2dGeometry& g) { return g.Cg() == 1 && g.G > 1; }
 
@@ -61,12 +48,12 @@ struct InputPlanes {
   const T* data;
   int64_t chan_stride, img_stride;
 
-  InputPlanes(const Conv2dGeometry& g, const PlaneLayout& layout, const T* x)
+  InputPlanes(Isa isa, const Conv2dGeometry& g, const PlaneLayout& layout, const T* x)
       : data(x), chan_stride(g.HW()), img_stride(g.C * g.HW()) {
     if (layout.is_input(g)) return;
-    const auto& ct = conv2d_table<T>();
-    T* out = workspace<T>(Slot::planes, g.N * g.C * layout.size);
-    at::parallel_for(0, g.N * g.C, 8, [&](int64_t b, int64_t e) {
+    const auto& ct = conv2d_table<T>(isa);
+    T* out = workspace<T>(Slot::input_planes, g.N * g.C * layout.size);
+    torch::stable::parallel_for(0, g.N * g.C, 8, [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i) ct.build_plane(g, layout, x + i * g.HW(), out + i * layout.size);
     });
     data = out;
@@ -81,21 +68,22 @@ struct InputPlanes {
 // ---------------------------------------------------------------------------------------------
 
 template <class T>
-void forward_gemm(const Conv2dGeometry& g, const T* x, const T* w, const T* bias, T* y) {
-  const auto& gt = gemm_table<T>();
-  const auto& ct = conv2d_table<T>();
+void forward_gemm(Isa isa, const Conv2dGeometry& g, const T* x, const T* w, const T* bias, T* y) {
+  const auto& gt = gemm_table<T>(isa);
+  const auto& ct = conv2d_table<T>(isa);
   const GemmBlocking blk = gemm_blocking(gt, g.CgRS());
   const Planes pl(g);
   const ConvPlanes cp = pl.view(g);
-  const InputPlanes<T> in(g, pl.layout, x);
+  const InputPlanes<T> in(isa, g, pl.layout, x);
   const int64_t ncols = g.N * g.PQ();
   // Packing an im2col panel costs about one to two micro-tiles (perf on ResNet-50 and seed layers):
   // counted, it keeps a GEMM with few rows from splitting them across threads, where every thread
   // would pack every panel (seed conv2 forward 100 -> 92 us, its data gradient 245 -> 162 us).
-  const TaskGrid grid = plan_tasks(g.Kg(), ncols, g.G, gt.mr, gt.nr, at::get_num_threads(), blk.nc, 1.0);
-  const Scratch<T> bbuf(Slot::scratch0, gemm_b_buffer_size(gt, blk));
-  const Scratch<T> stage(Slot::scratch1, grid.row_block * std::min(grid.col_block, blk.nc));
-  at::parallel_for(0, grid.tasks(g.G), 1, [&](int64_t b, int64_t e) {
+  const TaskGrid grid =
+      plan_tasks(g.Kg(), ncols, g.G, gt.mr, gt.nr, static_cast<int64_t>(torch::stable::get_num_threads()), blk.nc, 1.0);
+  const Scratch<T> bbuf(Slot::packed_b, gemm_b_buffer_size(gt, blk));
+  const Scratch<T> stage(Slot::c_stage, grid.row_block * std::min(grid.col_block, blk.nc));
+  torch::stable::parallel_for(0, grid.tasks(g.G), 1, [&](int64_t b, int64_t e) {
     for (int64_t task = b; task < e; ++task) {
       const int64_t gi = task / (grid.row_blocks * grid.col_blocks);
       const int64_t m0 = (task / grid.col_blocks) % grid.row_blocks * grid.row_block;
@@ -116,9 +104,9 @@ void forward_gemm(const Conv2dGeometry& g, const T* x, const T* w, const T* bias
 }
 
 template <class T>
-void grad_input_gemm(const Conv2dGeometry& g, const T* dy, const T* w, T* dx) {
-  const auto& gt = gemm_table<T>();
-  const auto& ct = conv2d_table<T>();
+void grad_input_gemm(Isa isa, const Conv2dGeometry& g, const T* dy, const T* w, T* dx) {
+  const auto& gt = gemm_table<T>(isa);
+  const auto& ct = conv2d_table<T>(isa);
   const GemmBlocking blk = gemm_blocking(gt, g.Kg());
   const Planes pl(g);
   const ConvPlanes cp = pl.view(g);
@@ -126,14 +114,14 @@ void grad_input_gemm(const Conv2dGeometry& g, const T* dy, const T* w, T* dx) {
   // Tasks own whole input channels of one image, so their scatters never overlap. Channel blocks
   // of about MC rows (c, r, s), fewer when that leaves threads idle; columns in chunks of NC.
   const int64_t max_cpb = std::max<int64_t>(1, blk.mc / RS);
-  const int64_t split =
-      std::max<int64_t>(1, ceil_div(2 * at::get_num_threads(), g.N * g.G * ceil_div(g.Cg(), max_cpb)));
+  const int64_t split = std::max<int64_t>(
+      1, ceil_div(2 * static_cast<int64_t>(torch::stable::get_num_threads()), g.N * g.G * ceil_div(g.Cg(), max_cpb)));
   const int64_t cpb = std::max<int64_t>(1, std::min(ceil_div(g.Cg(), split), max_cpb));
   const int64_t nblk = ceil_div(g.Cg(), cpb);
   const int64_t ncol = std::min(PQ, blk.nc);
-  const Scratch<T> abuf(Slot::scratch0, gemm_a_buffer_size(gt, blk)), bbuf(Slot::scratch1, gemm_b_buffer_size(gt, blk));
-  const Scratch<T> cbuf(Slot::scratch2, cpb * RS * ncol), pbuf(Slot::scratch3, cpb * size);
-  at::parallel_for(0, g.N * g.G * nblk, 1, [&](int64_t b, int64_t e) {
+  const Scratch<T> abuf(Slot::packed_a, gemm_a_buffer_size(gt, blk)), bbuf(Slot::packed_b, gemm_b_buffer_size(gt, blk));
+  const Scratch<T> cbuf(Slot::col_block, cpb * RS * ncol), pbuf(Slot::grad_planes, cpb * size);
+  torch::stable::parallel_for(0, g.N * g.G * nblk, 1, [&](int64_t b, int64_t e) {
     T* dcol = cbuf.get();
     T* planes = pbuf.get();
     for (int64_t task = b; task < e; ++task) {
@@ -163,15 +151,15 @@ void grad_input_gemm(const Conv2dGeometry& g, const T* dy, const T* w, T* dx) {
 }
 
 template <class T>
-void grad_weight_gemm(const Conv2dGeometry& g, const T* dy, const T* x, T* dw) {
-  const auto& gt = gemm_table<T>();
-  const auto& ct = conv2d_table<T>();
+void grad_weight_gemm(Isa isa, const Conv2dGeometry& g, const T* dy, const T* x, T* dw) {
+  const auto& gt = gemm_table<T>(isa);
+  const auto& ct = conv2d_table<T>(isa);
   // The reduction runs over every image's positions (fewer when the images are split up below;
   // the blocking only needs to be consistent within a call).
   GemmBlocking blk = gemm_blocking(gt, g.N * g.PQ());
   const Planes pl(g);
   const ConvPlanes cp = pl.view(g);
-  const InputPlanes<T> in(g, pl.layout, x);
+  const InputPlanes<T> in(isa, g, pl.layout, x);
   const int64_t PQ = g.PQ(), CgRS = g.CgRS(), Kg = g.Kg();
   // A is dY: row k of an image is PQ contiguous values. When K blocks can stay inside images (a
   // block length dividing PQ, not too short), the micro-kernel reads those rows in place instead
@@ -200,12 +188,12 @@ void grad_weight_gemm(const Conv2dGeometry& g, const T* dy, const T* x, T* dw) {
     gemm_blocked<T>(gt, blk, m0, m1, j0, j1, (n1 - n0) * PQ, get_a, pack_b, out, CgRS, ColumnMap{CgRS}, false, nullptr,
                     ab, bb, nullptr, in_place_kc ? PQ : 0);
   };
-  const Scratch<T> abuf(Slot::scratch0, gemm_a_buffer_size(gt, blk)), bbuf(Slot::scratch1, gemm_b_buffer_size(gt, blk));
-  const int64_t threads = at::get_num_threads();
+  const Scratch<T> abuf(Slot::packed_a, gemm_a_buffer_size(gt, blk)), bbuf(Slot::packed_b, gemm_b_buffer_size(gt, blk));
+  const int64_t threads = static_cast<int64_t>(torch::stable::get_num_threads());
   const TaskGrid grid = plan_tasks(Kg, CgRS, g.G, gt.mr, gt.nr, threads, blk.nc);
   if (grid.tasks(g.G) >= threads || g.N < 2) {
     // Split dW into tiles: each task reduces over every image, nothing to add up afterwards.
-    at::parallel_for(0, grid.tasks(g.G), 1, [&](int64_t b, int64_t e) {
+    torch::stable::parallel_for(0, grid.tasks(g.G), 1, [&](int64_t b, int64_t e) {
       for (int64_t task = b; task < e; ++task) {
         const int64_t gi = task / (grid.row_blocks * grid.col_blocks);
         const int64_t m0 = (task / grid.col_blocks) % grid.row_blocks * grid.row_block;
@@ -218,8 +206,8 @@ void grad_weight_gemm(const Conv2dGeometry& g, const T* dy, const T* x, T* dw) {
   }
   // Too small to tile (e.g. a first layer): split the images, then add the partial sums.
   const int64_t parts = std::min(threads, g.N), total = g.K * CgRS;
-  T* partial = workspace<T>(Slot::scratch2, parts * total);
-  at::parallel_for(0, parts, 1, [&](int64_t b, int64_t e) {
+  T* partial = workspace<T>(Slot::partial_sums, parts * total);
+  torch::stable::parallel_for(0, parts, 1, [&](int64_t b, int64_t e) {
     for (int64_t pi = b; pi < e; ++pi) {
       for (int64_t gi = 0; gi < g.G; ++gi) {
         part(gi, 0, Kg, 0, CgRS, pi * g.N / parts, (pi + 1) * g.N / parts, partial + pi * total + gi * Kg * CgRS,
@@ -227,7 +215,7 @@ void grad_weight_gemm(const Conv2dGeometry& g, const T* dy, const T* x, T* dw) {
       }
     }
   });
-  at::parallel_for(0, total, 4096, [&](int64_t b, int64_t e) {
+  torch::stable::parallel_for(0, total, 4096, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
       T s = partial[i];
       for (int64_t pi = 1; pi < parts; ++pi) s += partial[pi * total + i];
@@ -246,11 +234,11 @@ void grad_weight_gemm(const Conv2dGeometry& g, const T* dy, const T* x, T* dw) {
 constexpr int64_t kDwBlockedMaxPixels = 32 * 32;
 
 template <class T>
-void forward_depthwise_blocked(const Conv2dGeometry& g, const T* x, const T* w, const T* bias, T* y) {
-  const auto& ct = conv2d_table<T>();
+void forward_depthwise_blocked(Isa isa, const Conv2dGeometry& g, const T* x, const T* w, const T* bias, T* y) {
+  const auto& ct = conv2d_table<T>(isa);
   const int64_t lanes = ct.vector_width, blocks = ceil_div(g.C, lanes), RS = g.RS();
-  const Scratch<T> scratch(Slot::scratch0, dw_blocked_scratch(g, lanes));
-  at::parallel_for(0, g.N * blocks, 1, [&](int64_t b, int64_t e) {
+  const Scratch<T> scratch(Slot::dw_window, dw_blocked_scratch(g, lanes));
+  torch::stable::parallel_for(0, g.N * blocks, 1, [&](int64_t b, int64_t e) {
     for (int64_t task = b; task < e; ++task) {
       const int64_t n = task / blocks, c0 = task % blocks * lanes, nch = std::min(lanes, g.C - c0);
       ct.dw_blocked_forward(g, x + (n * g.C + c0) * g.HW(), nch, w + c0 * RS, bias ? bias + c0 : nullptr, scratch.get(),
@@ -260,15 +248,15 @@ void forward_depthwise_blocked(const Conv2dGeometry& g, const T* x, const T* w, 
 }
 
 template <class T>
-void forward_depthwise(const Conv2dGeometry& g, const T* x, const T* w, const T* bias, T* y) {
-  const auto& ct = conv2d_table<T>();
-  if (g.Kg() == 1 && g.PQ() <= kDwBlockedMaxPixels) return forward_depthwise_blocked(g, x, w, bias, y);
+void forward_depthwise(Isa isa, const Conv2dGeometry& g, const T* x, const T* w, const T* bias, T* y) {
+  const auto& ct = conv2d_table<T>(isa);
+  if (g.Kg() == 1 && g.PQ() <= kDwBlockedMaxPixels) return forward_depthwise_blocked(isa, g, x, w, bias, y);
   const Planes pl(g);
   const ConvPlanes cp = pl.view(g);
   const bool direct = pl.layout.is_input(g);
   const int64_t m = g.Kg(), RS = g.RS(), ext_size = g.P * pl.layout.cols;
-  const Scratch<T> planes(Slot::scratch0, direct ? 0 : pl.layout.size), ext(Slot::scratch1, ext_size);
-  at::parallel_for(0, g.N * g.C, 1, [&](int64_t b, int64_t e) {
+  const Scratch<T> planes(Slot::plane, direct ? 0 : pl.layout.size), ext(Slot::row_ext, ext_size);
+  torch::stable::parallel_for(0, g.N * g.C, 1, [&](int64_t b, int64_t e) {
     for (int64_t nc = b; nc < e; ++nc) {
       const int64_t n = nc / g.C, c = nc % g.C;
       const T* plane = x + nc * g.HW();
@@ -284,13 +272,13 @@ void forward_depthwise(const Conv2dGeometry& g, const T* x, const T* w, const T*
 }
 
 template <class T>
-void grad_input_depthwise(const Conv2dGeometry& g, const T* dy, const T* w, T* dx) {
-  const auto& ct = conv2d_table<T>();
+void grad_input_depthwise(Isa isa, const Conv2dGeometry& g, const T* dy, const T* w, T* dx) {
+  const auto& ct = conv2d_table<T>(isa);
   const Planes pl(g);
   const ConvPlanes cp = pl.view(g);
   const int64_t m = g.Kg(), RS = g.RS();
-  const Scratch<T> planes(Slot::scratch0, pl.layout.size), pad(Slot::scratch1, dw_pad_grad_size(cp));
-  at::parallel_for(0, g.N * g.C, 1, [&](int64_t b, int64_t e) {
+  const Scratch<T> planes(Slot::plane, pl.layout.size), pad(Slot::padded_grad, dw_pad_grad_size(cp));
+  torch::stable::parallel_for(0, g.N * g.C, 1, [&](int64_t b, int64_t e) {
     T* plane = planes.get();
     for (int64_t nc = b; nc < e; ++nc) {
       const int64_t n = nc / g.C, c = nc % g.C;
@@ -304,11 +292,11 @@ void grad_input_depthwise(const Conv2dGeometry& g, const T* dy, const T* w, T* d
 }
 
 template <class T>
-void grad_weight_depthwise_blocked(const Conv2dGeometry& g, const T* dy, const T* x, T* dw) {
-  const auto& ct = conv2d_table<T>();
+void grad_weight_depthwise_blocked(Isa isa, const Conv2dGeometry& g, const T* dy, const T* x, T* dw) {
+  const auto& ct = conv2d_table<T>(isa);
   const int64_t lanes = ct.vector_width, blocks = ceil_div(g.C, lanes), RS = g.RS();
-  const Scratch<T> scratch(Slot::scratch0, dw_blocked_scratch(g, lanes)), acc(Slot::scratch1, RS * lanes);
-  at::parallel_for(0, blocks, 1, [&](int64_t b, int64_t e) {
+  const Scratch<T> scratch(Slot::dw_window, dw_blocked_scratch(g, lanes)), acc(Slot::dw_acc, RS * lanes);
+  torch::stable::parallel_for(0, blocks, 1, [&](int64_t b, int64_t e) {
     T* a = acc.get();
     for (int64_t blk = b; blk < e; ++blk) {
       const int64_t c0 = blk * lanes, nch = std::min(lanes, g.C - c0);
@@ -324,16 +312,16 @@ void grad_weight_depthwise_blocked(const Conv2dGeometry& g, const T* dy, const T
 }
 
 template <class T>
-void grad_weight_depthwise(const Conv2dGeometry& g, const T* dy, const T* x, T* dw) {
-  const auto& ct = conv2d_table<T>();
-  if (g.Kg() == 1 && g.PQ() <= kDwBlockedMaxPixels) return grad_weight_depthwise_blocked(g, dy, x, dw);
+void grad_weight_depthwise(Isa isa, const Conv2dGeometry& g, const T* dy, const T* x, T* dw) {
+  const auto& ct = conv2d_table<T>(isa);
+  if (g.Kg() == 1 && g.PQ() <= kDwBlockedMaxPixels) return grad_weight_depthwise_blocked(isa, g, dy, x, dw);
   const Planes pl(g);
   const ConvPlanes cp = pl.view(g);
   const bool direct = pl.layout.is_input(g);
   const int64_t m = g.Kg(), RS = g.RS();
-  const Scratch<T> planes(Slot::scratch0, direct ? 0 : pl.layout.size), ext(Slot::scratch1, g.P * pl.layout.cols);
+  const Scratch<T> planes(Slot::plane, direct ? 0 : pl.layout.size), ext(Slot::row_ext, g.P * pl.layout.cols);
   std::fill(dw, dw + g.K * RS, T(0));
-  at::parallel_for(0, g.C, 1, [&](int64_t b, int64_t e) {
+  torch::stable::parallel_for(0, g.C, 1, [&](int64_t b, int64_t e) {
     for (int64_t c = b; c < e; ++c) {
       for (int64_t n = 0; n < g.N; ++n) {
         const T* plane = x + (n * g.C + c) * g.HW();
@@ -377,7 +365,7 @@ Conv2dGeometry transposed_geometry(const Conv2dGeometry& g) {
 template <class T>
 void transpose_flip_weight(const Conv2dGeometry& g, const T* w, T* out) {
   const int64_t RS = g.RS(), Kg = g.Kg(), Cg = g.Cg();
-  at::parallel_for(0, g.G * Cg, 16, [&](int64_t b, int64_t e) {
+  torch::stable::parallel_for(0, g.G * Cg, 16, [&](int64_t b, int64_t e) {
     for (int64_t gc = b; gc < e; ++gc) {
       const int64_t gi = gc / Cg, c = gc % Cg;
       for (int64_t k = 0; k < Kg; ++k) {
@@ -393,132 +381,130 @@ void transpose_flip_weight(const Conv2dGeometry& g, const T* w, T* out) {
 // Ops
 // ---------------------------------------------------------------------------------------------
 
-constexpr std::initializer_list<at::ScalarType> kDtypes = {at::kFloat, at::kDouble};
+constexpr std::initializer_list<ScalarType> kDtypes = {ScalarType::Float, ScalarType::Double};
 
-template <class F>
-void dispatch(at::ScalarType s, F&& f) {
-  if (s == at::kFloat) return f(float{});
-  f(double{});
-}
-
-at::Tensor conv2d_cpu(const at::Tensor& input, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
-                      at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups) {
+// The ISA is read once per op, here, and passed to every kernel the op runs.
+Tensor conv2d_cpu(Tensor input, Tensor weight, std::optional<Tensor> bias, IntList stride, IntList padding,
+                  IntList dilation, int64_t groups) {
   check_conv_tensors("conv2d", input, weight, bias, kDtypes);
   const Conv2dGeometry g = conv2d_geometry("conv2d", input.sizes(), weight.sizes(), stride, padding, dilation, groups);
-  const auto format = conv_output_format(input, weight);
-  at::Tensor y = at::empty({g.N, g.K, g.P, g.Q}, input.options());
-  if (y.numel() == 0) return to_format(y, format);
-  const at::Tensor x = input.contiguous(), w = weight.contiguous();
-  const at::Tensor b = bias.has_value() ? bias->contiguous() : at::Tensor();
-  dispatch(input.scalar_type(), [&](auto tag) {
+  const bool cl = conv_output_channels_last(input, weight);
+  Tensor y = new_empty(input, {g.N, g.K, g.P, g.Q});
+  if (y.numel() == 0) return to_channels_last_if(y, cl);
+  const Tensor x = as_contiguous(input), w = as_contiguous(weight);
+  const std::optional<Tensor> b = bias.has_value() ? std::optional<Tensor>(as_contiguous(*bias)) : std::nullopt;
+  const Isa isa = active_isa();
+  dispatch_float(input.scalar_type(), "conv2d", [&](auto tag) {
     using T = decltype(tag);
-    const T* pb = b.defined() ? b.const_data_ptr<T>() : nullptr;
+    const T* pb = b.has_value() ? b->const_data_ptr<T>() : nullptr;
     if (is_depthwise(g)) {
-      forward_depthwise<T>(g, x.const_data_ptr<T>(), w.const_data_ptr<T>(), pb, y.data_ptr<T>());
+      forward_depthwise<T>(isa, g, x.const_data_ptr<T>(), w.const_data_ptr<T>(), pb, y.mutable_data_ptr<T>());
     } else {
-      forward_gemm<T>(g, x.const_data_ptr<T>(), w.const_data_ptr<T>(), pb, y.data_ptr<T>());
+      forward_gemm<T>(isa, g, x.const_data_ptr<T>(), w.const_data_ptr<T>(), pb, y.mutable_data_ptr<T>());
     }
   });
-  return to_format(y, format);
+  return to_channels_last_if(y, cl);
 }
 
-// Checks a gradient op's grad_output against the geometry its other arguments imply.
-void check_grad_output(const char* op, const at::Tensor& grad_output, const Conv2dGeometry& g) {
-  TORCH_CHECK(grad_output.dim() == 4 && grad_output.size(0) == g.N && grad_output.size(1) == g.K &&
-                  grad_output.size(2) == g.P && grad_output.size(3) == g.Q,
-              op, ": expected grad_output of size [", g.N, ", ", g.K, ", ", g.P, ", ", g.Q, "], but got ",
-              grad_output.sizes());
-}
-
-at::Tensor conv2d_grad_input_cpu(const at::Tensor& grad_output, const at::Tensor& weight, at::IntArrayRef input_size,
-                                 at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation,
-                                 int64_t groups) {
+Tensor conv2d_grad_input_cpu(Tensor grad_output, Tensor weight, IntList input_size, IntList stride, IntList padding,
+                             IntList dilation, int64_t groups) {
   const char* op = "conv2d_grad_input";
   check_conv_tensors(op, grad_output, weight, std::nullopt, kDtypes);
   const Conv2dGeometry g = conv2d_geometry(op, input_size, weight.sizes(), stride, padding, dilation, groups);
   check_grad_output(op, grad_output, g);
-  const auto format = conv_output_format(grad_output, weight);
-  at::Tensor dx = at::empty({g.N, g.C, g.H, g.W}, grad_output.options());
-  if (dx.numel() == 0) return to_format(dx, format);
-  if (grad_output.numel() == 0) return to_format(dx.zero_(), format);
-  const at::Tensor dy = grad_output.contiguous(), w = weight.contiguous();
-  dispatch(dy.scalar_type(), [&](auto tag) {
+  const bool cl = conv_output_channels_last(grad_output, weight);
+  Tensor dx = new_empty(grad_output, {g.N, g.C, g.H, g.W});
+  if (dx.numel() == 0) return to_channels_last_if(dx, cl);
+  if (grad_output.numel() == 0) {
+    torch::stable::zero_(dx);
+    return to_channels_last_if(dx, cl);
+  }
+  const Tensor dy = as_contiguous(grad_output), w = as_contiguous(weight);
+  const Isa isa = active_isa();
+  dispatch_float(dy.scalar_type(), op, [&](auto tag) {
     using T = decltype(tag);
-    if (grad_input_as_forward(g, gemm_table<T>().mr)) {
+    const T* pdy = dy.const_data_ptr<T>();
+    T* pdx = dx.mutable_data_ptr<T>();
+    if (grad_input_as_forward(g, gemm_table<T>(isa).mr)) {
       const Conv2dGeometry t = transposed_geometry(g);
-      T* wt = workspace<T>(Slot::weight_t, g.K * g.CgRS());
+      T* wt = workspace<T>(Slot::flipped_weight, g.K * g.CgRS());
       transpose_flip_weight<T>(g, w.const_data_ptr<T>(), wt);
       if (is_depthwise(t)) {
-        forward_depthwise<T>(t, dy.const_data_ptr<T>(), wt, nullptr, dx.data_ptr<T>());
+        forward_depthwise<T>(isa, t, pdy, wt, nullptr, pdx);
       } else {
-        forward_gemm<T>(t, dy.const_data_ptr<T>(), wt, nullptr, dx.data_ptr<T>());
+        forward_gemm<T>(isa, t, pdy, wt, nullptr, pdx);
       }
     } else if (is_depthwise(g)) {
-      grad_input_depthwise<T>(g, dy.const_data_ptr<T>(), w.const_data_ptr<T>(), dx.data_ptr<T>());
+      grad_input_depthwise<T>(isa, g, pdy, w.const_data_ptr<T>(), pdx);
     } else {
-      grad_input_gemm<T>(g, dy.const_data_ptr<T>(), w.const_data_ptr<T>(), dx.data_ptr<T>());
+      grad_input_gemm<T>(isa, g, pdy, w.const_data_ptr<T>(), pdx);
     }
   });
-  return to_format(dx, format);
+  return to_channels_last_if(dx, cl);
 }
 
-at::Tensor conv2d_grad_weight_cpu(const at::Tensor& grad_output, const at::Tensor& input, at::IntArrayRef weight_size,
-                                  at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation,
-                                  int64_t groups) {
+Tensor conv2d_grad_weight_cpu(Tensor grad_output, Tensor input, IntList weight_size, IntList stride, IntList padding,
+                              IntList dilation, int64_t groups) {
   const char* op = "conv2d_grad_weight";
-  check_dtype(grad_output, op, kDtypes);
-  TORCH_CHECK(grad_output.scalar_type() == input.scalar_type(), op, ": expected grad_output and input to have the ",
-              "same dtype, but got ", grad_output.scalar_type(), " and ", input.scalar_type());
-  TORCH_CHECK(grad_output.device() == input.device(), op, ": expected grad_output and input on the same device, ",
-              "but got ", grad_output.device(), " and ", input.device());
+  check_grad_weight_tensors(op, grad_output, input, kDtypes);
   const Conv2dGeometry g = conv2d_geometry(op, input.sizes(), weight_size, stride, padding, dilation, groups);
   check_grad_output(op, grad_output, g);
-  at::Tensor dw = at::empty({g.K, g.Cg(), g.R, g.S}, input.options());
+  Tensor dw = new_empty(input, {g.K, g.Cg(), g.R, g.S});
   if (dw.numel() == 0) return dw;
-  if (grad_output.numel() == 0) return dw.zero_();
-  const at::Tensor dy = grad_output.contiguous(), x = input.contiguous();
-  dispatch(dy.scalar_type(), [&](auto tag) {
+  if (grad_output.numel() == 0) return torch::stable::zero_(dw);
+  const Tensor dy = as_contiguous(grad_output), x = as_contiguous(input);
+  const Isa isa = active_isa();
+  dispatch_float(dy.scalar_type(), op, [&](auto tag) {
     using T = decltype(tag);
     if (is_depthwise(g)) {
-      grad_weight_depthwise<T>(g, dy.const_data_ptr<T>(), x.const_data_ptr<T>(), dw.data_ptr<T>());
+      grad_weight_depthwise<T>(isa, g, dy.const_data_ptr<T>(), x.const_data_ptr<T>(), dw.mutable_data_ptr<T>());
     } else {
-      grad_weight_gemm<T>(g, dy.const_data_ptr<T>(), x.const_data_ptr<T>(), dw.data_ptr<T>());
+      grad_weight_gemm<T>(isa, g, dy.const_data_ptr<T>(), x.const_data_ptr<T>(), dw.mutable_data_ptr<T>());
     }
   });
   return dw;
 }
 
-at::Tensor conv2d_grad_bias_cpu(const at::Tensor& grad_output) {
+Tensor conv2d_grad_bias_cpu(Tensor grad_output) {
   const char* op = "conv2d_grad_bias";
-  check_dtype(grad_output, op, kDtypes);
-  TORCH_CHECK(grad_output.dim() == 4, op, ": expected a 4-D grad_output, but got size ", grad_output.sizes());
+  check_grad_bias_output(op, grad_output, kDtypes);
   const int64_t N = grad_output.size(0), K = grad_output.size(1), PQ = grad_output.size(2) * grad_output.size(3);
-  at::Tensor db = at::empty({K}, grad_output.options());
+  Tensor db = new_empty(grad_output, {K});
   if (K == 0) return db;
-  const at::Tensor dy = grad_output.contiguous();
-  dispatch(dy.scalar_type(), [&](auto tag) {
+  const Tensor dy = as_contiguous(grad_output);
+  const Isa isa = active_isa();
+  dispatch_float(dy.scalar_type(), op, [&](auto tag) {
     using T = decltype(tag);
-    const auto& ct = conv2d_table<T>();
+    const auto& ct = conv2d_table<T>(isa);
     const T* p = dy.const_data_ptr<T>();
-    T* out = db.data_ptr<T>();
-    at::parallel_for(0, K, std::max<int64_t>(1, 32768 / std::max<int64_t>(1, N * PQ)), [&](int64_t b, int64_t e) {
-      for (int64_t k = b; k < e; ++k) {
-        T s = 0;
-        for (int64_t n = 0; n < N; ++n) s += ct.sum(p + (n * K + k) * PQ, PQ);
-        out[k] = s;
-      }
-    });
+    T* out = db.mutable_data_ptr<T>();
+    torch::stable::parallel_for(0, K, std::max<int64_t>(1, 32768 / std::max<int64_t>(1, N * PQ)),
+                                [&](int64_t b, int64_t e) {
+                                  for (int64_t k = b; k < e; ++k) {
+                                    T s = 0;
+                                    for (int64_t n = 0; n < N; ++n) s += ct.sum(p + (n * K + k) * PQ, PQ);
+                                    out[k] = s;
+                                  }
+                                });
   });
   return db;
 }
 
+std::tuple<Tensor, Tensor, Tensor> conv2d_backward_cpu(Tensor grad_output, Tensor input, Tensor weight, IntList stride,
+                                                       IntList padding, IntList dilation, int64_t groups,
+                                                       std::vector<bool> output_mask) {
+  return conv2d_backward_by_mask(grad_output, input, weight, stride, padding, dilation, groups, output_mask,
+                                 &conv2d_grad_input_cpu, &conv2d_grad_weight_cpu, &conv2d_grad_bias_cpu);
+}
+
 }  // namespace
 
-TORCH_LIBRARY_IMPL(dlkernels, CPU, m) {
-  m.impl("conv2d", &conv2d_cpu);
-  m.impl("conv2d_grad_input", &conv2d_grad_input_cpu);
-  m.impl("conv2d_grad_weight", &conv2d_grad_weight_cpu);
-  m.impl("conv2d_grad_bias", &conv2d_grad_bias_cpu);
+STABLE_TORCH_LIBRARY_IMPL(dlkernels, CPU, m) {
+  m.impl("conv2d", TORCH_BOX(&conv2d_cpu));
+  m.impl("conv2d_grad_input", TORCH_BOX(&conv2d_grad_input_cpu));
+  m.impl("conv2d_grad_weight", TORCH_BOX(&conv2d_grad_weight_cpu));
+  m.impl("conv2d_grad_bias", TORCH_BOX(&conv2d_grad_bias_cpu));
+  m.impl("conv2d_backward", TORCH_BOX(&conv2d_backward_cpu));
 }
 
 }  // namespace dlk::cpu

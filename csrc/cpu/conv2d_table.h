@@ -97,8 +97,8 @@ DLK_FOR_EACH_ISA(DLK_DECLARE)
 #undef DLK_DECLARE
 
 template <class T>
-const Conv2dTable<T>& conv2d_table() {
-  DLK_ISA_DISPATCH(conv2d_table<T>())
+const Conv2dTable<T>& conv2d_table(Isa isa) {
+  DLK_ISA_DISPATCH(isa, conv2d_table<T>())
 }
 
 }  // namespace dlk::cpu

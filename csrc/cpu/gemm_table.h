@@ -50,8 +50,8 @@ DLK_FOR_EACH_ISA(DLK_DECLARE)
 #undef DLK_DECLARE
 
 template <class T>
-const GemmTable<T>& gemm_table() {
-  DLK_ISA_DISPATCH(gemm_table<T>())
+const GemmTable<T>& gemm_table(Isa isa) {
+  DLK_ISA_DISPATCH(isa, gemm_table<T>())
 }
 
 }  // namespace dlk::cpu

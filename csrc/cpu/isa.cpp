@@ -1,9 +1,8 @@
 #include "cpu/isa.h"
 
-#include <c10/util/Exception.h>
-
 #include <atomic>
 #include <cstdlib>
+#include <stdexcept>
 
 namespace dlk::cpu {
 namespace {
@@ -32,16 +31,26 @@ Isa best_isa() {
   return Isa::baseline;
 }
 
+std::string supported_list() {
+  std::string names;
+  for (const auto& n : supported_isa_names()) names += (names.empty() ? "" : ", ") + n;
+  return names;
+}
+
+// std::invalid_argument reaches Python as ValueError.
 Isa parse(const std::string& name) {
   if (name.empty() || name == "auto") return best_isa();
   for (Isa isa : {Isa::baseline, Isa::avx2, Isa::avx512}) {
     if (name == isa_name(isa)) {
-      TORCH_CHECK_VALUE(cpu_has(isa), "dlkernels: CPU ISA '", name,
-                        "' is not supported by this CPU or build; supported: ", c10::Join(", ", supported_isa_names()));
+      if (!cpu_has(isa)) {
+        throw std::invalid_argument("dlkernels: CPU ISA '" + name +
+                                    "' is not supported by this CPU or build; supported: " + supported_list());
+      }
       return isa;
     }
   }
-  TORCH_CHECK_VALUE(false, "dlkernels: unknown CPU ISA '", name, "'; expected one of auto, baseline, avx2, avx512");
+  throw std::invalid_argument("dlkernels: unknown CPU ISA '" + name +
+                              "'; expected one of auto, baseline, avx2, avx512");
 }
 
 // -1 until first use, so DLKERNELS_CPU_ISA is read lazily (and its errors surface at a call).

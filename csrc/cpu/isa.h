@@ -1,8 +1,10 @@
 // Which CPU instruction set the kernels run with, chosen at run time.
 //
-// The default build targets baseline x86-64 (no -march=native) so the wheel runs anywhere; the
-// kernels are compiled three times (cpu/isa/{baseline,avx2,avx512}.cpp) and one set is picked per
-// call from active_isa(): the best the CPU supports, or DLKERNELS_CPU_ISA, or set_active_isa().
+// The default build targets baseline x86-64 (no -march=native) so the wheel runs anywhere; each
+// family's kernels are compiled once per ISA (cpu/isa/prelude.h) and an op picks one set from
+// active_isa() when it starts: the best the CPU supports, or DLKERNELS_CPU_ISA, or
+// set_active_isa(). An op reads the choice once and passes it to every table it uses, so a switch
+// made by another thread mid-call never mixes two ISAs' kernels (their blockings differ).
 #pragma once
 
 #include <string>
@@ -26,10 +28,10 @@ Isa set_active_isa(const std::string& name);
 
 }  // namespace dlk::cpu
 
-// Calls `ns::expr` for the active ISA's namespace; used by the per-family table selectors.
+// Calls `ns::expr` for the namespace of ISA `isa`; used by the per-family table selectors.
 #if DLK_X86
-#define DLK_ISA_DISPATCH(expr)           \
-  switch (::dlk::cpu::active_isa()) {    \
+#define DLK_ISA_DISPATCH(isa, expr)      \
+  switch (isa) {                         \
     case ::dlk::cpu::Isa::avx512:        \
       return ::dlk::cpu::avx512::expr;   \
     case ::dlk::cpu::Isa::avx2:          \
@@ -39,6 +41,6 @@ Isa set_active_isa(const std::string& name);
   }
 #define DLK_FOR_EACH_ISA(X) X(baseline) X(avx2) X(avx512)
 #else
-#define DLK_ISA_DISPATCH(expr) return ::dlk::cpu::baseline::expr;
+#define DLK_ISA_DISPATCH(isa, expr) return ((void)(isa), ::dlk::cpu::baseline::expr);
 #define DLK_FOR_EACH_ISA(X) X(baseline)
 #endif

@@ -1,69 +1,63 @@
-// The activation ops above the kernels, shared by CPU and CUDA: checks, output allocation,
-// layout, empty tensors. `Backend` supplies the device's dtype list and kernel launches:
-//   static void check_dtype(const at::Tensor&, const char* op);
-//   static void forward(Activation, const at::Tensor& x, const at::Tensor& y, double slope);
-//   static void backward(Activation, const at::Tensor& dy, const at::Tensor& saved,
-//                        const at::Tensor& dx, double slope);
-// Kernels receive non-empty tensors that share one dense layout (host/elementwise.h).
+// The activation ops above the kernels, shared by CPU and CUDA. `Backend` supplies the device's
+// dtype list and kernels over flat arrays (host/elementwise.h gives them equally laid out,
+// non-empty tensors):
+//   static constexpr std::initializer_list<ScalarType> dtypes;
+//   static void forward(Activation, const Tensor& x, const Tensor& y, double slope);
+//   static void backward(Activation, const Tensor& dy, const Tensor& saved, const Tensor& dx, double slope);
 #pragma once
 
-#include <ATen/ATen.h>
-#include <torch/library.h>
-
 #include "common/activation.h"
-#include "host/checks.h"
 #include "host/elementwise.h"
 
 namespace dlk {
 
 template <class Backend>
-at::Tensor activation_forward(Activation act, const char* op, const at::Tensor& x, double slope = 0.0) {
-  Backend::check_dtype(x, op);
-  at::Tensor y = at::empty_like(x);
-  if (x.numel() == 0) return y;
-  Backend::forward(act, as_layout_of(x, y), y, slope);
-  return y;
-}
+struct ActivationOps {
+  static Tensor forward(Activation act, const char* op, const Tensor& x, double slope) {
+    check_dtype(x, op, Backend::dtypes);
+    return elementwise_unary(x, [&](const Tensor& in, const Tensor& out) { Backend::forward(act, in, out, slope); });
+  }
+  static void forward_(Activation act, const char* op, Tensor& x, double slope) {
+    check_dtype(x, op, Backend::dtypes);
+    elementwise_inplace(op, x, [&](const Tensor& in, const Tensor& out) { Backend::forward(act, in, out, slope); });
+  }
+  static Tensor backward(Activation act, const char* op, const Tensor& dy, const Tensor& saved, const char* saved_name,
+                         double slope) {
+    check_dtype(saved, op, Backend::dtypes);
+    check_like(saved, saved_name, dy, "grad_output", op);
+    return elementwise_binary(dy, saved, [&](const Tensor& g, const Tensor& s, const Tensor& out) {
+      Backend::backward(act, g, s, out, slope);
+    });
+  }
 
-template <class Backend>
-void activation_forward_(Activation act, const char* op, at::Tensor& self, double slope = 0.0) {
-  Backend::check_dtype(self, op);
-  inplace_elementwise(self, [&](const at::Tensor& t) { Backend::forward(act, t, t, slope); });
-}
+  // The registered kernels: one function per op, as the stable boxer needs.
+  static Tensor relu(Tensor x) { return forward(Activation::relu, "relu", x, 0.0); }
+  static void relu_(Tensor x) { forward_(Activation::relu, "relu_", x, 0.0); }
+  static Tensor relu_backward(Tensor dy, Tensor y) {
+    return backward(Activation::relu, "relu_backward", dy, y, "result", 0.0);
+  }
+  static Tensor leaky_relu(Tensor x, double slope) { return forward(Activation::leaky_relu, "leaky_relu", x, slope); }
+  static void leaky_relu_(Tensor x, double slope) { forward_(Activation::leaky_relu, "leaky_relu_", x, slope); }
+  static Tensor leaky_relu_backward(Tensor dy, Tensor x, double slope) {
+    return backward(Activation::leaky_relu, "leaky_relu_backward", dy, x, "self", slope);
+  }
+  static Tensor sigmoid(Tensor x) { return forward(Activation::sigmoid, "sigmoid", x, 0.0); }
+  static void sigmoid_(Tensor x) { forward_(Activation::sigmoid, "sigmoid_", x, 0.0); }
+  static Tensor sigmoid_backward(Tensor dy, Tensor y) {
+    return backward(Activation::sigmoid, "sigmoid_backward", dy, y, "result", 0.0);
+  }
 
-template <class Backend>
-at::Tensor activation_backward(Activation act, const char* op, const at::Tensor& grad_output, const at::Tensor& saved,
-                               const char* saved_name, double slope = 0.0) {
-  Backend::check_dtype(saved, op);
-  check_like(saved, saved_name, grad_output, "grad_output", op);
-  at::Tensor grad_input = at::empty_like(grad_output);
-  if (grad_output.numel() == 0) return grad_input;
-  Backend::backward(act, as_layout_of(grad_output, grad_input), as_layout_of(saved, grad_input), grad_input, slope);
-  return grad_input;
-}
-
-// Registers every activation op of the library for one dispatch key.
-template <class Backend>
-void register_activation_ops(torch::Library& m) {
-  using A = Activation;
-  m.impl("relu", [](const at::Tensor& x) { return activation_forward<Backend>(A::relu, "relu", x); });
-  m.impl("relu_", [](at::Tensor& x) { activation_forward_<Backend>(A::relu, "relu_", x); });
-  m.impl("relu_backward", [](const at::Tensor& dy, const at::Tensor& result) {
-    return activation_backward<Backend>(A::relu, "relu_backward", dy, result, "result");
-  });
-  m.impl("leaky_relu", [](const at::Tensor& x, double slope) {
-    return activation_forward<Backend>(A::leaky_relu, "leaky_relu", x, slope);
-  });
-  m.impl("leaky_relu_",
-         [](at::Tensor& x, double slope) { activation_forward_<Backend>(A::leaky_relu, "leaky_relu_", x, slope); });
-  m.impl("leaky_relu_backward", [](const at::Tensor& dy, const at::Tensor& self, double slope) {
-    return activation_backward<Backend>(A::leaky_relu, "leaky_relu_backward", dy, self, "self", slope);
-  });
-  m.impl("sigmoid", [](const at::Tensor& x) { return activation_forward<Backend>(A::sigmoid, "sigmoid", x); });
-  m.impl("sigmoid_", [](at::Tensor& x) { activation_forward_<Backend>(A::sigmoid, "sigmoid_", x); });
-  m.impl("sigmoid_backward", [](const at::Tensor& dy, const at::Tensor& result) {
-    return activation_backward<Backend>(A::sigmoid, "sigmoid_backward", dy, result, "result");
-  });
-}
+  static void register_all(torch::stable::detail::StableLibrary& m) {
+    m.impl("relu", TORCH_BOX(&relu));
+    m.impl("relu_", TORCH_BOX(&relu_));
+    m.impl("relu_backward", TORCH_BOX(&relu_backward));
+    m.impl("leaky_relu", TORCH_BOX(&leaky_relu));
+    m.impl("leaky_relu_", TORCH_BOX(&leaky_relu_));
+    m.impl("leaky_relu_backward", TORCH_BOX(&leaky_relu_backward));
+    m.impl("sigmoid", TORCH_BOX(&sigmoid));
+    m.impl("sigmoid_", TORCH_BOX(&sigmoid_));
+    m.impl("sigmoid_backward", TORCH_BOX(&sigmoid_backward));
+  }
+};
 
 }  // namespace dlk

@@ -1,5 +1,7 @@
-"""Autograd for the activations. In-place variants mark their input dirty and save the output,
-as torch's own in-place activations do."""
+"""The activations as torch.autograd.Functions: the differentiable entry point of the in-place
+forms, which mark their input dirty and save the output, as torch's own in-place activations do.
+The out-of-place ops' own autograd is registered with the ops (dlkernels/_ops/activation.py);
+these Functions call the same backward ops."""
 
 import torch
 
@@ -67,16 +69,3 @@ class SigmoidFunction(torch.autograd.Function):
     def backward(ctx, grad_output):
         (output,) = ctx.saved_tensors
         return ops.sigmoid_backward(grad_output, output), None
-
-
-# The raw ops, backward ops included, have C++ autograd kernels (csrc/autograd/activation.cpp).
-# sigmoid_backward's own derivative is a composite of torch ops, so it is defined here, as an op
-# the C++ kernel calls only when a second derivative is asked for:
-# sigmoid_backward(g, y) = g (1 - y) y, d/dg = (1 - y) y, d/dy = g (1 - 2 y).
-_lib = torch.library.Library("dlkernels", "FRAGMENT")
-_lib.define("_sigmoid_backward_backward(Tensor grad, Tensor grad_output, Tensor result) -> (Tensor, Tensor)")
-
-
-@torch.library.impl(_lib, "_sigmoid_backward_backward", "CompositeImplicitAutograd")
-def _sigmoid_backward_backward(grad, grad_output, result):
-    return ops.sigmoid_backward(grad, result), grad * grad_output * (1 - 2 * result)

@@ -1,20 +1,11 @@
-"""Autograd for conv2d: each gradient is its own op, computed only when autograd asks for it."""
+"""conv2d as a torch.autograd.Function. Its backward is the registered op's own
+(dlkernels/_ops/conv2d.py): one autograd implementation behind both entry points."""
 
 import torch
 
 from .._ext import ops
-
-
-def _grads(ctx, grad_output, input, weight, has_bias, needs):
-    conf = ctx.conv_params
-    grad_input = grad_weight = grad_bias = None
-    if needs[0]:
-        grad_input = ops.conv2d_grad_input(grad_output, weight, input.shape, *conf)
-    if needs[1]:
-        grad_weight = ops.conv2d_grad_weight(grad_output, input, weight.shape, *conf)
-    if has_bias and needs[2]:
-        grad_bias = ops.conv2d_grad_bias(grad_output)
-    return grad_input, grad_weight, grad_bias
+from .._ops.conv2d import backward_of_conv2d
+from ..functional._checks import check_kernel_dtype
 
 
 class Conv2dFunction(torch.autograd.Function):
@@ -22,18 +13,19 @@ class Conv2dFunction(torch.autograd.Function):
     stride/padding/dilation and symmetric zero padding (see dlkernels.functional.conv2d)."""
 
     @staticmethod
-    def forward(ctx, input, weight, bias, stride, padding, dilation, groups):
-        ctx.save_for_backward(input, weight)
-        ctx.conv_params = (stride, padding, dilation, groups)
-        ctx.has_bias = bias is not None
+    def forward(input, weight, bias, stride, padding, dilation, groups):
+        check_kernel_dtype("conv2d", input)
         return ops.conv2d(input, weight, bias, stride, padding, dilation, groups)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        input, weight, bias, *conf = inputs
+        ctx.save_for_backward(input, weight)
+        ctx.conf = tuple(conf)
+        ctx.has_bias = bias is not None
 
     @staticmethod
     def backward(ctx, grad_output):
         input, weight = ctx.saved_tensors
-        grads = _grads(ctx, grad_output, input, weight, ctx.has_bias, ctx.needs_input_grad)
+        grads = backward_of_conv2d(grad_output, input, weight, ctx.has_bias, ctx.conf, ctx.needs_input_grad)
         return (*grads, None, None, None, None)
-
-
-# The raw ops (conv2d and its three gradient ops, for double backward) have C++ autograd kernels:
-# csrc/autograd/conv2d.cpp.

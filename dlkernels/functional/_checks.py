@@ -39,3 +39,24 @@ def check_inplace(input) -> None:
         )
     if input.is_leaf:
         raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
+
+
+# The dtypes each device's kernels take (csrc/cpu, csrc/cuda). Other devices (meta) pass: the
+# fake kernels check those.
+KERNEL_DTYPES = {
+    "cpu": (torch.float32, torch.float64),
+    "cuda": (torch.float32, torch.float64, torch.float16, torch.bfloat16),
+}
+
+
+def check_kernel_dtype(fn: str, value: torch.Tensor) -> None:
+    """torch's NotImplementedError for a dtype the device's kernel lacks, raised here: the C++ op
+    (stable ABI) can only raise RuntimeError for it."""
+    allowed = KERNEL_DTYPES.get(value.device.type)
+    if allowed is not None and value.dtype not in allowed:
+        from .._ops._common import dtype_name
+
+        names = ", ".join(dtype_name(d) for d in allowed)
+        raise NotImplementedError(
+            f"\"{fn}\" not implemented for '{dtype_name(value.dtype)}' on {value.device} (supported: {names})"
+        )

@@ -1,17 +1,19 @@
 """relu, leaky_relu and sigmoid with the signatures of ``torch.nn.functional``.
 
-Out of place, these call the operators, whose autograd is in C++; in place with autograd
-recording, they go through dlkernels.autograd's Functions, which mark the input dirty."""
+Out of place, these call the operators, whose autograd is registered with them
+(dlkernels/_ops); in place with autograd recording, they go through dlkernels.autograd's
+Functions, which mark the input dirty."""
 
 from torch import Tensor
 
 from .._ext import ops
 from ..autograd.activation import LeakyReLUFunction, ReLUFunction
-from ._checks import check_inplace, check_number, check_tensor, needs_grad
+from ._checks import check_inplace, check_kernel_dtype, check_number, check_tensor, needs_grad
 
 
 def relu(input: Tensor, inplace: bool = False) -> Tensor:
     check_tensor("relu_" if inplace else "relu", input)
+    check_kernel_dtype("relu_" if inplace else "relu", input)
     if not inplace:
         return ops.relu(input)
     check_inplace(input)
@@ -28,6 +30,7 @@ def relu_(input: Tensor) -> Tensor:
 def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
     name = "leaky_relu_" if inplace else "leaky_relu"
     check_tensor(name, input)
+    check_kernel_dtype(name, input)
     negative_slope = check_number(name, negative_slope, "negative_slope", 2)
     if not inplace:
         return ops.leaky_relu(input, negative_slope)
@@ -44,4 +47,5 @@ def leaky_relu_(input: Tensor, negative_slope: float = 0.01) -> Tensor:
 
 def sigmoid(input: Tensor) -> Tensor:
     check_tensor("sigmoid", input)
+    check_kernel_dtype("sigmoid", input)
     return ops.sigmoid(input)

@@ -1,13 +1,12 @@
 """conv2d with the signature, defaults, accepted inputs and errors of torch.nn.functional.conv2d."""
 
 import operator
-from typing import Optional, Union
 
 import torch
 from torch import Tensor
 
 from .._ext import ops
-from ._checks import check_tensor
+from ._checks import check_kernel_dtype, check_tensor
 
 
 def _int(value):
@@ -76,16 +75,17 @@ def _same_padding(weight: Tensor, stride: tuple, dilation: tuple):
 def conv2d(
     input: Tensor,
     weight: Tensor,
-    bias: Optional[Tensor] = None,
-    stride: Union[int, tuple] = 1,
-    padding: Union[int, tuple, str] = 0,
-    dilation: Union[int, tuple] = 1,
+    bias: Tensor | None = None,
+    stride: int | tuple = 1,
+    padding: int | tuple | str = 0,
+    dilation: int | tuple = 1,
     groups: int = 1,
 ) -> Tensor:
     check_tensor("conv2d", input)
     check_tensor("conv2d", weight, "weight", 2)
     if bias is not None:
         check_tensor("conv2d", bias, "bias", 3)
+    check_kernel_dtype("conv2d", input)
     if input.dim() not in (3, 4):
         raise RuntimeError(
             "Expected 3D (unbatched) or 4D (batched) input to conv2d, but got input of size: "
@@ -108,5 +108,5 @@ def conv2d(
             raise RuntimeError(f"Invalid padding string: '{padding}'")
     else:
         padding = _pair("padding", padding)
-    out = ops.conv2d(input, weight, bias, stride, padding, dilation, groups)  # autograd: csrc/autograd
+    out = ops.conv2d(input, weight, bias, stride, padding, dilation, groups)  # autograd: dlkernels/_ops
     return out.squeeze(0) if unbatched else out

@@ -4,16 +4,18 @@ import copy
 
 import torch
 
-from . import activation, conv2d
-
-# torch class -> dlkernels class. Exact types only: a user's subclass of torch.nn.ReLU may
+# torch class -> dlkernels class, filled by dlkernels/nn/__init__.py from its layers (each
+# subclasses its torch twin directly). Exact types only: a user's subclass of torch.nn.ReLU may
 # override forward, and swapping it would silently drop that.
-SUPPORTED = {
-    torch.nn.Conv2d: conv2d.Conv2d,
-    torch.nn.ReLU: activation.ReLU,
-    torch.nn.LeakyReLU: activation.LeakyReLU,
-    torch.nn.Sigmoid: activation.Sigmoid,
-}
+SUPPORTED = {}
+
+
+def register_twins(layers) -> None:
+    for cls in layers:
+        if isinstance(cls, type) and issubclass(cls, torch.nn.Module):
+            base = cls.__bases__[0]
+            assert base.__module__.startswith("torch.nn"), f"{cls.__name__} must subclass its torch.nn twin"
+            SUPPORTED[base] = cls
 
 
 def convert(module: torch.nn.Module, inplace: bool = False) -> torch.nn.Module:

@@ -9,15 +9,6 @@
 
 namespace dlk::cpu::DLK_ISA {
 
-// Tile shape per ISA: kGemmMR x kGemmNV vectors (cpu/simd/<isa>.h), e.g. 8 x 48 floats on
-// AVX-512 and 6 x 16 on AVX2.
-template <class T>
-struct Tile {
-  static constexpr int NV = kGemmNV;
-  static constexpr int MR = kGemmMR;
-  static_assert(MR * NV + NV + 1 <= kVectorRegisters, "the micro-tile must fit the vector registers");
-};
-
 // NV <= Tile<T>::NV vectors per row: the narrower variants finish a last panel of at most NV W
 // columns without computing the padding (the packed B rows keep their full NR stride).
 template <class T, int NV>

@@ -1,5 +1,5 @@
-// The CPU kernels compiled for the avx512 instruction set (see cpu/isa.h and cpu/isa/prelude.h).
-#include "cpu/isa/prelude.h"
+// Opens the avx512 target for one generated kernel unit (see cpu/isa/prelude.h). No include
+// guard: included once, last but one, by each build/isa/<family>_avx512.cpp that setup.py writes.
 // clang-format off
 #if DLK_X86
 #pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,bmi2")
@@ -8,8 +8,7 @@
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #define DLK_ISA avx512
 #include "cpu/simd/avx512.h"
-#include "cpu/kernels/activation.h"
-#include "cpu/kernels/gemm.h"
-#include "cpu/kernels/conv2d.h"
+#include "cpu/simd/tile.h"
+#define DLK_ISA_ENABLED 1
 #endif  // DLK_X86
 // clang-format on

@@ -1,0 +1,132 @@
+"""Fake kernels, autograd and vmap rules of the activation ops (csrc/schema/activation.cpp).
+
+The output of an op is ``empty_like(input)`` (dense inputs keep their strides), as
+csrc/host/elementwise.h allocates it; in-place ops return nothing. Backward formulas, double
+backward included: relu'(x) and leaky_relu'(x) are piecewise constant, so their backward ops are
+linear in grad_output with no other derivative; sigmoid_backward(g, y) = g (1 - y) y, so
+d/dg = sigmoid_backward(., y) and d/dy = g (1 - 2 y)."""
+
+import torch
+
+from ._common import LIB, check_dtype, check_like, register_inplace
+
+ops = torch.ops.dlkernels
+_lib = torch.library.Library("dlkernels", "FRAGMENT")
+
+# ---- fake kernels -------------------------------------------------------------------------------
+
+
+def _fake_forward(name):
+    def fake(x, *args):
+        check_dtype(name, x)
+        return torch.empty_like(x)
+
+    return fake
+
+
+def _fake_inplace(name):
+    def fake(x, *args):
+        check_dtype(name, x)
+
+    return fake
+
+
+def _fake_backward(name, saved_name):
+    def fake(grad_output, saved, *args):
+        check_dtype(name, saved)
+        check_like(name, saved, saved_name, grad_output, "grad_output")
+        return torch.empty_like(grad_output)
+
+    return fake
+
+
+for _name, _saved in (("relu", "result"), ("leaky_relu", "self"), ("sigmoid", "result")):
+    torch.library.register_fake(LIB + _name)(_fake_forward(_name))
+    torch.library.register_fake(LIB + _name + "_")(_fake_inplace(_name + "_"))
+    torch.library.register_fake(LIB + _name + "_backward")(_fake_backward(_name + "_backward", _saved))
+    register_inplace(_lib, _name + "_")
+
+# ---- autograd -----------------------------------------------------------------------------------
+
+
+def _save_output(ctx, inputs, output):
+    ctx.save_for_backward(output)
+
+
+def _save_input_and_slope(ctx, inputs, output):
+    ctx.save_for_backward(inputs[0])
+    ctx.negative_slope = inputs[1]
+
+
+def _save_saved(ctx, inputs, output):
+    ctx.save_for_backward(inputs[1])
+    ctx.extra = inputs[2:]
+
+
+def _save_sigmoid_backward(ctx, inputs, output):
+    ctx.save_for_backward(inputs[0], inputs[1])
+
+
+def _relu_bwd(ctx, grad):
+    return ops.relu_backward(grad, ctx.saved_tensors[0])
+
+
+def _sigmoid_bwd(ctx, grad):
+    return ops.sigmoid_backward(grad, ctx.saved_tensors[0])
+
+
+def _leaky_relu_bwd(ctx, grad):
+    return ops.leaky_relu_backward(grad, ctx.saved_tensors[0], ctx.negative_slope), None
+
+
+def _relu_backward_bwd(ctx, grad):
+    return ops.relu_backward(grad, ctx.saved_tensors[0]), None
+
+
+def _leaky_relu_backward_bwd(ctx, grad):
+    return ops.leaky_relu_backward(grad, ctx.saved_tensors[0], *ctx.extra), None, None
+
+
+def _sigmoid_backward_bwd(ctx, grad):
+    grad_output, result = ctx.saved_tensors
+    d_grad = ops.sigmoid_backward(grad, result) if ctx.needs_input_grad[0] else None
+    d_result = grad * grad_output * (1 - 2 * result) if ctx.needs_input_grad[1] else None
+    return d_grad, d_result
+
+
+torch.library.register_autograd(LIB + "relu", _relu_bwd, setup_context=_save_output)
+torch.library.register_autograd(LIB + "sigmoid", _sigmoid_bwd, setup_context=_save_output)
+torch.library.register_autograd(LIB + "leaky_relu", _leaky_relu_bwd, setup_context=_save_input_and_slope)
+torch.library.register_autograd(LIB + "relu_backward", _relu_backward_bwd, setup_context=_save_saved)
+torch.library.register_autograd(
+    LIB + "leaky_relu_backward", _leaky_relu_backward_bwd, setup_context=_save_saved
+)
+torch.library.register_autograd(
+    LIB + "sigmoid_backward", _sigmoid_backward_bwd, setup_context=_save_sigmoid_backward
+)
+
+# ---- vmap ---------------------------------------------------------------------------------------
+# Elementwise: the batch dimension is one more dimension of the same op. Operands of a backward op
+# must share their shape, so an unbatched one is expanded to the batch first.
+
+
+def _vmap_unary(op):
+    def rule(info, in_dims, x, *args):
+        return op(x, *args), in_dims[0]
+
+    return rule
+
+
+def _vmap_binary(op):
+    def rule(info, in_dims, a, b, *args):
+        da, db = in_dims[0], in_dims[1]
+        a = a.movedim(da, 0) if da is not None else a.unsqueeze(0).expand(info.batch_size, *a.shape)
+        b = b.movedim(db, 0) if db is not None else b.unsqueeze(0).expand(info.batch_size, *b.shape)
+        return op(a, b, *args), 0
+
+    return rule
+
+
+for _name in ("relu", "leaky_relu", "sigmoid"):
+    torch.library.register_vmap(LIB + _name, _vmap_unary(getattr(ops, _name)))
+    torch.library.register_vmap(LIB + _name + "_backward", _vmap_binary(getattr(ops, _name + "_backward")))
