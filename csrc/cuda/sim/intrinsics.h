@@ -12,6 +12,7 @@
 #define __noinline__ __attribute__((noinline))
 #define __launch_bounds__(...)
 #define __constant__
+#define __align__(n) __attribute__((aligned(n)))
 // g++ knows __restrict__ natively.
 
 // Static shared memory: every `__shared__` variable becomes a function-scope static in one
