@@ -3,8 +3,10 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <numeric>
+#include <random>
 #include <thread>
 #include <vector>
 
@@ -471,6 +473,68 @@ TEST(concurrent_launches_from_two_os_threads) {
   a.join();
   b.join();
   CHECK(ok[0] && ok[1]);
+}
+
+// ---- half and bfloat16 conversions ----------------------------------------------------------
+
+TEST(half_conversions_match_float16_rne) {
+  int bad = 0;
+  for (uint32_t h = 0; h < 65536; ++h) {  // every half, widened, against the compiler's _Float16
+    _Float16 r;
+    const uint16_t hb = static_cast<uint16_t>(h);
+    std::memcpy(&r, &hb, 2);
+    const float want = static_cast<float>(r), got = __half2float(__ushort_as_half(hb));
+    bad += !(bits(want) == bits(got) || (want != want && got != got));
+  }
+  std::mt19937 rng(1);
+  for (int i = 0; i < 2000000; ++i) {  // float -> half over random bit patterns, biased to half's range
+    uint32_t u = rng();
+    if (i % 2) u = (u & 0x87ffffffu) | 0x30000000u;
+    float f;
+    std::memcpy(&f, &u, 4);
+    const _Float16 r = static_cast<_Float16>(f);
+    uint16_t want;
+    std::memcpy(&want, &r, 2);
+    const uint16_t got = __half_as_ushort(__float2half_rn(f));
+    bad += f == f ? got != want : got != 0x7fffu;
+  }
+  CHECK(bad == 0, "%d mismatches", bad);
+  CHECK(__half_as_ushort(__float2half_rn(65520.0f)) == 0x7c00u &&
+        __half_as_ushort(__float2half_rn(65519.0f)) == 0x7bffu);
+}
+
+// bfloat16: nearest of the two neighbouring bfloat16 values, ties to the even one.
+static uint16_t bf16_reference(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return 0x7fffu;
+  const uint16_t lo = static_cast<uint16_t>(u >> 16);
+  if ((u & 0xffffu) == 0) return lo;
+  const uint16_t hi = static_cast<uint16_t>(lo + 1);  // next magnitude up, same sign
+  const double dl = std::fabs(static_cast<double>(f) - __bfloat162float(__ushort_as_bfloat16(lo)));
+  const double dh = std::fabs(static_cast<double>(__bfloat162float(__ushort_as_bfloat16(hi))) - f);
+  if ((hi & 0x7f80u) == 0x7f80u && (lo & 0x7fffu) == 0x7f7fu)  // rounding up to inf: compare with 2^128
+    return (u & 0xffffu) >= 0x8000u ? hi : lo;
+  return dl < dh ? lo : dh < dl ? hi : (lo & 1 ? hi : lo);
+}
+
+TEST(bfloat16_conversions_round_to_nearest_even) {
+  int bad = 0;
+  std::mt19937 rng(2);
+  for (int i = 0; i < 2000000; ++i) {
+    uint32_t u = rng();
+    if (i % 4 == 0) u = (u & 0xffff0000u) | 0x8000u;  // exact ties
+    float f;
+    std::memcpy(&f, &u, 4);
+    bad += __bfloat16_as_ushort(__float2bfloat16_rn(f)) != bf16_reference(f);
+  }
+  for (uint32_t b = 0; b < 65536; ++b) {
+    const uint32_t u = b << 16;
+    float f;
+    std::memcpy(&f, &u, 4);
+    bad += !(bits(__bfloat162float(__ushort_as_bfloat16(static_cast<uint16_t>(b)))) == u);
+  }
+  CHECK(bad == 0, "%d mismatches", bad);
 }
 
 TEST_MAIN
