@@ -33,4 +33,13 @@ TEST(tensor_core_gemm_matches_scalar) {
   }
 }
 
+cudaError_t ptx_all_wrappers(const float* g, float* out, cudaStream_t stream);
+
+TEST(every_wrapper_runs) {
+  alignas(16) float g[64];
+  for (int i = 0; i < 64; ++i) g[i] = 0.5f * i;
+  std::vector<float> out(128);
+  CHECK(ptx_all_wrappers(g, out.data(), nullptr) == cudaSuccess);
+}
+
 TEST_MAIN
