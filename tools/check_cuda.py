@@ -1,7 +1,7 @@
 """Compile-checks the CUDA code without a GPU or a CUDA build of torch.
 
-* every csrc/**/*.cu (torch-free by design) with nvcc, for sm_80 and sm_90, with the flags
-  torch's extension build uses;
+* every csrc/**/*.cu (torch-free by design) and tests/cuda_sim/nvcc_*.cu with nvcc, for sm_80
+  and sm_90, with the flags torch's extension build uses;
 * every csrc/cuda/*_host.cpp (the torch side: guards, streams, registration) with
   `g++ -fsyntax-only` against torch's headers. A CPU build of torch ships its CUDA headers but
   not the generated c10/cuda/impl/cuda_cmake_macros.h; a stand-in is written to a temp dir.
@@ -52,7 +52,12 @@ def cuda_include(nvcc: str) -> str:
 
 
 def cu_files():
-    return sorted(glob.glob(os.path.join(ROOT, "csrc", "**", "*.cu"), recursive=True))
+    # tests/cuda_sim/nvcc_*.cu are emulator tests that must also build for the GPU: they are what
+    # instantiates the csrc/cuda/ptx wrappers' inline PTX.
+    return sorted(
+        glob.glob(os.path.join(ROOT, "csrc", "**", "*.cu"), recursive=True)
+        + glob.glob(os.path.join(ROOT, "tests", "cuda_sim", "nvcc_*.cu"))
+    )
 
 
 def host_files():

@@ -91,11 +91,9 @@ cudaError_t launch_forward(const void* x, void* y, int64_t n, double slope, cuda
   auto* yt = static_cast<T*>(y);
   const auto s = static_cast<opmath_t<T>>(slope);
   if (aligned16(x) && aligned16(y)) {
-    forward_kernel<Op, T, N><<<grid_for(n / N + 1, kThreads * kUnroll), kThreads, 0, stream>>>(xt, yt, n, s);
-  } else {
-    forward_kernel<Op, T, 1><<<grid_for(n + 1, kThreads * kUnroll), kThreads, 0, stream>>>(xt, yt, n, s);
+    return launch(forward_kernel<Op, T, N>, grid_for(n / N + 1, kThreads * kUnroll), kThreads, 0, stream, xt, yt, n, s);
   }
-  return cudaGetLastError();
+  return launch(forward_kernel<Op, T, 1>, grid_for(n + 1, kThreads * kUnroll), kThreads, 0, stream, xt, yt, n, s);
 }
 
 template <class Op, class T>
@@ -106,11 +104,11 @@ cudaError_t launch_backward(const void* dy, const void* saved, void* dx, int64_t
   auto* dxt = static_cast<T*>(dx);
   const auto s = static_cast<opmath_t<T>>(slope);
   if (aligned16(dy) && aligned16(saved) && aligned16(dx)) {
-    backward_kernel<Op, T, N><<<grid_for(n / N + 1, kThreads * kUnroll), kThreads, 0, stream>>>(dyt, st, dxt, n, s);
-  } else {
-    backward_kernel<Op, T, 1><<<grid_for(n + 1, kThreads * kUnroll), kThreads, 0, stream>>>(dyt, st, dxt, n, s);
+    return launch(backward_kernel<Op, T, N>, grid_for(n / N + 1, kThreads * kUnroll), kThreads, 0, stream, dyt, st, dxt,
+                  n, s);
   }
-  return cudaGetLastError();
+  return launch(backward_kernel<Op, T, 1>, grid_for(n + 1, kThreads * kUnroll), kThreads, 0, stream, dyt, st, dxt, n,
+                s);
 }
 
 // Calls F::template run<Op, T>() for the runtime (activation, dtype) pair.

@@ -1,15 +1,55 @@
 // Launch helpers for the CUDA kernels. Torch-free (see DESIGN.md §2): kernels and launchers take
 // raw pointers, sizes and a cudaStream_t, and report failures as a cudaError_t for the host side
 // to raise.
+//
+// Every launch goes through dlk::cuda::launch, so the same launcher runs on a GPU (nvcc) and on
+// the CPU under the SIMT emulator (g++ -DDLK_CUDA_SIM, see cuda/sim/README.md).
 #pragma once
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <cstddef>
 #include <cstdint>
+#include <utility>
 
 namespace dlk::cuda {
+
+// Unnamed namespace: under the emulator each translation unit must keep its own instantiation
+// (it names the module's shared-memory section); on nvcc it costs nothing.
+namespace {
+
+// kernel<<<grid, block, shared_bytes, stream>>>(args...), returning the launch's error: an
+// invalid configuration comes back as cudaErrorInvalidConfiguration / cudaErrorInvalidValue.
+template <class... P, class... A>
+inline cudaError_t launch(void (*kernel)(P...), dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t stream,
+                          A&&... args) {
+  static_assert(sizeof...(P) == sizeof...(A), "kernel launched with the wrong number of arguments");
+#if defined(DLK_CUDA_SIM)
+  return ::dlk::sim::launch(kernel, grid, block, shared_bytes, stream, std::forward<A>(args)...);
+#else
+  // clang-format would split the >>> after a pack expansion.
+  // clang-format off
+  kernel<<<grid, block, shared_bytes, stream>>>(static_cast<P>(std::forward<A>(args))...);
+  // clang-format on
+  return cudaGetLastError();
+#endif
+}
+
+}  // namespace
+
+// The block's dynamic shared memory (the launch's shared_bytes), 16-byte aligned. Kernels use
+// this instead of spelling `extern __shared__`, which the emulator cannot express.
+template <class T>
+__device__ __forceinline__ T* dynamic_shared() {
+#if defined(DLK_CUDA_SIM)
+  return static_cast<T*>(::dlk::sim::dynamic_smem());
+#else
+  extern __shared__ __align__(16) unsigned char dlk_dynamic_smem[];
+  return reinterpret_cast<T*>(dlk_dynamic_smem);
+#endif
+}
 
 // Math type of an element type: half and bfloat16 compute in float (at::opmath_type's rule).
 template <class T>
