@@ -21,8 +21,9 @@ import subprocess
 import sys
 
 import torch
+import torch.utils.cpp_extension as cpp_extension
 from setuptools import Extension, find_packages, setup
-from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, include_paths, library_paths
+from torch.utils.cpp_extension import BuildExtension, CppExtension, include_paths, library_paths
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 VERSION = "0.2.0"
@@ -33,10 +34,22 @@ CPU_ISAS = ("baseline", "avx2", "avx512")
 DEFAULT_CUDA_ARCHS = "8.0;9.0+PTX"
 
 
+def cuda_home():
+    """The CUDA toolkit: CUDA_HOME / CUDA_PATH, else /usr/local/cuda, else where nvcc lives. torch's
+    own lookup gives up under a CPU build of torch, which the stable ABI does not need."""
+    candidates = [os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH"), "/usr/local/cuda"]
+    nvcc = shutil.which("nvcc")
+    if nvcc:
+        candidates.append(os.path.dirname(os.path.dirname(os.path.realpath(nvcc))))
+    for home in candidates:
+        if home and os.path.exists(os.path.join(home, "bin", "nvcc")):
+            return home
+    return None
+
+
 def nvcc_path():
-    if CUDA_HOME and os.path.exists(os.path.join(CUDA_HOME, "bin", "nvcc")):
-        return os.path.join(CUDA_HOME, "bin", "nvcc")
-    return shutil.which("nvcc")
+    home = cuda_home()
+    return os.path.join(home, "bin", "nvcc") if home else None
 
 
 def want_cuda() -> bool:
@@ -131,7 +144,8 @@ def cuda_extension(archs: str):
     """A plain Extension, not torch's CUDAExtension: that one links libc10_cuda and libtorch_cuda,
     which a CPU build of torch does not have and the stable ABI does not need."""
     opt, target = common_flags()
-    cuda_home = os.path.dirname(os.path.dirname(nvcc_path()))
+    home = cuda_home()
+    cpp_extension.CUDA_HOME = home  # BuildExtension compiles .cu files with $CUDA_HOME/bin/nvcc
     gencode = []
     for arch in archs.replace(",", ";").split(";"):
         arch = arch.strip()
@@ -144,8 +158,8 @@ def cuda_extension(archs: str):
     return Extension(
         name="dlkernels._cuda",
         sources=sources("csrc/cuda/*.cpp") + sources("csrc/cuda/*.cu"),
-        include_dirs=[os.path.join(ROOT, "csrc"), os.path.join(cuda_home, "include")] + include_paths(),
-        library_dirs=library_paths() + [os.path.join(cuda_home, "lib64")],
+        include_dirs=[os.path.join(ROOT, "csrc"), os.path.join(home, "include")] + include_paths(),
+        library_dirs=library_paths() + [os.path.join(home, "lib64")],
         libraries=["c10", "torch_cpu", "cudart_static", "rt", "dl", "pthread"],
         extra_compile_args={
             "cxx": opt + [target, "-fvisibility=hidden", "-Wall", "-Wextra", "-Wno-unused-parameter"],
