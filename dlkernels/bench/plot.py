@@ -32,7 +32,7 @@ def plot_run(run: dict, path: str) -> str:
     ops = list(dict.fromkeys(r.get("op", "?") for r in rows))
     rows.sort(key=lambda r: ops.index(r.get("op", "?")))  # stable: each op's cases together
     colors = plt.get_cmap("tab10")
-    fig_w = max(6.0, 0.28 * len(rows) + 2)
+    fig_w = max(8.0, 0.28 * len(rows) + 2)
     fig, ax = plt.subplots(figsize=(fig_w, 5.5))
     xs = list(range(len(rows)))
     ratios = [r["ratio"] for r in rows]
@@ -48,10 +48,16 @@ def plot_run(run: dict, path: str) -> str:
         if s and s.get("max", 0) > s.get("min", 0):
             ax.plot([i, i], [s["min"], s["max"]], color="black", linewidth=0.8)
     ax.set_yscale("log")
+    from matplotlib.ticker import FuncFormatter
+
+    plain = FuncFormatter(lambda v, _: f"{v:g}")  # 0.5, 1, 2 rather than 5 x 10^-1
+    ax.yaxis.set_major_formatter(plain)
+    ax.yaxis.set_minor_formatter(plain)
+    ax.tick_params(axis="y", which="minor", labelsize=6)
     ax.axhline(1.0, color="black", linewidth=1)
     ax.set_xticks(xs)
     ax.set_xticklabels([f"{label(r)} {fmt_shape(r['shape'])}" for r in rows], rotation=90, fontsize=6)
-    ax.set_ylabel("torch time / dlkernels time (> 1: dlkernels faster)")
+    ax.set_ylabel("torch time / dlkernels time (> 1: dlkernels faster)", fontsize=8)
     start = 0
     for op in ops:  # op names over their groups
         n = sum(1 for r in rows if r.get("op", "?") == op)
@@ -63,11 +69,11 @@ def plot_run(run: dict, path: str) -> str:
     title = f"{m.get('cpu', '?')}, {m.get('cpus', '?')} CPUs, ISA {m.get('cpu_isa', '?')}"
     if run.get("config", {}).get("device", "cpu").startswith("cuda") and m.get("gpu"):
         title = f"{m['gpu']}; host {title}"
-    title += f"; torch {m.get('torch', '?')}, {m.get('torch_threads', '?')} threads"
+    title += f"\ntorch {m.get('torch', '?')}, {m.get('torch_threads', '?')} threads"
     title += f"; dlkernels {run.get('dlkernels', {}).get('commit', 'unknown')}"
     if run.get("noisy"):
-        title += " (noisy: other processes were running)"
-    ax.set_title(title, fontsize=8, pad=16)
+        title += "; noisy run: outlined bars were measured under load"
+    ax.set_title(title, fontsize=8, pad=14)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
