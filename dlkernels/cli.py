@@ -120,7 +120,7 @@ def add_bench_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, help="torch threads for both sides (default: torch's)")
     p.add_argument("--rounds", type=int, help="interleaved rounds per case (default 5; quick 3; smoke 1)")
     p.add_argument(
-        "--min-time", type=float, help="seconds per side per round (default 0.2; quick 0.02; smoke 0.001)"
+        "--min-time", type=float, help="seconds per side per round (default 0.2; quick 0.05; smoke 0.001)"
     )
     p.add_argument("--filter", help="only cases whose name matches this regular expression")
     p.add_argument(
@@ -223,7 +223,7 @@ def cmd_bench(args) -> int:
     dtypes = _dtypes(args.dtype) or ([torch.float32] if short else [])
     rounds = args.rounds or (1 if args.smoke else 3 if args.quick else 5)
     min_time = (
-        args.min_time if args.min_time is not None else (0.001 if args.smoke else 0.02 if args.quick else 0.2)
+        args.min_time if args.min_time is not None else (0.001 if args.smoke else 0.05 if args.quick else 0.2)
     )
     save = (not short) if args.save is None else args.save
     suffix = (
