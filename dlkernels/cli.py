@@ -167,6 +167,11 @@ def add_bench_args(p: argparse.ArgumentParser) -> None:
         "CPUs while it ran (default 0.1; negative: never)",
     )
     p.add_argument(
+        "--attempts",
+        type=int,
+        help="measurements of a disturbed case before its least disturbed is kept (default 3; quick 2)",
+    )
+    p.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -263,6 +268,7 @@ def cmd_bench(args) -> int:
                     pattern=args.filter,
                     verify=not args.no_verify,
                     busy_limit=busy_limit,
+                    attempts=args.attempts or (2 if short else 3),
                     progress=progress,
                     ceilings=ceilings,
                 )
@@ -275,6 +281,9 @@ def cmd_bench(args) -> int:
                 print(bench.report.text(result))
             else:
                 print(bench.report.missing_line(result) or f"suite {suite.name}: no case matched")
+        again = bench.runner.remeasure_ceilings(results, ceilings)
+        if again:
+            progress.note(f"measured again, having been disturbed: ceilings {', '.join(again)}")
     finally:
         progress.close()
     run = bench.report.make_run(results, ceilings=ceilings.as_dict(), extra_config={"size": size})
