@@ -82,3 +82,21 @@ def test_readme_performance_tables_match_the_saved_results():
         timeout=60,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_a_run_under_load_is_marked_noisy():
+    quiet = {
+        "suite": "s",
+        "rows": [],
+        "config": {"busy_limit": None, "cpu_used_elsewhere": {"others": 0.01, "steal": 0}},
+    }
+    loaded = {
+        "suite": "s",
+        "rows": [],
+        "config": {"busy_limit": None, "cpu_used_elsewhere": {"others": 0.6, "steal": 0}},
+    }
+    row = {"disturbed": True}
+    assert not bench.report.make_run([quiet], ceilings={})["noisy"]
+    assert bench.report.make_run([loaded], ceilings={})["noisy"]
+    assert bench.report.make_run([dict(quiet, rows=[row])], ceilings={})["noisy"]
+    assert bench.report.make_run([quiet], ceilings={"copy": {"disturbed": True}})["noisy"]

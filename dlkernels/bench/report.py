@@ -15,6 +15,7 @@ import os
 from . import machine
 
 SCHEMA = "dlkernels-bench/2"
+NOISY_SHARE = 0.1  # share of the CPUs others may take over a whole suite before the run is noisy
 
 
 def fmt_time(seconds: float) -> str:
@@ -318,7 +319,15 @@ def make_run(results: list, *, ceilings: dict | None = None, extra_config: dict 
     disturbed = sum(bool(r.get("disturbed")) for r in rows)
     bad_refs = sum(r.get("reference_ok") is False for r in rows)
     ceilings = ceilings if ceilings is not None else first.get("ceilings", {})
-    noisy = bool(disturbed or bad_refs or any(c.get("disturbed") for c in ceilings.values()))
+    # With re-measurement off (no busy limit) rows are not judged one by one: the suites' totals
+    # still say whether others took the CPUs.
+    busy = any(
+        (res["config"].get("cpu_used_elsewhere") or {}).get("others", 0)
+        + (res["config"].get("cpu_used_elsewhere") or {}).get("steal", 0)
+        > (res["config"].get("busy_limit") or NOISY_SHARE)
+        for res in results
+    )
+    noisy = bool(disturbed or bad_refs or busy or any(c.get("disturbed") for c in ceilings.values()))
     suites = []
     for res in results:
         res = dict(res)
