@@ -65,7 +65,13 @@ def pick(runs: list) -> dict:
             if not s["rows"] or not _is_default(run, s):
                 continue
             size = _size(run, s)
-            rank = (size not in ("quick", "smoke"), size != "smoke", run.get("created") or "")
+            # A quiet run beats a noisy one, full shapes beat --quick, then the newest.
+            rank = (
+                not run.get("noisy"),
+                size not in ("quick", "smoke"),
+                size != "smoke",
+                run.get("created") or "",
+            )
             if s["suite"] not in best or rank >= best[s["suite"]][0]:
                 best[s["suite"]] = (rank, path, run, s)
     return {k: v[1:] for k, v in sorted(best.items())}
@@ -191,11 +197,14 @@ def machine_block(key: str, runs: list) -> list:
     out.append("")
     missing = sorted({m["op"] for _, run in runs[-1:] for m in run.get("missing", [])})
     for name, (path, run, suite) in shown.items():
-        noisy = (
-            " Noisy run: other processes took the CPUs during some cases (starred)."
-            if run.get("noisy")
-            else ""
-        )
+        noisy = ""
+        if run.get("noisy"):
+            used = suite["config"].get("cpu_used_elsewhere") or {}
+            share = used.get("others", 0) + used.get("steal", 0)
+            noisy = (
+                f" **Noisy run**: other processes took {100 * share:.0f}% of the CPUs while it ran; starred"
+                " rows were disturbed at every attempt, so their ratios say little about the kernels."
+            )
         out.append(
             f"**{name}** ({_when(run, suite)}{_ceilings(run, suite)}; "
             f"[`{os.path.basename(path)}`]({path})).{noisy}"
@@ -211,16 +220,17 @@ def machine_block(key: str, runs: list) -> list:
     out += [
         "All runs recorded for this machine:",
         "",
-        "| file | dlkernels | threads | allocation | shapes | geometric mean |",
+        "| file | suite | dlkernels | threads | allocation | shapes | geometric mean |",
     ]
-    out.append("|:---|:---|---:|:---|:---|---:|")
+    out.append("|:---|:---|:---|---:|:---|:---|---:|")
     for path, run in runs:
         for s in run["suites"]:
             if not s["rows"]:
                 continue
             cfg = s["config"]
             out.append(
-                f"| `{os.path.basename(path)}` | {(run['dlkernels'].get('commit') or 'unknown')[:7]} | "
+                f"| `{os.path.basename(path)}` | {s['suite']} | "
+                f"{(run['dlkernels'].get('commit') or 'unknown')[:7]} | "
                 f"{cfg.get('threads')} | {cfg.get('alloc', {}).get('mode', '?')} | {_size(run, s)} | "
                 f"{geomean([r['ratio'] for r in s['rows']]):.2f}{' (noisy)' if run.get('noisy') else ''} |"
             )

@@ -254,6 +254,8 @@ def _reference_ok(meas: dict, ref, case: Case, t_torch: float, t_dlk: float) -> 
 
 def geomeans(rows: list) -> dict:
     """Geometric mean of torch/dlkernels over all rows, and per dtype."""
+    if not rows:  # None rather than NaN, which strict JSON readers reject
+        return {"all": None}
     out = {"all": geomean([r["ratio"] for r in rows])}
     for dtype in dict.fromkeys(r["dtype"] for r in rows):
         out[dtype] = geomean([r["ratio"] for r in rows if r["dtype"] == dtype])
