@@ -67,9 +67,12 @@ def _who(run: dict) -> str:
 def text(result: dict, old: dict, new: dict) -> str:
     """The comparison as a table in Compare's layout: torch/dlk old, new, change, verdict."""
     cases = result["cases"]
-    lines = [f"old: {_who(old)}", f"new: {_who(new)}", ""]
+    lines = [f"old: {_who(old)}", f"new: {_who(new)}"]
+    if old.get("machine_key") != new.get("machine_key"):
+        lines.append("the runs are from different machines: the changes compare machines, not commits")
+    lines.append("")
     if cases:
-        width = max(len(c["case"]) for c in cases) + 6
+        width = max(len(c["case"]) for c in cases) + 8
         head = ["old torch/dlk", "new torch/dlk", "change", ""]
         widths = [15, 15, 9, 11]
         header = " " * width + "|" + "|".join(h.center(w) for h, w in zip(head, widths))
