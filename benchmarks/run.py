@@ -8,8 +8,9 @@
     python benchmarks/run.py --quick --no-save        # smoke run
 
 All options are those of ``python -m dlkernels bench`` (``--help``); this script only points
-``--out-dir`` here and saves by default. Each run writes <machine>-<suite>[-<N>t][-<alloc>-alloc].json
-(rows, per-round times, machine, settings) and the same table as .md.
+``--out-dir`` here and saves by default. Each run writes
+results/<machine-key>/<date>-<commit>-<suites>[-<N>t][-<alloc>-alloc].json (machine, ceilings,
+every case with its per-round times) and the same tables as .md.
 """
 
 import os

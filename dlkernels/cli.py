@@ -98,15 +98,30 @@ def _dtypes(spec: str | None) -> list:
 
 
 def add_bench_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--suite", default="all", help="suite name, or 'all' (default); see --list")
-    p.add_argument("--list", action="store_true", help="list the suites and exit")
+    p.add_argument(
+        "--suite", default="all", help="suite name(s), comma-separated, or 'all' (default); see --list"
+    )
+    p.add_argument(
+        "--list", action="store_true", help="list the suites, their ops and which are missing, and exit"
+    )
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N]")
     p.add_argument("--dtype", help="comma-separated dtypes (default: the suite's, e.g. float32,float64)")
     p.add_argument("--sizes", help="suite-specific size set, e.g. '64K,1M,16M' for elementwise suites")
-    p.add_argument("--quick", action="store_true", help="smoke run: few sizes, one dtype, short timing")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="every op family on a few shapes, float32, short timing (minutes)",
+    )
+    p.add_argument(
+        "--smoke",
+        action="store_true",
+        help="tiny shapes, one short round: checks that every case runs (seconds)",
+    )
     p.add_argument("--threads", type=int, help="torch threads for both sides (default: torch's)")
-    p.add_argument("--rounds", type=int, help="interleaved rounds per case (default 5; quick 2)")
-    p.add_argument("--min-time", type=float, help="seconds per side per round (default 0.2; quick 0.02)")
+    p.add_argument("--rounds", type=int, help="interleaved rounds per case (default 5; quick 3; smoke 1)")
+    p.add_argument(
+        "--min-time", type=float, help="seconds per side per round (default 0.2; quick 0.05; smoke 0.001)"
+    )
     p.add_argument("--filter", help="only cases whose name matches this regular expression")
     p.add_argument(
         "--alloc",
@@ -117,12 +132,30 @@ def add_bench_args(p: argparse.ArgumentParser) -> None:
         "pages); the process re-executes itself to apply it",
     )
     p.add_argument("--format", choices=("text", "markdown"), default="text", help="table printed to stdout")
+    p.add_argument("--json", metavar="FILE", help="write the run (machine, ceilings, every case) as JSON")
+    p.add_argument(
+        "--plot",
+        metavar="FILE.png",
+        help="bar chart of torch/dlkernels per case (needs matplotlib: dlkernels[plot])",
+    )
+    p.add_argument(
+        "--compare",
+        nargs=2,
+        metavar=("OLD.json", "NEW.json"),
+        help="compare two saved runs instead of measuring; exit status 1 when a case regressed",
+    )
+    p.add_argument(
+        "--tolerance",
+        type=float,
+        default=None,
+        help="--compare: widen each run's per-round ratio range by this fraction (default 0.05)",
+    )
     p.add_argument(
         "--save",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="write <out-dir>/<machine>-<suite>[-<N>t][-<alloc>-alloc].json and .md (default: yes, "
-        "except with --quick)",
+        help="write <out-dir>/<machine-key>/<date>-<commit>-<suites>.json and .md (default: yes, "
+        "except with --quick or --smoke)",
     )
     p.add_argument("--out-dir", default=os.path.join("benchmarks", "results"), help="where --save writes")
     p.add_argument("--no-verify", action="store_true", help="skip the check that both sides agree")
@@ -133,50 +166,146 @@ def add_bench_args(p: argparse.ArgumentParser) -> None:
         help="re-measure a case (up to 3 times) when other processes took more than this share of the "
         "CPUs while it ran (default 0.1; negative: never)",
     )
+    p.add_argument(
+        "--attempts",
+        type=int,
+        help="measurements of a disturbed case before its least disturbed is kept (default 3; quick 2)",
+    )
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar (needs tqdm; default: when stderr is a terminal)",
+    )
+
+
+def _bench_compare(args) -> int:
+    from .bench import compare, report
+
+    try:
+        old, new = (report.load_run(path) for path in args.compare)
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"dlkernels bench --compare: {e}") from None
+    tol = compare.DEFAULT_TOLERANCE if args.tolerance is None else args.tolerance
+    result = compare.compare(old, new, tol)
+    print(compare.text(result, old, new), end="")
+    if args.json:
+        report.write_json(result, args.json)
+    if not result["cases"]:
+        print("dlkernels bench --compare: the two runs have no case in common", file=sys.stderr)
+        return 2
+    return 1 if result["regressed"] else 0
+
+
+def _list_suites(bench) -> int:
+    for name, suite in bench.all_suites().items():
+        missing = suite.missing()
+        ops = ", ".join(f"{op} (missing)" if op in missing else op for op in suite.ops)
+        print(f"{name:<12} {suite.description}\n{'':<12} ops: {ops}")
+    return 0
 
 
 def cmd_bench(args) -> int:
     from . import bench
+    from .bench.progress import Progress
 
+    if args.compare:
+        return _bench_compare(args)
     if args.list:
-        for name, suite in bench.all_suites().items():
-            print(f"{name:<14} {suite.description}")
-        return 0
+        return _list_suites(bench)
+    if args.plot:  # fail before measuring for minutes, not after
+        try:
+            bench.plot._pyplot()
+        except bench.plot.PlotUnavailable as e:
+            raise SystemExit(f"dlkernels bench: {e}") from None
     bench.alloc.ensure(args.alloc)  # may re-execute this process with the malloc environment set
     names = list(bench.all_suites()) if args.suite == "all" else [s.strip() for s in args.suite.split(",")]
     try:
         chosen = [bench.get_suite(n) for n in names]
     except KeyError as e:
         raise SystemExit(f"dlkernels bench: {e.args[0]}") from None
-    dtypes = _dtypes(args.dtype) or ([torch.float32] if args.quick else [])
-    rounds = args.rounds or (2 if args.quick else 5)
-    min_time = args.min_time if args.min_time is not None else (0.02 if args.quick else 0.2)
-    save = (not args.quick) if args.save is None else args.save
+    short = args.quick or args.smoke
+    dtypes = _dtypes(args.dtype) or ([torch.float32] if short else [])
+    rounds = args.rounds or (1 if args.smoke else 3 if args.quick else 5)
+    min_time = (
+        args.min_time if args.min_time is not None else (0.001 if args.smoke else 0.05 if args.quick else 0.2)
+    )
+    save = (not short) if args.save is None else args.save
     suffix = (
-        ("-quick" if args.quick else "")
+        ("-smoke" if args.smoke else "-quick" if args.quick else "")
         + (f"-{args.threads}t" if args.threads else "")
         + (f"-{args.alloc}-alloc" if args.alloc != "reuse" else "")
     )
-    for suite in chosen:
-        opts = bench.Options(device=args.device, dtypes=list(dtypes), sizes=args.sizes, quick=args.quick)
-        print(f"[{suite.name}] {suite.description}", file=sys.stderr, flush=True)
-        try:
-            result = bench.run_suite(
-                suite,
-                opts,
-                rounds=rounds,
-                min_run_time=min_time,
-                threads=args.threads,
-                pattern=args.filter,
-                verify=not args.no_verify,
-                busy_limit=None if args.busy_limit < 0 else args.busy_limit,
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    busy_limit = None if args.busy_limit < 0 else args.busy_limit
+    size = "smoke" if args.smoke else "quick" if args.quick else "full"
+    try:
+        bench.runner.check_device(args.device)
+    except (RuntimeError, ValueError) as e:
+        raise SystemExit(f"dlkernels bench: {e}") from None
+    ceilings = bench.Ceilings(args.device, busy_limit=busy_limit, size=size)
+    progress = Progress(bar=args.progress)
+    results = []
+    try:
+        for suite in chosen:
+            opts = bench.Options(
+                device=args.device, dtypes=list(dtypes), sizes=args.sizes, quick=args.quick, smoke=args.smoke
             )
-        except (RuntimeError, ValueError) as e:
-            raise SystemExit(f"dlkernels bench: {e}") from None
-        print(bench.report.markdown(result) if args.format == "markdown" else bench.report.text(result))
-        if save and result["rows"]:
-            for path in bench.report.save(result, args.out_dir, suffix):
-                print(f"wrote {path}", file=sys.stderr)
+            progress.note(f"[{suite.name}] {suite.description}")
+            missing = suite.missing()
+            if missing:
+                progress.note(
+                    f"  missing in dlkernels.functional: {', '.join(missing)} (listed, not measured)"
+                )
+            try:
+                result = bench.run_suite(
+                    suite,
+                    opts,
+                    rounds=rounds,
+                    min_run_time=min_time,
+                    threads=args.threads,
+                    pattern=args.filter,
+                    verify=not args.no_verify,
+                    busy_limit=busy_limit,
+                    attempts=args.attempts or (2 if short else 3),
+                    progress=progress,
+                    ceilings=ceilings,
+                )
+            except (RuntimeError, ValueError) as e:
+                raise SystemExit(f"dlkernels bench: {e}") from None
+            results.append(result)
+            if args.format == "markdown":
+                print(bench.report.markdown(result))
+            elif result["rows"]:
+                print(bench.report.text(result))
+            else:
+                print(bench.report.missing_line(result) or f"suite {suite.name}: no case matched")
+        again = bench.runner.remeasure_ceilings(results, ceilings)
+        if again:
+            progress.note(f"measured again, having been disturbed: ceilings {', '.join(again)}")
+    finally:
+        progress.close()
+    run = bench.report.make_run(results, ceilings=ceilings.as_dict(), extra_config={"size": size})
+    missing = [f"{m['op']} ({m['suite']})" for m in run["missing"]]
+    if missing:
+        print(f"missing ops, not measured: {', '.join(missing)}")
+    if run["noisy"]:
+        print(
+            "noisy run: other processes took the CPUs during "
+            f"{run['disturbed_rows']} cases, or a reference or ceiling was disturbed (see the marks)"
+        )
+    if args.json:
+        print(f"wrote {bench.report.write_json(run, args.json)}", file=sys.stderr)
+    if save and any(r["rows"] for r in results):
+        what = "all" if args.suite == "all" else "-".join(names)
+        for path in bench.report.save(run, args.out_dir, what, suffix):
+            print(f"wrote {path}", file=sys.stderr)
+    if args.plot:
+        if any(r["rows"] for r in results):
+            print(f"wrote {bench.plot.plot_run(run, args.plot)}", file=sys.stderr)
+        else:
+            print("dlkernels bench: no case ran, no plot written", file=sys.stderr)
     return 0
 
 

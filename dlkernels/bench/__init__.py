@@ -9,22 +9,41 @@ Markdown and saved as JSON with a description of the machine (``report``, ``mach
 Command line: ``python -m dlkernels bench --suite activation`` (``--help`` for the options).
 """
 
-from . import alloc, machine, report
-from .core import GBPS, GFLOPS, Case, Options, Reference, Suite, all_suites, get_suite, register_suite
+from . import alloc, compare, machine, plot, report, runner
+from .ceilings import Ceilings
+from .core import (
+    GBPS,
+    GFLOPS,
+    Case,
+    Options,
+    Reference,
+    Suite,
+    all_suites,
+    functional,
+    get_suite,
+    has_op,
+    register_suite,
+)
 from .runner import run_suite
 
 __all__ = [
     "GBPS",
     "GFLOPS",
     "Case",
+    "Ceilings",
     "Options",
     "Reference",
     "Suite",
     "all_suites",
     "alloc",
+    "compare",
+    "functional",
     "get_suite",
+    "has_op",
     "machine",
+    "plot",
     "register_suite",
     "report",
+    "runner",
     "run_suite",
 ]

@@ -46,6 +46,8 @@ class Case:
     rtol: float | None = None  # None: torch.testing.assert_close's defaults for the dtype
     atol: float | None = None
     note: str = ""
+    op: str = ""  # the dlkernels.functional name the case exercises (groups the plot and tables)
+    memory_format: str = "contiguous"  # of the inputs, the same on both sides
     # Replaces the rtol/atol check: compare(actual, expected) raises AssertionError on a mismatch
     # (e.g. a tolerance scaled to each output's magnitude for long reductions).
     compare: Callable[[Any, Any], None] | None = None
@@ -59,6 +61,7 @@ class Options:
     dtypes: Sequence[torch.dtype] = ()  # empty: the suite's default for the device
     sizes: str | None = None  # suite-specific size set (e.g. "64K,1M,16M"); None: the default
     quick: bool = False
+    smoke: bool = False  # tiny shapes: checks that every case runs, in seconds (tests)
     extra: dict = field(default_factory=dict)
 
 
@@ -69,6 +72,12 @@ class Suite:
     name: str = ""
     description: str = ""
     rate: str = GBPS
+    ops: tuple = ()  # dlkernels.functional names the suite exercises
+
+    def missing(self) -> list:
+        """The suite's ops that this build of dlkernels does not have yet: listed in the results
+        instead of silently producing no rows."""
+        return [op for op in self.ops if not has_op(op)]
 
     def default_dtypes(self, device: str) -> list:
         return [torch.float32]
@@ -78,6 +87,25 @@ class Suite:
 
     def summary(self, rows: list) -> list:
         return []
+
+
+def has_op(name: str) -> bool:
+    """Whether dlkernels.functional has ``name`` (looked up at call time, so an op that lands
+    later, or a test's stand-in, is picked up)."""
+    import dlkernels.functional
+
+    return hasattr(dlkernels.functional, name)
+
+
+def functional(name: str) -> Callable:
+    """``dlkernels.functional.<name>``, looked up at each call."""
+    import dlkernels.functional
+
+    def call(*args, **kwargs):
+        return getattr(dlkernels.functional, name)(*args, **kwargs)
+
+    call.__name__ = name
+    return call
 
 
 _SUITES: dict = {}

@@ -35,6 +35,33 @@ def cpu_model() -> str:
     return name
 
 
+_VENDORS = {"GenuineIntel": "intel", "AuthenticAMD": "amd", "HygonGenuine": "hygon"}
+
+
+def cpu_id() -> dict:
+    """Vendor, family and model numbers: what names the CPU generation when the marketing name is
+    hidden (e.g. family 25 model 17 is AMD Zen 4, family 6 model 143 Intel Sapphire Rapids)."""
+    info = _cpuinfo()
+    vendor = info.get("vendor_id", "")
+    out = {"vendor": _VENDORS.get(vendor, vendor.lower() or platform.machine().lower() or "unknown")}
+    for key, name in (("cpu family", "family"), ("model", "model")):
+        if info.get(key, "").isdigit():
+            out[name] = int(info[key])
+    return out
+
+
+def cpu_key(ident: dict | None = None) -> str:
+    """E.g. 'amd-f25-m17', 'intel-f6-m143': file-name safe, and distinct between CPU generations,
+    so results of one never overwrite those of another."""
+    ident = ident or cpu_id()
+    key = re.sub(r"[^a-z0-9]+", "-", str(ident.get("vendor", "unknown")).lower()).strip("-") or "unknown"
+    if "family" in ident:
+        key += f"-f{ident['family']}"
+    if "model" in ident:
+        key += f"-m{ident['model']}"
+    return key
+
+
 def cpu_count() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -55,6 +82,10 @@ def _mem_gib() -> float | None:
 
 def _git_commit() -> str | None:
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    # Only a source checkout of this project: an installed package may sit inside some other
+    # repository (a virtual environment in a checkout), whose commit would say nothing about it.
+    if not (os.path.exists(os.path.join(root, ".git")) and os.path.isdir(os.path.join(root, "csrc"))):
+        return None
     try:
         out = subprocess.run(
             ["git", "-C", root, "describe", "--always", "--dirty", "--abbrev=12"],
@@ -78,8 +109,13 @@ def describe(device: str = "cpu") -> dict:
     import dlkernels
     from dlkernels import _build_info
 
+    ident = cpu_id()
     desc = {
         "cpu": cpu_model(),
+        "cpu_vendor": ident.get("vendor"),
+        "cpu_family": ident.get("family"),
+        "cpu_model": ident.get("model"),
+        "cpu_key": cpu_key(ident),
         "cpus": cpu_count(),
         "memory_gib": _mem_gib(),
         "os": platform.platform(),
@@ -88,11 +124,17 @@ def describe(device: str = "cpu") -> dict:
         "torch_threads": torch.get_num_threads(),
         "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "dlkernels": dlkernels.__version__,
-        "dlkernels_commit": _git_commit(),
+        "dlkernels_commit": _git_commit() or "unknown",
         "dlkernels_built_with_torch": _build_info.TORCH_VERSION,
         "dlkernels_cuda": bool(_build_info.WITH_CUDA),
         "cpu_isa": dlkernels.cpu_isa(),
         "cpu_isas": dlkernels.cpu_isas(),
+        "torch_cuda": torch.version.cuda,
+        "gpu": None,
+        # TF32 changes float32 matmul and convolution results and speed on NVIDIA GPUs: recorded,
+        # and the same for both sides since they run in one process.
+        "tf32_matmul": bool(torch.backends.cuda.matmul.allow_tf32),
+        "tf32_cudnn": bool(torch.backends.cudnn.allow_tf32),
     }
     if device.startswith("cuda") and torch.cuda.is_available():
         index = torch.device(device).index
@@ -116,17 +158,34 @@ def _slug(text: str) -> str:
 
 
 def tag(desc: dict, device: str = "cpu") -> str:
-    """A file-name-safe machine name, e.g. 'cpu-amd-epyc-2c' or 'cuda-nvidia-h200'."""
-    if device.startswith("cuda") and "gpu" in desc:
+    """A file-name-safe machine name, e.g. 'amd-f25-m17' or 'cuda-nvidia-h200': the CPU by vendor,
+    family and model (under many hypervisors the model name is the same across generations), a
+    GPU by its name. Results are kept in one folder per tag."""
+    if device.startswith("cuda") and desc.get("gpu"):
         return "cuda-" + _slug(desc["gpu"])
-    return f"cpu-{_slug(desc['cpu'])}-{desc['cpus']}c"
+    if desc.get("cpu_key"):
+        return desc["cpu_key"]
+    return key_from_name(desc.get("cpu", "unknown"))
+
+
+def key_from_name(cpu: str) -> str:
+    """The tag of a description that predates vendor/family/model fields: from its CPU string,
+    e.g. 'AMD EPYC (family 25, model 17)' -> 'amd-f25-m17'."""
+    m = re.search(r"family (\d+), model (\d+)", cpu)
+    low = cpu.lower()
+    vendor = next((v for v in ("amd", "intel", "hygon") if v in low), None)
+    if vendor is None and ("xeon" in low or "core" in low):
+        vendor = "intel"
+    if m and vendor:
+        return cpu_key({"vendor": vendor, "family": int(m.group(1)), "model": int(m.group(2))})
+    return "cpu-" + (_slug(cpu) or "unknown")
 
 
 def one_line(desc: dict, device: str = "cpu") -> str:
     """The machine in one line, for table headers."""
     cpu = f"{desc['cpu']}, {desc['cpus']} CPUs, ISA {desc['cpu_isa']}"
     torch_part = f"torch {desc['torch']} ({desc['torch_threads']} threads)"
-    if device.startswith("cuda") and "gpu" in desc:
+    if device.startswith("cuda") and desc.get("gpu"):
         return (
             f"{desc['gpu']} (sm_{desc['gpu_capability'].replace('.', '')}, CUDA {desc['cuda_runtime']}); "
             f"host {cpu}; {torch_part}"

@@ -60,3 +60,17 @@ def geomean(values: Sequence[float]) -> float:
     if not values:
         return float("nan")
     return statistics.geometric_mean(values)
+
+
+def spread(values: Sequence[float]) -> dict:
+    """Median, min, max and interquartile range of per-round values: what a comparison of two
+    runs needs to tell a change from the run's own noise."""
+    vals = sorted(values)
+    if not vals:
+        return {"median": float("nan"), "min": float("nan"), "max": float("nan"), "iqr": float("nan")}
+    if len(vals) >= 4:
+        q = statistics.quantiles(vals, n=4, method="inclusive")
+        iqr = q[2] - q[0]
+    else:  # too few rounds for quartiles: the full range is the honest spread
+        iqr = vals[-1] - vals[0]
+    return {"median": statistics.median(vals), "min": vals[0], "max": vals[-1], "iqr": iqr}

@@ -3,8 +3,10 @@ torch's own kernels. Memory-bound: the rate is the bytes a kernel must move (n e
 input, n written) per second. Each size also times ``y.copy_(x)`` in the same rounds, the
 bandwidth ceiling of a one-input, one-output pass on this machine.
 
-Backward ops are compared with what torch's autograd calls: threshold_backward(grad, out, 0),
-leaky_relu_backward(grad, x, slope, False), sigmoid_backward(grad, out).
+Both sides go through their public functions (``torch.nn.functional.<op>`` and
+``dlkernels.functional.<op>``). A backward case runs the forward once and times
+``torch.autograd.grad`` on its graph: the op's backward kernel plus autograd's fixed cost, alike
+on both sides.
 """
 
 from __future__ import annotations
@@ -12,10 +14,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..core import GBPS, Case, Options, Reference, Suite, register_suite
+from ..core import GBPS, Case, Options, Reference, Suite, functional, has_op, register_suite
+from ._common import bwd_only
 
 CPU_SIZES = "64K,256K,1M,4M,16M,32M"
 CPU_QUICK = "64K,1M"
+SMOKE = "4K"
 CUDA_SIZES = "1M,16M,64M,256M"
 CUDA_QUICK = "1M,16M"
 SLOPE = 0.01
@@ -39,6 +43,7 @@ class ActivationSuite(Suite):
     name = "activation"
     description = "relu / leaky_relu / sigmoid forward, in-place forward and backward, vs torch"
     rate = GBPS
+    ops = ("relu", "leaky_relu", "sigmoid")
 
     def default_dtypes(self, device: str) -> list:
         return [torch.float32, torch.float64]
@@ -47,6 +52,8 @@ class ActivationSuite(Suite):
         if opts.sizes:
             return parse_sizes(opts.sizes)
         cuda = opts.device.startswith("cuda")
+        if opts.smoke:
+            return parse_sizes(SMOKE)
         if opts.quick:
             return parse_sizes(CUDA_QUICK if cuda else CPU_QUICK)
         return parse_sizes(CUDA_SIZES if cuda else CPU_SIZES)
@@ -54,7 +61,7 @@ class ActivationSuite(Suite):
     def cases(self, opts: Options):
         for dtype in opts.dtypes:
             for n in self.sizes(opts):
-                yield from _cases(n, dtype, opts.device)
+                yield from _cases(n, dtype, opts.device, [op for op in self.ops if has_op(op)])
 
     def summary(self, rows: list) -> list:
         lines = []
@@ -88,61 +95,60 @@ class ActivationSuite(Suite):
         return lines
 
 
-def _cases(n: int, dtype: torch.dtype, device: str):
-    ops = torch.ops.dlkernels
-    aten = torch.ops.aten
+def _cases(n: int, dtype: torch.dtype, device: str, ops: list):
+    relu, leaky_relu, sigmoid = functional("relu"), functional("leaky_relu"), functional("sigmoid")
     gen = torch.Generator(device=device).manual_seed(n)
     x = torch.randn(n, dtype=dtype, device=device, generator=gen)
     grad = torch.randn(n, dtype=dtype, device=device, generator=gen)
-    relu_out = torch.relu(x)
-    sig_out = torch.sigmoid(x)
+    xg = x.clone().requires_grad_()  # the leaf the backward cases differentiate with respect to
     dst = torch.empty_like(x)
     itemsize = x.element_size()
     copy = Reference("copy", (n, dtype, device), lambda: dst.copy_(x), bytes=2 * n * itemsize)
 
-    def case(name, torch_fn, dlk_fn, inputs, **kw):
+    def case(name, op, torch_fn, dlk_fn, inputs, **kw):
         # `inputs` tensors of n elements read, one written (in place: x read and written).
         nbytes = (inputs + 1) * n * itemsize
-        return Case(name, (n,), dtype, torch_fn, dlk_fn, bytes=nbytes, reference=copy, **kw)
+        return Case(name, (n,), dtype, torch_fn, dlk_fn, bytes=nbytes, reference=copy, op=op, **kw)
 
-    yield case("relu", lambda: torch.relu(x), lambda: ops.relu(x), 1)
-    yield case(
-        "relu_backward",
-        lambda: aten.threshold_backward(grad, relu_out, 0),
-        lambda: ops.relu_backward(grad, relu_out),
-        2,
-    )
-    yield case("leaky_relu", lambda: F.leaky_relu(x, SLOPE), lambda: ops.leaky_relu(x, SLOPE), 1)
-    yield case(
-        "leaky_relu_backward",
-        lambda: aten.leaky_relu_backward(grad, x, SLOPE, False),
-        lambda: ops.leaky_relu_backward(grad, x, SLOPE),
-        2,
-    )
-    yield case("sigmoid", lambda: torch.sigmoid(x), lambda: ops.sigmoid(x), 1)
-    yield case(
-        "sigmoid_backward",
-        lambda: aten.sigmoid_backward(grad, sig_out),
-        lambda: ops.sigmoid_backward(grad, sig_out),
-        2,
-    )
+    # Backward: relu and sigmoid read (grad, output), leaky_relu (grad, input); one written.
+    def backward(name, op, torch_op, dlk_op):
+        return case(name, op, bwd_only(torch_op, (xg,), (0,), grad), bwd_only(dlk_op, (xg,), (0,), grad), 2)
+
+    if "relu" in ops:
+        yield case("relu", "relu", lambda: F.relu(x), lambda: relu(x), 1)
+        yield backward("relu_backward", "relu", F.relu, relu)
+    if "leaky_relu" in ops:
+        yield case(
+            "leaky_relu", "leaky_relu", lambda: F.leaky_relu(x, SLOPE), lambda: leaky_relu(x, SLOPE), 1
+        )
+        yield backward(
+            "leaky_relu_backward",
+            "leaky_relu",
+            lambda t: F.leaky_relu(t, SLOPE),
+            lambda t: leaky_relu(t, SLOPE),
+        )
+    if "sigmoid" in ops:
+        yield case("sigmoid", "sigmoid", lambda: torch.sigmoid(x), lambda: sigmoid(x), 1)
+        yield backward("sigmoid_backward", "sigmoid", torch.sigmoid, sigmoid)
 
     # In place: no output allocation on either side, whatever the allocator does. Each side works
     # on its own copy of x, so both see the same values throughout: relu_ is idempotent and
     # repeated sigmoid_ stays in (0.5, 0.74). leaky_relu_ runs with slope 1 (the same instructions
     # run for any slope) because applying 0.01 over and over drives the negative half into
     # subnormals and then zero, which would time subnormal arithmetic instead of the kernel.
-    def inplace(name, torch_op, dlk_op, note="in place"):
+    def inplace(name, op, torch_op, dlk_op, note="in place"):
         xt, xd = x.clone(), x.clone()
+        return case(name, op, lambda: torch_op(xt), lambda: dlk_op(xd), 1, note=note)
 
-        def dlk_fn():
-            dlk_op(xd)  # the registered in-place ops return nothing
-            return xd
-
-        return case(name, lambda: torch_op(xt), dlk_fn, 1, note=note)
-
-    yield inplace("relu_", torch.relu_, ops.relu_)
-    yield inplace(
-        "leaky_relu_", lambda t: F.leaky_relu_(t, 1.0), lambda t: ops.leaky_relu_(t, 1.0), "in place, slope 1"
-    )
-    yield inplace("sigmoid_", torch.sigmoid_, ops.sigmoid_)
+    if "relu" in ops:
+        yield inplace("relu_", "relu", torch.relu_, lambda t: relu(t, inplace=True))
+    if "leaky_relu" in ops:
+        yield inplace(
+            "leaky_relu_",
+            "leaky_relu",
+            lambda t: F.leaky_relu_(t, 1.0),
+            lambda t: leaky_relu(t, 1.0, inplace=True),
+            "in place, slope 1",
+        )
+    if "sigmoid" in ops and has_op("sigmoid_"):
+        yield inplace("sigmoid_", "sigmoid", torch.sigmoid_, functional("sigmoid_"))

@@ -1,5 +1,6 @@
 """conv2d against torch (oneDNN on the CPU, cuDNN on CUDA), forward and a full training step of the
-layer (forward + grad_input + grad_weight + grad_bias), on the layers of real networks: ResNet-50
+layer (forward, then autograd's grad_input + grad_weight + grad_bias), through
+``torch.nn.functional.conv2d`` and ``dlkernels.functional.conv2d``, on the layers of real networks: ResNet-50
 (7x7 stem, 3x3, 1x1, strided), the seed ConvNet that ``python -m dlkernels train`` runs, and
 MobileNetV2's depthwise 3x3 layers. Compute-bound: the rate is GFLOP/s, 2 N K P Q (C/G) R S per
 pass (the two gradients cost one forward each), printed under the micro-kernel peak that
@@ -12,7 +13,8 @@ import math
 
 import torch
 
-from ..core import GFLOPS, Case, Options, Suite, register_suite
+from ..core import GFLOPS, Case, Options, Suite, functional, has_op, register_suite
+from ._common import close_to_scale, fwd_bwd, leaf, pick
 
 # name, C, H(=W), K, R(=S), stride, padding, groups
 RESNET50 = [
@@ -42,6 +44,7 @@ DEPTHWISE = [  # MobileNetV2
     ("mobilenetv2 dw 3x3 960 @7", 960, 7, 960, 3, 1, 1, 960),
 ]
 QUICK = [RESNET50[2], RESNET50[11], SEED[1], DEPTHWISE[1]]
+SMOKE = [("tiny 3x3 4>8 @8", 4, 8, 8, 3, 1, 1, 1), ("tiny dw 3x3 8 @8", 8, 8, 8, 3, 1, 1, 8)]
 
 
 def _family(name: str) -> str:
@@ -55,11 +58,14 @@ class Conv2dSuite(Suite):
         "conv2d forward and forward+backward on ResNet-50, seed ConvNet and MobileNetV2 layers, vs torch"
     )
     rate = GFLOPS
+    ops = ("conv2d",)
 
     def cases(self, opts: Options):
+        if not has_op("conv2d"):
+            return
         cuda = opts.device.startswith("cuda")
-        batch = int(opts.extra.get("batch", 32 if cuda else 8))
-        layers = QUICK if opts.quick else RESNET50 + SEED + DEPTHWISE
+        batch = int(opts.extra.get("batch", 2 if opts.smoke else 32 if cuda else 8))
+        layers = pick(opts, RESNET50 + SEED + DEPTHWISE, QUICK, SMOKE)
         for dtype in opts.dtypes:
             for layer in layers:
                 yield from _cases(layer, batch, dtype, opts.device)
@@ -95,35 +101,22 @@ class Conv2dSuite(Suite):
 
 
 def _peak(rows):
-    if not rows or rows[0].get("device", "cpu") != "cpu":
+    # The run's measured ceiling (the same number the rows' percentages use), not a new one.
+    sel = [r for r in rows if r["dtype"] == "float32" and r.get("ceiling") == "gemm_float32"]
+    if not sel:
         return None
-    try:
-        f32 = torch.ops.dlkernels._gemm_peak(torch.float32)
-    except (AttributeError, RuntimeError):
-        return None
-    best = max((r["dlkernels_rate"] for r in rows if r["dtype"] == "float32"), default=0)
+    f32 = sel[0]["ceiling_rate"]
+    best = max(r["dlkernels_rate"] or 0 for r in sel)
     return (
         f"micro-kernel peak (float32, {torch.get_num_threads()} threads, L1-resident panels): "
         f"{f32:.0f} GFLOP/s; best conv2d layer reached {best:.0f} GFLOP/s ({100 * best / f32:.0f}%)"
     )
 
 
-def _close_to_scale(actual, expected) -> None:
-    """Each output within a small fraction of its own largest magnitude. A sanity check that both
-    sides computed the same thing (the tests check precision): the weight gradient sums over
-    N P Q positions, up to 10^5 here, so elementwise relative tolerances do not fit it."""
-    actual = actual if isinstance(actual, tuple) else (actual,)
-    expected = expected if isinstance(expected, tuple) else (expected,)
-    for a, e in zip(actual, expected, strict=True):
-        scale = e.abs().max().item() if e.numel() else 0.0
-        eps = torch.finfo(e.dtype).eps
-        torch.testing.assert_close(a, e, rtol=0, atol=max(2000 * eps * scale, 1e-30))
-
-
 def _cases(layer, n: int, dtype: torch.dtype, device: str):
     name, c, h, k, r, s, p, g = layer
-    ops = torch.ops.dlkernels
-    aten = torch.ops.aten
+    conv2d = functional("conv2d")
+    F = torch.nn.functional
     gen = torch.Generator(device="cpu").manual_seed(c * 1000 + h)
     # Weights scaled like a trained network's (He), so float32 outputs are O(1) on both sides.
     x = torch.randn(n, c, h, h, generator=gen).to(device=device, dtype=dtype)
@@ -131,38 +124,30 @@ def _cases(layer, n: int, dtype: torch.dtype, device: str):
         device=device, dtype=dtype
     )
     b = torch.randn(k, generator=gen).to(device=device, dtype=dtype)
-    st, pd, dl = [s, s], [p, p], [1, 1]
-    out = torch.nn.functional.conv2d(x, w, b, s, p, 1, g)
+    out = F.conv2d(x, w, b, s, p, 1, g)
     dy = torch.randn(out.shape, generator=gen).to(device=device, dtype=dtype)
     flops = 2 * out.numel() * (c // g) * r * r
     shape = (n, c, h, h, k, r, r)
-    tol = {"compare": _close_to_scale}
+    common = {"compare": close_to_scale, "op": "conv2d", "memory_format": "NCHW (contiguous)"}
 
     yield Case(
         name,
         shape,
         dtype,
-        lambda: torch.nn.functional.conv2d(x, w, b, s, p, 1, g),
-        lambda: ops.conv2d(x, w, b, st, pd, dl, g),
+        lambda: F.conv2d(x, w, b, s, p, 1, g),
+        lambda: conv2d(x, w, b, s, p, 1, g),
         flops=flops,
         note="fwd",
-        **tol,
+        **common,
     )
-
-    def torch_step():
-        y = aten.convolution(x, w, b, st, pd, dl, False, [0, 0], g)
-        return (
-            y,
-            *aten.convolution_backward(dy, x, w, [k], st, pd, dl, False, [0, 0], g, [True, True, True]),
-        )
-
-    def dlk_step():
-        y = ops.conv2d(x, w, b, st, pd, dl, g)
-        return (
-            y,
-            ops.conv2d_grad_input(dy, w, x.shape, st, pd, dl, g),
-            ops.conv2d_grad_weight(dy, x, w.shape, st, pd, dl, g),
-            ops.conv2d_grad_bias(dy),
-        )
-
-    yield Case(name, shape, dtype, torch_step, dlk_step, flops=3 * flops, note="fwd+bwd", **tol)
+    inputs = (leaf(x), leaf(w), leaf(b))
+    yield Case(
+        name,
+        shape,
+        dtype,
+        fwd_bwd(lambda x, w, b: F.conv2d(x, w, b, s, p, 1, g), inputs, (0, 1, 2), dy),
+        fwd_bwd(lambda x, w, b: conv2d(x, w, b, s, p, 1, g), inputs, (0, 1, 2), dy),
+        flops=3 * flops,
+        note="fwd+bwd",
+        **common,
+    )

@@ -1,0 +1,58 @@
+"""Pieces the suites share: a training-step callable built on autograd (the same on both sides,
+so each side's backward is whatever its forward recorded), and a magnitude-scaled comparison."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Callable
+
+import torch
+
+
+def fwd_bwd(fn: Callable[..., torch.Tensor], inputs: Sequence, wrt: Sequence[int], grad_out=None) -> Callable:
+    """A callable that runs ``fn(*inputs)`` and the gradients of its result with respect to
+    ``inputs[i]`` for i in ``wrt`` (which must require grad); returns (output, *gradients).
+    ``torch.autograd.grad`` rather than ``backward``: nothing accumulates in ``.grad`` between
+    calls."""
+    leaves = [inputs[i] for i in wrt]
+
+    def step():
+        y = fn(*inputs)
+        grads = torch.autograd.grad(y, leaves, grad_out)
+        return (y.detach(), *grads)
+
+    return step
+
+
+def bwd_only(fn: Callable[..., torch.Tensor], inputs: Sequence, wrt: Sequence[int], grad_out) -> Callable:
+    """The backward pass alone: the forward runs once here and its graph is kept, each call runs
+    only the gradient (the op's backward kernel plus the autograd engine's fixed cost)."""
+    leaves = [inputs[i] for i in wrt]
+    y = fn(*inputs)
+
+    def step():
+        grads = torch.autograd.grad(y, leaves, grad_out, retain_graph=True)
+        return grads[0] if len(grads) == 1 else grads
+
+    return step
+
+
+def leaf(t: torch.Tensor) -> torch.Tensor:
+    return t.detach().clone().requires_grad_()
+
+
+def close_to_scale(actual: Any, expected: Any, factor: float = 2000) -> None:
+    """Each output within a small fraction of its own largest magnitude. A sanity check that both
+    sides computed the same thing (the tests check precision): reductions over 10^5 terms, such as
+    a weight gradient or a mean loss, do not fit elementwise relative tolerances."""
+    actual = actual if isinstance(actual, tuple) else (actual,)
+    expected = expected if isinstance(expected, tuple) else (expected,)
+    for a, e in zip(actual, expected, strict=True):
+        scale = e.abs().max().item() if e.numel() else 0.0
+        eps = torch.finfo(e.dtype).eps
+        torch.testing.assert_close(a, e, rtol=0, atol=max(factor * eps * scale, 1e-30))
+
+
+def pick(opts, full, quick, smoke):
+    """The shape set for this run's size."""
+    return smoke if opts.smoke else quick if opts.quick else full
