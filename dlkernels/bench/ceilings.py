@@ -14,7 +14,7 @@ measured under load makes every percentage read against it meaningless.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

@@ -12,8 +12,8 @@ seconds; interleaving puts both sides in the same conditions, the medians drop o
 from __future__ import annotations
 
 import statistics
-from collections.abc import Sequence
-from typing import Any, Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch.utils.benchmark import Timer

@@ -3,8 +3,8 @@ so each side's backward is whatever its forward recorded), and a magnitude-scale
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 
