@@ -20,6 +20,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "common/conv2d_exact.h"
 #include "cpu/conv2d_table.h"
 #include "cpu/gemm.h"
 #include "cpu/workspace.h"
@@ -418,6 +419,7 @@ at::Tensor conv2d_cpu(const at::Tensor& input, const at::Tensor& weight, const s
     } else {
       forward_gemm<T>(g, x.const_data_ptr<T>(), w.const_data_ptr<T>(), pb, y.data_ptr<T>());
     }
+    exact::fix_forward<T>(g, x.const_data_ptr<T>(), w.const_data_ptr<T>(), pb, y.data_ptr<T>());
   });
   return to_format(y, format);
 }
@@ -458,6 +460,7 @@ at::Tensor conv2d_grad_input_cpu(const at::Tensor& grad_output, const at::Tensor
     } else {
       grad_input_gemm<T>(g, dy.const_data_ptr<T>(), w.const_data_ptr<T>(), dx.data_ptr<T>());
     }
+    exact::fix_grad_input<T>(g, dy.const_data_ptr<T>(), w.const_data_ptr<T>(), dx.data_ptr<T>());
   });
   return to_format(dx, format);
 }
@@ -484,6 +487,7 @@ at::Tensor conv2d_grad_weight_cpu(const at::Tensor& grad_output, const at::Tenso
     } else {
       grad_weight_gemm<T>(g, dy.const_data_ptr<T>(), x.const_data_ptr<T>(), dw.data_ptr<T>());
     }
+    exact::fix_grad_weight<T>(g, dy.const_data_ptr<T>(), x.const_data_ptr<T>(), dw.data_ptr<T>());
   });
   return dw;
 }

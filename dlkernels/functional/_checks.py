@@ -18,11 +18,16 @@ def needs_grad(*tensors) -> bool:
 
 
 def check_number(fn: str, value, name: str, position: int) -> float:
-    """``value`` as a float, or torch's TypeError for a non-number (float() would raise ValueError)."""
-    if not isinstance(value, (numbers.Real, torch.Tensor)):
+    """``value`` as a float, or torch's error: TypeError for a non-number, including a tensor that
+    is not 0-dimensional (float() would raise ValueError or RuntimeError for those), and
+    OverflowError for an int outside int64 (which float() would accept)."""
+    is_scalar_tensor = isinstance(value, torch.Tensor) and value.dim() == 0
+    if not (isinstance(value, numbers.Real) or is_scalar_tensor):
         raise TypeError(
             f"{fn}(): argument '{name}' (position {position}) must be Number, not {type(value).__name__}"
         )
+    if isinstance(value, numbers.Integral) and not -(2**63) <= int(value) < 2**63:
+        raise OverflowError("int too big to convert")
     return float(value)
 
 
