@@ -11,6 +11,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "common/conv2d_geometry.h"
@@ -30,6 +32,21 @@ inline std::vector<char> grad_input_border(int64_t in, int64_t pad, int64_t stri
     }
   }
   return border;
+}
+
+// Whether any of n values is NaN or inf: an exponent of all ones, tested on the bits so the
+// loop vectorizes (the scan runs on every call).
+template <class T>
+bool any_nonfinite(const T* p, int64_t n) {
+  using U = std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>;
+  constexpr U exp = sizeof(T) == 4 ? U(0x7f800000u) : U(0x7ff0000000000000ull);
+  U bad = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    U bits;
+    std::memcpy(&bits, p + i, sizeof(T));
+    bad |= U((bits & exp) == exp);
+  }
+  return bad != 0;
 }
 
 // Output indices [lo, hi] of one dimension whose taps all read the input (hi < lo: none).
@@ -62,24 +79,35 @@ T forward_entry(const Conv2dGeometry& g, const T* x, const T* w, const T* bias, 
   return sum;
 }
 
-template <class T>
-void fix_forward(const Conv2dGeometry& g, const T* x, const T* w, const T* bias, T* y) {
+// par(begin, end, body(b, e)): the caller's parallel loop (none in this torch-free header).
+template <class T, class ParFor>
+void fix_forward(const Conv2dGeometry& g, const T* x, const T* w, const T* bias, T* y, ParFor&& par) {
   int64_t p_lo, p_hi, q_lo, q_hi;
   interior(g.H, g.ph, g.sh, g.dh, g.R, g.P, &p_lo, &p_hi);
   interior(g.W, g.pw, g.sw, g.dw, g.S, g.Q, &q_lo, &q_hi);
-  for (int64_t nk = 0; nk < g.N * g.K; ++nk) {
-    const int64_t n = nk / g.K, k = nk % g.K;
-    T* yk = y + nk * g.PQ();
-    for (int64_t p = 0; p < g.P; ++p) {
-      const bool row_inside = p >= p_lo && p <= p_hi;
-      for (int64_t q = 0; q < g.Q; ++q) {
-        if (row_inside && q >= q_lo && q <= q_hi) q = q_hi + 1;  // skip the interior
-        if (q >= g.Q) break;
-        T& v = yk[p * g.Q + q];
-        if (!std::isfinite(v)) v = forward_entry(g, x, w, bias, n, k, p, q);
+  const int64_t left = std::min(std::max<int64_t>(q_lo, 0), g.Q);  // columns [0, left) are border
+  const int64_t right = std::max(std::min(q_hi + 1, g.Q), left);   // and [right, Q)
+  par(0, g.N * g.K, [&](int64_t b, int64_t e) {
+    for (int64_t nk = b; nk < e; ++nk) {
+      const int64_t n = nk / g.K, k = nk % g.K;
+      T* yk = y + nk * g.PQ();
+      auto fix = [&](int64_t p, int64_t q0, int64_t q1) {
+        T* row = yk + p * g.Q;
+        if (q1 <= q0 || !any_nonfinite(row + q0, q1 - q0)) return;
+        for (int64_t q = q0; q < q1; ++q) {
+          if (!std::isfinite(row[q])) row[q] = forward_entry(g, x, w, bias, n, k, p, q);
+        }
+      };
+      for (int64_t p = 0; p < g.P; ++p) {
+        if (p < p_lo || p > p_hi || left >= right) {
+          fix(p, 0, g.Q);
+        } else {
+          fix(p, 0, left);
+          fix(p, right, g.Q);
+        }
       }
     }
-  }
+  });
 }
 
 template <class T>
@@ -103,29 +131,32 @@ T grad_input_entry(const Conv2dGeometry& g, const T* dy, const T* w, int64_t n, 
   return sum;
 }
 
-template <class T>
-void fix_grad_input(const Conv2dGeometry& g, const T* dy, const T* w, T* dx) {
+template <class T, class ParFor>
+void fix_grad_input(const Conv2dGeometry& g, const T* dy, const T* w, T* dx, ParFor&& par) {
   const std::vector<char> bh = grad_input_border(g.H, g.ph, g.sh, g.dh, g.R, g.P);
   const std::vector<char> bw = grad_input_border(g.W, g.pw, g.sw, g.dw, g.S, g.Q);
   std::vector<int64_t> border_cols;
   for (int64_t iw = 0; iw < g.W; ++iw) {
     if (bw[iw]) border_cols.push_back(iw);
   }
-  for (int64_t nc = 0; nc < g.N * g.C; ++nc) {
-    const int64_t n = nc / g.C, c = nc % g.C;
-    T* dxc = dx + nc * g.HW();
-    for (int64_t ih = 0; ih < g.H; ++ih) {
-      T* row = dxc + ih * g.W;
-      auto fix = [&](int64_t iw) {
-        if (!std::isfinite(row[iw])) row[iw] = grad_input_entry(g, dy, w, n, c, ih, iw);
-      };
-      if (bh[ih]) {
-        for (int64_t iw = 0; iw < g.W; ++iw) fix(iw);
-      } else {
-        for (int64_t iw : border_cols) fix(iw);
+  par(0, g.N * g.C, [&](int64_t b, int64_t e) {
+    for (int64_t nc = b; nc < e; ++nc) {
+      const int64_t n = nc / g.C, c = nc % g.C;
+      T* dxc = dx + nc * g.HW();
+      for (int64_t ih = 0; ih < g.H; ++ih) {
+        T* row = dxc + ih * g.W;
+        auto fix = [&](int64_t iw) {
+          if (!std::isfinite(row[iw])) row[iw] = grad_input_entry(g, dy, w, n, c, ih, iw);
+        };
+        if (bh[ih]) {
+          if (!any_nonfinite(row, g.W)) continue;
+          for (int64_t iw = 0; iw < g.W; ++iw) fix(iw);
+        } else {
+          for (int64_t iw : border_cols) fix(iw);
+        }
       }
     }
-  }
+  });
 }
 
 template <class T>
@@ -154,6 +185,7 @@ T grad_weight_entry(const Conv2dGeometry& g, const T* dy, const T* x, int64_t k,
 template <class T>
 void fix_grad_weight(const Conv2dGeometry& g, const T* dy, const T* x, T* dw) {
   const int64_t Cg = g.Cg(), RS = g.RS();
+  if (!any_nonfinite(dw, g.K * Cg * RS)) return;
   for (int64_t i = 0; i < g.K * Cg * RS; ++i) {
     if (std::isfinite(dw[i])) continue;
     const int64_t k = i / (Cg * RS), c = i / RS % Cg, rs = i % RS;

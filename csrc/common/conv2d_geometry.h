@@ -140,8 +140,9 @@ struct PlaneAxis {
       return -1;
     }
     const int64_t a = y % stride, u = y / stride;
-    if (a % step != 0 || u >= rows) return -1;
-    return a / step * rows + u;
+    if (u >= rows) return -1;
+    if (step == 1) return a * rows + u;
+    return a % step != 0 ? -1 : a / step * rows + u;
   }
   // Phased with every residue stored (gcd 1): padded u s + a is phase a, row u.
   bool full_phases() const { return !sparse && step == 1; }

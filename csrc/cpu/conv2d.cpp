@@ -394,6 +394,9 @@ void transpose_flip_weight(const Conv2dGeometry& g, const T* w, T* out) {
 // Ops
 // ---------------------------------------------------------------------------------------------
 
+// The parallel loop of the non-finite fix-ups (common/conv2d_exact.h).
+const auto exact_par = [](int64_t b, int64_t e, const auto& f) { at::parallel_for(b, e, 16, f); };
+
 constexpr std::initializer_list<at::ScalarType> kDtypes = {at::kFloat, at::kDouble};
 
 template <class F>
@@ -419,7 +422,7 @@ at::Tensor conv2d_cpu(const at::Tensor& input, const at::Tensor& weight, const s
     } else {
       forward_gemm<T>(g, x.const_data_ptr<T>(), w.const_data_ptr<T>(), pb, y.data_ptr<T>());
     }
-    exact::fix_forward<T>(g, x.const_data_ptr<T>(), w.const_data_ptr<T>(), pb, y.data_ptr<T>());
+    exact::fix_forward<T>(g, x.const_data_ptr<T>(), w.const_data_ptr<T>(), pb, y.data_ptr<T>(), exact_par);
   });
   return to_format(y, format);
 }
@@ -460,7 +463,7 @@ at::Tensor conv2d_grad_input_cpu(const at::Tensor& grad_output, const at::Tensor
     } else {
       grad_input_gemm<T>(g, dy.const_data_ptr<T>(), w.const_data_ptr<T>(), dx.data_ptr<T>());
     }
-    exact::fix_grad_input<T>(g, dy.const_data_ptr<T>(), w.const_data_ptr<T>(), dx.data_ptr<T>());
+    exact::fix_grad_input<T>(g, dy.const_data_ptr<T>(), w.const_data_ptr<T>(), dx.data_ptr<T>(), exact_par);
   });
   return to_format(dx, format);
 }

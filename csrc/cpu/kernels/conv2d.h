@@ -386,16 +386,24 @@ void dw_blocked_pack_input(const Conv2dGeometry& g, const PlaneLayout& L, const 
     const int64_t lh = L.h.locate(ih);
     if (lh < 0) continue;  // no tap reads this row
     const int64_t a = lh / L.rows, u = lh % L.rows;
+    // Column iw + pw is phase b, column v: stepped along instead of divided out per pixel.
+    const bool full = L.w.full_phases();
+    int64_t b = g.pw % g.sw, v = g.pw / g.sw;
     for (int64_t iw0 = 0; iw0 < g.W; iw0 += W) {
       const int64_t cnt = g.W - iw0 < W ? g.W - iw0 : W;
-      V v[W];
+      V vec[W];
       for (int lane = 0; lane < W; ++lane) {
-        v[lane] = lane < nch ? V::load(x + lane * HW + ih * g.W + iw0, cnt) : V(T(0));
+        vec[lane] = lane < nch ? V::load(x + lane * HW + ih * g.W + iw0, cnt) : V(T(0));
       }
-      transpose(v);
+      transpose(vec);
       for (int64_t j = 0; j < cnt; ++j) {
+        if (full) {
+          if (v < L.cols) vec[j].store(buf + (L.phase_offset(a, b) + u * L.cols + v) * W);
+          if (++b == g.sw) b = 0, ++v;
+          continue;
+        }
         const int64_t lw = L.w.locate(iw0 + j);
-        if (lw >= 0) v[j].store(buf + (L.phase_offset(a, lw / L.cols) + u * L.cols + lw % L.cols) * W);
+        if (lw >= 0) vec[j].store(buf + (L.phase_offset(a, lw / L.cols) + u * L.cols + lw % L.cols) * W);
       }
     }
   }
@@ -430,6 +438,11 @@ void dw_blocked_forward(const Conv2dGeometry& g, const T* x, int64_t nch, const 
   // row's three input pixels, so each row loads its QB + 2 pixels once (30 loads per 72 FMAs
   // instead of 72; the generic loop below is load-bound).
   const bool row3 = g.sw == 1 && g.S == 3 && g.dw == 1 && !L.w.sparse;
+  // Tap offsets in pixels, computed once (each takes divisions) for up to kMaxTaps taps.
+  constexpr int64_t kMaxTaps = 64;
+  int64_t taps[kMaxTaps];
+  for (int64_t rs = 0; rs < RS && rs < kMaxTaps; ++rs) taps[rs] = L.tap(g, rs / g.S, rs % g.S);
+  auto tap = [&](int64_t r, int64_t s) { return r * g.S + s < kMaxTaps ? taps[r * g.S + s] : L.tap(g, r, s); };
   for (int64_t p = 0; p < g.P; ++p) {
     for (int64_t q0 = 0; q0 < g.Q; q0 += QB) {
       V acc[QB];
@@ -438,7 +451,7 @@ void dw_blocked_forward(const Conv2dGeometry& g, const T* x, int64_t nch, const 
       const T* out0 = buf + (p * cols + q0) * W;
       if (row3) {
         for (int64_t r = 0; r < g.R; ++r, wp += 3 * W) {
-          const T* row = out0 + L.tap(g, r, 0) * W;
+          const T* row = out0 + tap(r, 0) * W;
           V px[QB + 2];
 #pragma GCC unroll 10
           for (int i = 0; i < QB + 2; ++i) px[i] = V::load(row + i * W);
@@ -449,7 +462,7 @@ void dw_blocked_forward(const Conv2dGeometry& g, const T* x, int64_t nch, const 
       } else {
         for (int64_t r = 0; r < g.R; ++r) {
           for (int64_t s = 0; s < g.S; ++s, wp += W) {
-            const T* base = out0 + L.tap(g, r, s) * W;
+            const T* base = out0 + tap(r, s) * W;
             const V wt = V::load(wp);
 #pragma GCC unroll 8
             for (int i = 0; i < QB; ++i) acc[i] = fmadd(wt, V::load(base + i * W), acc[i]);
