@@ -300,19 +300,18 @@ def test_compile_matches_eager(channels_last):
         y.backward(g)
         return y
 
+    # Compiled fresh: a cached graph of an earlier build of the ops would hide what runs now.
     try:
-        y, codes = run_and_get_code(step)
+        with (
+            torch._inductor.config.patch(fx_graph_cache=False),
+            torch._functorch.config.patch(enable_autograd_cache=False),
+        ):
+            y, codes = run_and_get_code(step)
     finally:
         torch._dynamo.reset()
     names = set(re.findall(r"dlkernels\.(\w+)", "\n".join(codes)))
-    expected = {
-        "conv2d",
-        "relu",
-        "conv2d_grad_input",
-        "conv2d_grad_weight",
-        "conv2d_grad_bias",
-        "relu_backward",
-    }
+    # conv2d's backward is one conv2d_backward node (all three gradients), as torch's own.
+    expected = {"conv2d", "relu", "conv2d_backward", "relu_backward"}
     assert expected <= names, f"compiled code calls {sorted(names)}"
     assert y.shape == y_eager.shape and y.stride() == y_eager.stride()
     tol = DEFAULT_TOL[torch.float32]

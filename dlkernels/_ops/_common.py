@@ -2,7 +2,9 @@
 (csrc/host/tensor.h), worded the same, for the fake kernels; and the in-place ops' kernels."""
 
 import torch
+from torch._functorch.utils import enable_single_level_autograd_function
 from torch._prims_common import suggest_memory_format
+from torch.autograd import forward_ad
 
 LIB = "dlkernels::"
 
@@ -97,3 +99,125 @@ def register_inplace(lib: torch.library.Library, name: str) -> None:
 
     lib.impl(name, bump, "ADInplaceOrView", with_keyset=True)
     lib.impl(name, refuse, "Autograd", with_keyset=True)
+
+
+# ---- the no-autograd fast path ------------------------------------------------------------------
+# A call whose tensors need no autograd still runs the Python autograd kernel of register_autograd
+# (about 3.5 us of a 5 us call to a small op here). When nothing above the backend has work to do
+# (plain tensors, none requiring grad or grad mode off, no functorch transform, dispatch mode or
+# compilation, no lazy negation), the backend kernel is called directly, as the dispatcher would
+# end up doing.
+_BACKEND_KEYS = {
+    "cpu": torch._C.DispatchKeySet(torch._C.DispatchKey.CPU),
+    "cuda": torch._C.DispatchKeySet(torch._C.DispatchKey.CUDA),
+}
+_Tensor = torch.Tensor
+
+
+def direct_keyset(*tensors):
+    """The backend's dispatch key set when `tensors` (None entries allowed) can skip everything
+    above it, else None."""
+    if torch.compiler.is_compiling():  # first: the checks below do not trace
+        return None
+    if forward_ad._current_level >= 0:  # dual tensors carry tangents the kernel would drop
+        return None
+    first = tensors[0]
+    if type(first) is not _Tensor:
+        return None
+    grad = torch.is_grad_enabled()
+    for t in tensors:
+        if t is None:
+            continue
+        if type(t) is not _Tensor or (grad and t.requires_grad) or t.is_neg() or t.device != first.device:
+            return None
+    if torch._C._len_torch_dispatch_stack() or torch._C._are_functorch_transforms_active():
+        return None
+    return _BACKEND_KEYS.get(first.device.type)
+
+
+# ---- autograd -----------------------------------------------------------------------------------
+
+
+def register_autograd(name: str, backward, setup_context, jvp=None) -> None:
+    """torch.library.register_autograd's contract (a backward and a setup_context per op), plus
+    an optional forward-mode formula, through an autograd kernel that torch.func works with.
+
+    torch's own register_autograd (2.11-2.14) wraps the op in an autograd.Function whose forward
+    takes ctx and applies it the public way, which torch.func refuses ("it must override the
+    setup_context staticmethod"): torch.func.grad over any such op raises. Here the Function
+    records the way a C++ autograd kernel does, so torch.func.grad, vmap of grad (per-sample
+    gradients, through the ops' register_vmap rules) and ordinary autograd all run one formula.
+
+    jvp(inputs, output, *tangents) -> the output's tangent(s), tangents None where an input has
+    none. Without it, forward-mode AD (torch.func.jvp, jacfwd, dual tensors) raises rather than
+    treating the op as a constant."""
+    op = getattr(torch.ops.dlkernels, name).default
+    after_autograd = torch._C._after_autograd_keyset
+
+    class Function(torch.autograd.Function):
+        @staticmethod
+        def forward(*args_and_modes):
+            # apply runs forward with (forward-mode) grad off; the op below runs with the caller's
+            # modes, as below a C++ autograd kernel, so an enclosing torch.func level (grad or jvp)
+            # still records it.
+            *args, (grad_mode, fwd_grad_mode) = args_and_modes
+            previous = torch._C._is_fwd_grad_enabled()
+            torch._C._set_fwd_grad_enabled(fwd_grad_mode)
+            try:
+                with torch.set_grad_enabled(grad_mode), torch._C._AutoDispatchBelowAutograd():
+                    return op(*args)
+            finally:
+                torch._C._set_fwd_grad_enabled(previous)
+
+        @staticmethod
+        def setup_context(ctx, inputs, output):
+            inputs = inputs[:-1]
+            setup_context(ctx, inputs, output)
+            if forward_ad._current_level >= 0:
+                outs = output if isinstance(output, tuple) else (output,)
+                ctx.jvp_inputs = [None if isinstance(a, torch.Tensor) else a for a in inputs]
+                ctx.save_for_forward(*(a for a in inputs if isinstance(a, torch.Tensor)), *outs)
+
+        @staticmethod
+        def backward(ctx, *grads):
+            result = backward(ctx, *grads)
+            return (*result, None) if isinstance(result, tuple) else (result, None)
+
+        @staticmethod
+        def jvp(ctx, *tangents):
+            if jvp is None:
+                raise NotImplementedError(f"dlkernels::{name}: forward-mode AD (jvp) is not implemented")
+            saved = list(ctx.saved_tensors)
+            inputs = [saved.pop(0) if a is None else a for a in ctx.jvp_inputs]
+            output = saved[0] if len(saved) == 1 else tuple(saved)
+            return jvp(inputs, output, *tangents[:-1])
+
+    Function.__name__ = Function.__qualname__ = f"{name}_autograd"
+    # The plain autograd apply, as a C++ autograd kernel records: this runs at the Autograd key,
+    # below torch.func's layer, which has already put its grad level's tensors in place (the
+    # public apply would hand the call to torch.func again, which fails there).
+    record = super(torch.autograd.Function, Function).apply
+
+    def kernel(keyset, *args):
+        grad_mode = torch.is_grad_enabled()
+        if (grad_mode and torch._C._any_requires_grad(*args)) or forward_ad._current_level >= 0:
+            modes = (grad_mode, torch._C._is_fwd_grad_enabled())
+            if torch._C._are_functorch_transforms_active():
+                with enable_single_level_autograd_function():
+                    return record(*args, modes)
+            return record(*args, modes)
+        return op.redispatch(keyset & after_autograd, *args)
+
+    _AUTOGRAD_LIB.impl(name, kernel, "Autograd", with_keyset=True)
+
+
+def add_tangents(*terms):
+    """The sum of the terms that are not None (a tangent of zero terms is None)."""
+    total = None
+    for t in terms:
+        if t is not None:
+            total = t if total is None else total + t
+    return total
+
+
+_AUTOGRAD_LIB = torch.library.Library("dlkernels", "FRAGMENT")

@@ -8,7 +8,7 @@ d/dg = sigmoid_backward(., y) and d/dy = g (1 - 2 y)."""
 
 import torch
 
-from ._common import LIB, check_dtype, check_like, register_inplace
+from ._common import LIB, add_tangents, check_dtype, check_like, register_autograd, register_inplace
 
 ops = torch.ops.dlkernels
 _lib = torch.library.Library("dlkernels", "FRAGMENT")
@@ -94,16 +94,44 @@ def _sigmoid_backward_bwd(ctx, grad):
     return d_grad, d_result
 
 
-torch.library.register_autograd(LIB + "relu", _relu_bwd, setup_context=_save_output)
-torch.library.register_autograd(LIB + "sigmoid", _sigmoid_bwd, setup_context=_save_output)
-torch.library.register_autograd(LIB + "leaky_relu", _leaky_relu_bwd, setup_context=_save_input_and_slope)
-torch.library.register_autograd(LIB + "relu_backward", _relu_backward_bwd, setup_context=_save_saved)
-torch.library.register_autograd(
-    LIB + "leaky_relu_backward", _leaky_relu_backward_bwd, setup_context=_save_saved
-)
-torch.library.register_autograd(
-    LIB + "sigmoid_backward", _sigmoid_backward_bwd, setup_context=_save_sigmoid_backward
-)
+# Forward mode: each op is its derivative applied to the tangent (the backward ops are linear in
+# grad_output); sigmoid_backward also depends on the output it was given.
+
+
+def _jvp_relu(inputs, y, t):
+    return None if t is None else ops.relu_backward(t, y)
+
+
+def _jvp_sigmoid(inputs, y, t):
+    return None if t is None else ops.sigmoid_backward(t, y)
+
+
+def _jvp_leaky_relu(inputs, y, t, _slope=None):
+    return None if t is None else ops.leaky_relu_backward(t, inputs[0], inputs[1])
+
+
+def _jvp_relu_backward(inputs, out, t_grad, t_result):
+    return None if t_grad is None else ops.relu_backward(t_grad, inputs[1])
+
+
+def _jvp_leaky_relu_backward(inputs, out, t_grad, t_self, _slope=None):
+    return None if t_grad is None else ops.leaky_relu_backward(t_grad, inputs[1], inputs[2])
+
+
+def _jvp_sigmoid_backward(inputs, out, t_grad, t_result):
+    grad_output, result = inputs
+    return add_tangents(
+        None if t_grad is None else ops.sigmoid_backward(t_grad, result),
+        None if t_result is None else grad_output * (1 - 2 * result) * t_result,
+    )
+
+
+register_autograd("relu", _relu_bwd, _save_output, _jvp_relu)
+register_autograd("sigmoid", _sigmoid_bwd, _save_output, _jvp_sigmoid)
+register_autograd("leaky_relu", _leaky_relu_bwd, _save_input_and_slope, _jvp_leaky_relu)
+register_autograd("relu_backward", _relu_backward_bwd, _save_saved, _jvp_relu_backward)
+register_autograd("leaky_relu_backward", _leaky_relu_backward_bwd, _save_saved, _jvp_leaky_relu_backward)
+register_autograd("sigmoid_backward", _sigmoid_backward_bwd, _save_sigmoid_backward, _jvp_sigmoid_backward)
 
 # ---- vmap ---------------------------------------------------------------------------------------
 # Elementwise: the batch dimension is one more dimension of the same op. Operands of a backward op

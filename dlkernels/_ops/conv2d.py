@@ -12,7 +12,15 @@ Each gradient op is linear in every tensor argument, which gives the double back
 
 import torch
 
-from ._common import LIB, check_dtype, check_same_device, dtype_name, is_channels_last
+from ._common import (
+    LIB,
+    add_tangents,
+    check_dtype,
+    check_same_device,
+    dtype_name,
+    is_channels_last,
+    register_autograd,
+)
 
 ops = torch.ops.dlkernels
 
@@ -284,13 +292,53 @@ def _grad_bias_bwd(ctx, h):
     return h.view(1, -1, 1, 1).expand(ctx.shape)
 
 
-torch.library.register_autograd(LIB + "conv2d", _conv2d_bwd, setup_context=_conv2d_setup)
-torch.library.register_autograd(LIB + "conv2d_backward", _backward_bwd, setup_context=_backward_setup)
-torch.library.register_autograd(LIB + "conv2d_grad_input", _grad_input_bwd, setup_context=_grad_input_setup)
-torch.library.register_autograd(
-    LIB + "conv2d_grad_weight", _grad_weight_bwd, setup_context=_grad_weight_setup
-)
-torch.library.register_autograd(LIB + "conv2d_grad_bias", _grad_bias_bwd, setup_context=_grad_bias_setup)
+# Forward mode: every op is linear in each tensor argument, so a tangent is the op applied to
+# one argument's tangent at a time, summed.
+
+
+def _jvp_conv2d(inputs, out, tx, tw, tb, *_):
+    x, w, b, *conf = inputs
+    return add_tangents(
+        None if tx is None else ops.conv2d(tx, w, None, *conf),
+        None if tw is None else ops.conv2d(x, tw, None, *conf),
+        None if tb is None else tb.view(1, -1, 1, 1).expand(out.shape),
+    )
+
+
+def _jvp_grad_input(inputs, out, t_dy, t_w, *_):
+    dy, w, size, *conf = inputs
+    return add_tangents(
+        None if t_dy is None else ops.conv2d_grad_input(t_dy, w, size, *conf),
+        None if t_w is None else ops.conv2d_grad_input(dy, t_w, size, *conf),
+    )
+
+
+def _jvp_grad_weight(inputs, out, t_dy, t_x, *_):
+    dy, x, size, *conf = inputs
+    return add_tangents(
+        None if t_dy is None else ops.conv2d_grad_weight(t_dy, x, size, *conf),
+        None if t_x is None else ops.conv2d_grad_weight(dy, t_x, size, *conf),
+    )
+
+
+def _jvp_grad_bias(inputs, out, t_dy):
+    return None if t_dy is None else ops.conv2d_grad_bias(t_dy)
+
+
+def _jvp_backward(inputs, outs, t_dy, t_x, t_w, *_):
+    dy, x, w, *conf, mask = inputs
+    conf = tuple(conf)
+    gi = _jvp_grad_input((dy, w, list(x.shape), *conf), None, t_dy, t_w) if mask[0] else None
+    gw = _jvp_grad_weight((dy, x, list(w.shape), *conf), None, t_dy, t_x) if mask[1] else None
+    gb = _jvp_grad_bias((dy,), None, t_dy) if mask[2] else None
+    return tuple(torch.zeros_like(o) if t is None else t for t, o in zip((gi, gw, gb), outs))
+
+
+register_autograd("conv2d", _conv2d_bwd, _conv2d_setup, _jvp_conv2d)
+register_autograd("conv2d_backward", _backward_bwd, _backward_setup, _jvp_backward)
+register_autograd("conv2d_grad_input", _grad_input_bwd, _grad_input_setup, _jvp_grad_input)
+register_autograd("conv2d_grad_weight", _grad_weight_bwd, _grad_weight_setup, _jvp_grad_weight)
+register_autograd("conv2d_grad_bias", _grad_bias_bwd, _grad_bias_setup, _jvp_grad_bias)
 
 # ---- vmap ---------------------------------------------------------------------------------------
 # A batched input with an unbatched weight is one convolution over batch x N images; anything

@@ -6,6 +6,7 @@ import torch
 from torch import Tensor
 
 from .._ext import ops
+from .._ops._common import direct_keyset
 from ._checks import check_kernel_dtype, check_tensor
 
 
@@ -130,5 +131,9 @@ def conv2d(
             raise RuntimeError(f"Invalid padding string: '{padding}'")
     else:
         padding = _pair("padding", padding)
-    out = ops.conv2d(input, weight, bias, stride, padding, dilation, groups)  # autograd: dlkernels/_ops
+    keys = direct_keyset(input, weight, bias)
+    if keys:  # no autograd needed: the device's kernel directly
+        out = ops.conv2d.default.redispatch(keys, input, weight, bias, stride, padding, dilation, groups)
+    else:
+        out = ops.conv2d(input, weight, bias, stride, padding, dilation, groups)  # autograd: dlkernels/_ops
     return out.squeeze(0) if unbatched else out
