@@ -1,5 +1,6 @@
 """Argument checks shared by the functional ops, worded like torch's."""
 
+import contextvars
 import numbers
 
 import torch
@@ -62,10 +63,18 @@ KERNEL_DTYPES = {
 }
 
 
+# The ops whose CPU calls run their CUDA kernel on the emulator (set by dlkernels.testing.cuda_sim):
+# they take CUDA's dtypes on CPU tensors.
+CUDA_SIM_OPS: contextvars.ContextVar = contextvars.ContextVar("dlkernels_cuda_sim_ops", default=frozenset())
+
+
 def check_kernel_dtype(fn: str, value: torch.Tensor) -> None:
     """torch's NotImplementedError for a dtype the device's kernel lacks, raised here: the C++ op
     (stable ABI) can only raise RuntimeError for it."""
-    allowed = KERNEL_DTYPES.get(value.device.type)
+    device = value.device.type
+    if device == "cpu" and fn in CUDA_SIM_OPS.get():
+        device = "cuda"
+    allowed = KERNEL_DTYPES.get(device)
     if allowed is not None and value.dtype not in allowed:
         from .._ops._common import dtype_name
 
