@@ -85,16 +85,19 @@ class _CudaSimMode(TorchDispatchMode):
 def cuda_sim(*, on_fallback: Callable[[str], None] | None = None) -> Iterator[frozenset[str]]:
     """Within the block, dlkernels ops on CPU tensors run their CUDA kernels on the emulator (see
     the module's doc); yields ``cuda_sim_ops()``. ``on_fallback(op_name)`` is called before an
-    operator without an emulated kernel runs its CPU kernel on CPU tensors (a test can skip from
-    it). Thread-local, like torch's dispatch modes; nests."""
+    operator without an emulated kernel runs its CPU kernel on CPU tensors, by dlkernels.functional
+    (before its dtype check) and by the dispatch (so possibly twice per call); a test can skip from
+    it. Nests. The redirection is per thread (a torch dispatch mode), the dtype admission of
+    dlkernels.functional process-wide."""
     if not cuda_sim_available():
         raise RuntimeError(
             "dlkernels: the emulated CUDA kernels were not built (build with DLKERNELS_CUDA_SIM=1 and g++)"
         )
     ops = cuda_sim_ops()
-    token = _checks.CUDA_SIM_OPS.set(ops)
+    before = _checks.CUDA_SIM
+    _checks.CUDA_SIM = (ops, on_fallback)
     try:
         with _CudaSimMode(ops, on_fallback):
             yield ops
     finally:
-        _checks.CUDA_SIM_OPS.reset(token)
+        _checks.CUDA_SIM = before

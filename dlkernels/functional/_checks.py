@@ -1,6 +1,5 @@
 """Argument checks shared by the functional ops, worded like torch's."""
 
-import contextvars
 import numbers
 
 import torch
@@ -63,17 +62,22 @@ KERNEL_DTYPES = {
 }
 
 
-# The ops whose CPU calls run their CUDA kernel on the emulator (set by dlkernels.testing.cuda_sim):
-# they take CUDA's dtypes on CPU tensors.
-CUDA_SIM_OPS: contextvars.ContextVar = contextvars.ContextVar("dlkernels_cuda_sim_ops", default=frozenset())
+# While dlkernels.testing.cuda_sim() is active: (the ops whose CPU calls run their CUDA kernel on
+# the emulator, its on_fallback or None). Those ops take CUDA's dtypes on CPU tensors; the others
+# report to on_fallback first. A plain global, which torch.compile can trace.
+CUDA_SIM = None
 
 
 def check_kernel_dtype(fn: str, value: torch.Tensor) -> None:
     """torch's NotImplementedError for a dtype the device's kernel lacks, raised here: the C++ op
     (stable ABI) can only raise RuntimeError for it."""
     device = value.device.type
-    if device == "cpu" and fn in CUDA_SIM_OPS.get():
-        device = "cuda"
+    if CUDA_SIM is not None and device == "cpu":
+        emulated, on_fallback = CUDA_SIM
+        if fn in emulated:
+            device = "cuda"
+        elif on_fallback is not None:
+            on_fallback(fn)
     allowed = KERNEL_DTYPES.get(device)
     if allowed is not None and value.dtype not in allowed:
         from .._ops._common import dtype_name
