@@ -2,7 +2,8 @@
 #   make train    set everything up, build, and run the main job (train a ConvNet on dlkernels layers)
 #   make test     set everything up, build, and run the test suite
 # Everything lives in a virtual environment, $(VENV). Other targets: build, bench, wheel,
-# check-cuda (compile-check the CUDA code with nvcc, no GPU needed), lint, format, clean.
+# check-cuda (compile-check the CUDA code with nvcc, no GPU needed), test-cuda-sim (the CUDA
+# kernels' tests on the SIMT emulator, no GPU needed), lint, format, clean.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -13,10 +14,13 @@ TORCH_SPEC ?= torch==2.13.0
 # The dev venv's CPU torch cannot load CUDA kernels: `build` skips them; `wheel` builds them when
 # nvcc is found (DLKERNELS_CUDA=auto), so one wheel serves CPU and CUDA builds of torch.
 BUILD_CUDA ?= 0
+# The CUDA kernels compiled by g++ for the SIMT emulator (dlkernels._cuda_sim): auto builds them
+# where g++ is, so `make test` runs the CUDA tests emulated (the cuda_sim cases).
+BUILD_CUDA_SIM ?= auto
 export MAX_JOBS ?= 2
 PYTEST_ARGS ?=
 
-.PHONY: setup build train test bench wheel check-cuda lint format clean
+.PHONY: setup build train test test-cuda-sim bench wheel check-cuda lint format clean
 
 setup: $(VENV)/.installed
 
@@ -29,7 +33,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 
 # Incremental (ninja): only changed sources recompile.
 build: setup
-	DLKERNELS_CUDA=$(BUILD_CUDA) $(PY) setup.py --quiet build_ext --inplace
+	DLKERNELS_CUDA=$(BUILD_CUDA) DLKERNELS_CUDA_SIM=$(BUILD_CUDA_SIM) $(PY) setup.py --quiet build_ext --inplace
 	@# The checkout on the venv's path (a .pth file), so `import dlkernels` works from any directory.
 	$(PY) -c "import os, sysconfig; open(os.path.join(sysconfig.get_paths()['purelib'], 'dlkernels-checkout.pth'), 'w').write(os.getcwd() + '\n')"
 
@@ -38,6 +42,11 @@ train: build
 
 test: build
 	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+# The emulated subset: every cuda_sim case (the CUDA kernels on CPU tensors) and the emulator's
+# own tests, without the sanitizer builds (`-m sanitizer`).
+test-cuda-sim: build
+	$(PY) -m pytest tests -m "cuda_sim and not sanitizer" $(PYTEST_ARGS)
 
 bench: build
 	$(PY) -m dlkernels bench --suite all
@@ -60,5 +69,5 @@ format: setup
 	  | xargs $(VENV)/bin/clang-format -i
 
 clean:
-	rm -rf build dist *.egg-info dlkernels/_C*.so dlkernels/_build_info.py
+	rm -rf build dist *.egg-info dlkernels/_C*.so dlkernels/_cuda*.so dlkernels/_build_info.py
 	find . -name __pycache__ -prune -exec rm -rf {} +

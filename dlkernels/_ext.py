@@ -2,7 +2,9 @@
 
 `_C` holds every schema and the CPU kernels; `_cuda` (when built) the CUDA kernels. Both are built
 on torch's stable ABI for `TORCH_TARGET` and newer, so one build serves every such torch; `_cuda`
-is loaded only under a CUDA build of torch (it needs libtorch_cuda's current-stream API)."""
+is loaded only under a CUDA build of torch (it needs libtorch_cuda's current-stream API).
+`_cuda_sim` (when built) holds the CUDA kernels compiled for the SIMT emulator, registered for CPU
+tensors as `torch.ops.dlkernels_sim.*`; it is loaded on first use by dlkernels.testing."""
 
 import importlib.util
 
@@ -55,3 +57,24 @@ CUDA_LOADED = _load_cuda()
 """Whether the CUDA kernels are registered in this process."""
 
 ops = torch.ops.dlkernels
+
+
+_cuda_sim_loaded = None
+
+
+def load_cuda_sim() -> bool:
+    """Loads `_cuda_sim` once; False when it was not built. Not at import: only tests need it."""
+    global _cuda_sim_loaded
+    if _cuda_sim_loaded is None:
+        if (
+            not getattr(_build_info, "WITH_CUDA_SIM", False)
+            or importlib.util.find_spec(f"{__package__}._cuda_sim") is None
+        ):
+            _cuda_sim_loaded = False
+        else:
+            try:
+                from . import _cuda_sim  # noqa: F401  (registers torch.ops.dlkernels_sim.*)
+            except (ImportError, OSError) as e:
+                raise ImportError(f"dlkernels: failed to load the emulated CUDA kernels ({e}).") from e
+            _cuda_sim_loaded = True
+    return _cuda_sim_loaded

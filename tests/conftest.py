@@ -1,10 +1,12 @@
 """Fixtures shared by every op family's tests (see helpers.py for the building blocks).
 
 * ``device``: "cpu" once per CPU instruction set (the ISA is active for the whole test and
-  restored afterwards) and "cuda" (marked ``cuda``, skipped without a usable GPU). A test that
-  also takes ``dtype`` gets only the dtypes that device supports.
-* ``any_device``: "cpu" with the default ISA and "cuda", for tests whose outcome cannot depend
-  on the ISA (argument checks, module plumbing).
+  restored afterwards), "cuda" (marked ``cuda``, skipped without a usable GPU) and "cuda_sim"
+  (marked ``cuda_sim``: CPU tensors, the test runs inside dlkernels.testing.cuda_sim(), so the
+  CUDA kernels run emulated; it skips when it reaches an op without an emulated CUDA kernel). A
+  test that also takes ``dtype`` gets only the dtypes that device supports.
+* ``any_device``: "cpu" with the default ISA, "cuda" and "cuda_sim", for tests whose outcome
+  cannot depend on the ISA (argument checks, module plumbing).
 * ``isa``: a CPU-only test run once per ISA, with that ISA active.
 """
 
@@ -13,6 +15,7 @@ import pytest
 import torch
 
 import dlkernels
+from dlkernels.testing import cuda_sim
 
 
 def pytest_generate_tests(metafunc):
@@ -27,6 +30,10 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("isa", helpers.CPU_ISAS, indirect=True)
 
 
+def _not_emulated(op: str) -> None:
+    pytest.skip(f"dlkernels::{op} has no emulated CUDA kernel (not in dlkernels.testing.cuda_sim_ops())")
+
+
 @pytest.fixture
 def device(request):
     dev, isa = request.param
@@ -34,6 +41,9 @@ def device(request):
         with dlkernels.use_cpu_isa(isa) as active:
             assert active == isa
             yield "cpu"
+    elif dev == "cuda_sim":
+        with cuda_sim(on_fallback=_not_emulated):
+            yield dev
     else:
         yield dev
 
@@ -41,7 +51,11 @@ def device(request):
 @pytest.fixture
 def any_device(request):
     dev, _ = request.param
-    return dev
+    if dev == "cuda_sim":
+        with cuda_sim(on_fallback=_not_emulated):
+            yield dev
+    else:
+        yield dev
 
 
 @pytest.fixture

@@ -2,9 +2,11 @@
 
 Every op family (activations, conv2d, pooling, linear, losses) builds on these:
 
-* devices: ``device_params()`` gives one CPU case per instruction set the kernels can run with
-  plus a CUDA case that carries ``pytest.mark.cuda`` and skips cleanly without a usable GPU. The
-  ``device`` fixture (conftest.py) turns the CPU cases into "cpu" with that ISA active.
+* devices: ``device_params()`` gives one CPU case per instruction set the kernels can run with,
+  a CUDA case that carries ``pytest.mark.cuda`` and skips cleanly without a usable GPU, and a
+  "cuda_sim" case (``pytest.mark.cuda_sim``): the CUDA kernels on the SIMT emulator, on CPU
+  tensors (dlkernels.testing.cuda_sim). The ``device`` fixture (conftest.py) turns the CPU cases
+  into "cpu" with that ISA active. A test makes its tensors on ``torch_device(device)``.
 * dtypes: ``DTYPES[device]`` are the dtypes the kernels support there, ``UNSUPPORTED_DTYPES``
   some they must refuse.
 * tolerances: a ``Tol`` names its reason; ``assert_close`` prints it on failure. Tolerances come
@@ -14,12 +16,14 @@ Every op family (activations, conv2d, pooling, linear, losses) builds on these:
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pytest
 import torch
 
 import dlkernels
 from dlkernels import _build_info
+from dlkernels.testing import cuda_sim_available
 
 # ---- devices and CPU instruction sets ------------------------------------------------------------
 
@@ -36,16 +40,57 @@ else:
 requires_cuda = pytest.mark.skipif(not CUDA_USABLE, reason=CUDA_SKIP_REASON or "CUDA usable")
 CUDA_MARKS = (pytest.mark.cuda, requires_cuda)
 
+# "cuda_sim": the CUDA kernels run emulated on CPU tensors (the device fixture enters
+# dlkernels.testing.cuda_sim() and skips a test that reaches an op without an emulated kernel).
+CUDA_SIM_USABLE = cuda_sim_available()
+requires_cuda_sim = pytest.mark.skipif(
+    not CUDA_SIM_USABLE, reason="dlkernels was built without the emulated CUDA kernels (DLKERNELS_CUDA_SIM=0)"
+)
+CUDA_SIM_MARKS = (pytest.mark.cuda_sim, requires_cuda_sim)
+
 
 def device_params(every_isa: bool = True) -> list:
     """Parameters for the ``device`` fixture: ("cpu", isa) per ISA (or once, with the default ISA,
-    when ``every_isa`` is false) and ("cuda", None)."""
+    when ``every_isa`` is false), ("cuda", None) and ("cuda_sim", None)."""
     cpu = (
         [pytest.param(("cpu", isa), id=f"cpu-{isa}") for isa in CPU_ISAS]
         if every_isa
         else [pytest.param(("cpu", None), id="cpu")]
     )
-    return cpu + [pytest.param(("cuda", None), id="cuda", marks=CUDA_MARKS)]
+    return cpu + [
+        pytest.param(("cuda", None), id="cuda", marks=CUDA_MARKS),
+        pytest.param(("cuda_sim", None), id="cuda_sim", marks=CUDA_SIM_MARKS),
+    ]
+
+
+def torch_device(device: str) -> str:
+    """The torch device of a test device: the emulated CUDA kernels run on CPU tensors."""
+    return "cpu" if device == "cuda_sim" else device
+
+
+def not_on_cuda_sim(device: str, why: str) -> None:
+    """Skips a case whose assertion only holds on a real CUDA device, saying why."""
+    if device == "cuda_sim":
+        pytest.skip(f"not emulated: {why}")
+
+
+# Largest tensor, in elements, a cuda_sim case builds: the emulator runs every CUDA thread as a
+# fiber on one CPU thread. Past this the CUDA kernels' grid-stride loops (grid_for caps the grid at
+# 32 blocks per SM, 4 emulated SMs) already take many passes.
+CUDA_SIM_MAX_NUMEL = 1 << 20
+
+
+def sim_scaled(shape, device: str, max_numel: int = CUDA_SIM_MAX_NUMEL) -> tuple:
+    """``shape`` for ``device``: under cuda_sim, its largest dimension halved (rounded up) until it
+    has at most ``max_numel`` elements; else unchanged."""
+    shape = tuple(shape)
+    if device != "cuda_sim":
+        return shape
+    dims = list(shape)
+    while dims and math.prod(dims) > max_numel:
+        i = max(range(len(dims)), key=dims.__getitem__)
+        dims[i] = (dims[i] + 1) // 2
+    return tuple(dims)
 
 
 # The dtypes each device's kernels implement, and some they must reject with NotImplementedError.
@@ -53,6 +98,7 @@ DTYPES = {
     "cpu": (torch.float32, torch.float64),
     "cuda": (torch.float32, torch.float64, torch.float16, torch.bfloat16),
 }
+DTYPES["cuda_sim"] = DTYPES["cuda"]
 UNSUPPORTED_DTYPES = {
     "cpu": (
         torch.float16,
@@ -65,6 +111,7 @@ UNSUPPORTED_DTYPES = {
     ),
     "cuda": (torch.int32, torch.int64, torch.uint8, torch.bool, torch.complex64),
 }
+UNSUPPORTED_DTYPES["cuda_sim"] = UNSUPPORTED_DTYPES["cuda"]
 
 # c10's names for dtypes, as they appear in the NotImplementedError messages.
 C10_NAMES = {
@@ -244,7 +291,7 @@ def make_input(
         # Spread evenly from the first to the last element, so they fall on every lane position.
         pos = torch.linspace(0, flat.numel() - 1, k).round().long()
         flat[pos] = sv[:k]
-    return x.to(dtype).to(device)
+    return x.to(dtype).to(torch_device(device))
 
 
 # Shapes for elementwise ops: 0-dim, empty (also with a non-empty dimension), single elements,

@@ -13,6 +13,7 @@ from helpers import (
     assert_unchanged,
     expanded,
     make_input,
+    torch_device,
     with_layout,
 )
 from torch.autograd import gradcheck, gradgradcheck
@@ -258,7 +259,9 @@ def test_gradcheck_backward_ops(device, act):
     """The raw backward ops, differentiated w.r.t. grad_output and the saved tensor."""
     g = make_input((4, 6), torch.float64, device, specials=False, generator_seed=1).requires_grad_()
     if act.name == "sigmoid":
-        saved = torch.rand((4, 6), dtype=torch.float64, device=device).requires_grad_()  # an output in (0, 1)
+        saved = torch.rand(
+            (4, 6), dtype=torch.float64, device=torch_device(device)
+        ).requires_grad_()  # an output in (0, 1)
     else:
         saved = _away_from_kinks((4, 6), device).requires_grad_()
     fn = lambda go, s: act.op_backward(go, s, s)  # noqa: E731
@@ -295,7 +298,7 @@ def _opcheck_samples(device):
         "leaky_relu_backward": [(g, x, 0.1) for g, x in zip(shapes(), shapes())]
         + [(t(3, 4, grad=True), t(3, 4), 1.5)],
         "sigmoid_backward": [(g, y) for g, y in zip(shapes(), shapes())]
-        + [(t(3, 4, grad=True), torch.rand(3, 4, device=device, requires_grad=True))],
+        + [(t(3, 4, grad=True), torch.rand(3, 4, device=torch_device(device), requires_grad=True))],
     }
 
 

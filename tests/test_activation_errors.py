@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from activation_cases import ACTS_BY_OP
-from helpers import C10_NAMES, UNSUPPORTED_DTYPES, assert_unchanged, make_input, requires_cuda
+from helpers import C10_NAMES, UNSUPPORTED_DTYPES, assert_unchanged, make_input, requires_cuda, torch_device
 
 import dlkernels
 
@@ -73,8 +73,8 @@ def test_number_like_slopes_accepted():
 
 def _dtype_input(dtype, device):
     if dtype == torch.bool:
-        return torch.tensor([True, False, True], device=device)
-    return torch.tensor([-2, 0, 3], device=device).to(dtype)
+        return torch.tensor([True, False, True], device=torch_device(device))
+    return torch.tensor([-2, 0, 3], device=torch_device(device)).to(dtype)
 
 
 @pytest.mark.parametrize("act", ACTS_BY_OP, ids=str)
@@ -153,7 +153,7 @@ def test_backward_mixed_devices(act):
 @pytest.mark.parametrize("act", ACTS_BY_OP, ids=str)
 def test_inplace_on_internally_overlapping_tensor(any_device, act):
     """In place on a tensor whose elements share memory raises torch's error; nothing written."""
-    base = torch.full((1,), -3.0, device=any_device)
+    base = torch.full((1,), -3.0, device=torch_device(any_device))
     x = base.expand(4)
     calls = [("raw op", act.op_), ("torch", act.ref_)]
     if act.name != "sigmoid":

@@ -17,6 +17,7 @@ from helpers import (
     make_input,
     requires_cuda,
     storage_snapshot,
+    torch_device,
     with_layout,
 )
 
@@ -80,9 +81,13 @@ def test_functional_without_grad_matches_op(device, dtype, act):
 def test_sigmoid_exact_points(device, dtype):
     inf, nan = float("inf"), float("nan")
     x = torch.tensor(
-        [0.0, -0.0, inf, -inf, nan, 1000.0, -1000.0, 100.0, -1e30, 1e30], dtype=dtype, device=device
+        [0.0, -0.0, inf, -inf, nan, 1000.0, -1000.0, 100.0, -1e30, 1e30],
+        dtype=dtype,
+        device=torch_device(device),
     )
-    expected = torch.tensor([0.5, 0.5, 1.0, 0.0, nan, 1.0, 0.0, 1.0, 0.0, 1.0], dtype=dtype, device=device)
+    expected = torch.tensor(
+        [0.5, 0.5, 1.0, 0.0, nan, 1.0, 0.0, 1.0, 0.0, 1.0], dtype=dtype, device=torch_device(device)
+    )
     assert_close(ops.sigmoid(x), expected, EXACT, "sigmoid at points with exact results")
     y = ops.sigmoid(make_input((4099,), dtype, device, scale=300.0))
     finite = y[~y.isnan()]
@@ -108,7 +113,7 @@ def test_sigmoid_accuracy(device, dtype):
     including the subnormal results far left (torch's float32 sigmoid flushes those to 0)."""
     low = {torch.float16: -20.0, torch.bfloat16: -100.0, torch.float32: -110.0, torch.float64: -750.0}[dtype]
     grid = torch.linspace(low, 45.0, 300_001, dtype=torch.float64)
-    x = torch.cat([grid, torch.randn(100_000, dtype=torch.float64) * 8]).to(dtype).to(device)
+    x = torch.cat([grid, torch.randn(100_000, dtype=torch.float64) * 8]).to(dtype).to(torch_device(device))
     assert_close(
         ops.sigmoid(x), _exact_sigmoid(x, dtype), sigmoid_accuracy_tol(dtype, device), "sigmoid vs exact"
     )
@@ -200,7 +205,7 @@ def test_backward_layouts(device, dtype, act):
         assert_close(
             grad, act.ref_backward(g, x, y), tol, f"{act} backward, grad_output {g_layout}, saved {s_layout}"
         )
-    g = torch.ones((), dtype=dtype, device=device).expand(LAYOUT_SHAPE)
+    g = torch.ones((), dtype=dtype, device=torch_device(device)).expand(LAYOUT_SHAPE)
     y = act.ref(x0)
     assert_close(
         act.op_backward(g, x0, y), act.ref_backward(g, x0, y), tol, f"{act} backward, expanded grad_output"

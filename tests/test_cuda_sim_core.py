@@ -59,7 +59,7 @@ RUN_ENV = {
     "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1",
 }
 
-pytestmark = pytest.mark.skipif(shutil.which(CXX) is None, reason=f"{CXX} not found")
+pytestmark = [pytest.mark.cuda_sim, pytest.mark.skipif(shutil.which(CXX) is None, reason=f"{CXX} not found")]
 
 
 @functools.lru_cache(maxsize=1)
@@ -210,6 +210,7 @@ def test_activation(name):
 # ---- sanitizer variant -------------------------------------------------------------------------
 
 
+@pytest.mark.sanitizer
 @pytest.mark.parametrize("name", ["core", "ptx", "tc_gemm", "activation"])
 def test_sanitizer_clean(name):
     r = run(name, "san")
@@ -217,11 +218,13 @@ def test_sanitizer_clean(name):
     assert "ERROR: AddressSanitizer" not in r.stderr and "runtime error" not in r.stderr, r.stderr[-4000:]
 
 
+@pytest.mark.sanitizer
 def test_sanitizer_in_bounds_control_runs_clean():
     r = run("asan_oob", "san", "none")
     assert "ERROR: AddressSanitizer" not in r.stderr
 
 
+@pytest.mark.sanitizer
 @pytest.mark.parametrize(
     "mode,kind",
     [

@@ -25,6 +25,6 @@ struct CudaBackend {
 
 }  // namespace
 
-STABLE_TORCH_LIBRARY_IMPL(dlkernels, CUDA, m) { ActivationOps<CudaBackend>::register_all(m); }
+STABLE_TORCH_LIBRARY_IMPL(DLK_NAMESPACE, DLK_CUDA_KEY, m) { ActivationOps<CudaBackend>::register_all(m); }
 
 }  // namespace dlk::cuda

@@ -1,13 +1,39 @@
 // What every CUDA registration needs from torch, on the stable ABI: the device guard, the
 // current stream, dtype translation for the torch-free launchers, and the launch check.
+//
+// Under the SIMT emulator (-DDLK_CUDA_SIM, dlkernels._cuda_sim) the same host code runs on CPU
+// tensors: there is no device to select and the emulator ignores streams, so the guard does
+// nothing and the stream is null. DLK_CUDA_KEY is the dispatch key the kernels register on:
+// CUDA, or CPU for the emulated library (in its own namespace, schema/namespace.h).
 #pragma once
 
 #include <cuda_runtime.h>
-#include <dlfcn.h>
-#include <torch/csrc/stable/accelerator.h>
 
 #include "common/dtype.h"
 #include "host/tensor.h"
+#include "schema/namespace.h"
+
+#ifndef DLK_CUDA_KEY
+#define DLK_CUDA_KEY CUDA
+#endif
+
+#if defined(DLK_CUDA_SIM)
+
+namespace dlk::cuda {
+
+class DeviceGuard {
+ public:
+  explicit DeviceGuard(const Tensor&) {}
+};
+
+inline cudaStream_t current_stream(const Tensor&) { return nullptr; }
+
+}  // namespace dlk::cuda
+
+#else
+
+#include <dlfcn.h>
+#include <torch/csrc/stable/accelerator.h>
 
 namespace dlk::cuda {
 
@@ -34,6 +60,12 @@ inline cudaStream_t current_stream(const Tensor& t) {
   DLK_CHECK(get(t.get_device_index(), &stream) == 0, "dlkernels: could not get the current CUDA stream");
   return static_cast<cudaStream_t>(stream);
 }
+
+}  // namespace dlk::cuda
+
+#endif  // DLK_CUDA_SIM
+
+namespace dlk::cuda {
 
 inline DType to_dtype(ScalarType s) {
   switch (s) {

@@ -3,9 +3,9 @@
 // In-place ops declare the write (Tensor(a!)) and return nothing: functionalization
 // (torch.compile) cannot handle a custom op that returns an alias of its input, so the Python
 // layer returns the input itself.
-#include <torch/csrc/stable/library.h>
+#include "schema/namespace.h"
 
-STABLE_TORCH_LIBRARY_FRAGMENT(dlkernels, m) {
+STABLE_TORCH_LIBRARY_FRAGMENT(DLK_NAMESPACE, m) {
   m.def("relu(Tensor self) -> Tensor");
   m.def("relu_(Tensor(a!) self) -> ()");
   m.def("relu_backward(Tensor grad_output, Tensor result) -> Tensor");

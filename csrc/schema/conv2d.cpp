@@ -4,9 +4,9 @@
 // input's size (with stride > 1 several input sizes give one output size). conv2d_backward is
 // what autograd records: one node for all three gradients, as torch's convolution_backward, so
 // which gradients require grad in a double backward follows torch (dlkernels/_ops/conv2d.py).
-#include <torch/csrc/stable/library.h>
+#include "schema/namespace.h"
 
-STABLE_TORCH_LIBRARY_FRAGMENT(dlkernels, m) {
+STABLE_TORCH_LIBRARY_FRAGMENT(DLK_NAMESPACE, m) {
   m.def(
       "conv2d(Tensor input, Tensor weight, Tensor? bias, int[2] stride, int[2] padding, int[2] dilation, "
       "int groups) -> Tensor");

@@ -62,10 +62,23 @@ KERNEL_DTYPES = {
 }
 
 
+# While dlkernels.testing.cuda_sim() is active: (the ops whose CPU calls run their CUDA kernel on
+# the emulator, its on_fallback or None). Those ops take CUDA's dtypes on CPU tensors; the others
+# report to on_fallback first. A plain global, which torch.compile can trace.
+CUDA_SIM = None
+
+
 def check_kernel_dtype(fn: str, value: torch.Tensor) -> None:
     """torch's NotImplementedError for a dtype the device's kernel lacks, raised here: the C++ op
     (stable ABI) can only raise RuntimeError for it."""
-    allowed = KERNEL_DTYPES.get(value.device.type)
+    device = value.device.type
+    if CUDA_SIM is not None and device == "cpu":
+        emulated, on_fallback = CUDA_SIM
+        if fn in emulated:
+            device = "cuda"
+        elif on_fallback is not None:
+            on_fallback(fn)
+    allowed = KERNEL_DTYPES.get(device)
     if allowed is not None and value.dtype not in allowed:
         from .._ops._common import dtype_name
 
