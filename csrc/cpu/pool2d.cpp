@@ -84,15 +84,15 @@ Tensor max_pool2d_backward_cpu(Tensor grad_output, Tensor indices, IntList input
 }
 
 // out[n, c, o] = self[n, c, indices[n, c, o]] (indices flat in each H x W plane).
-Tensor max_pool2d_gather_cpu(Tensor self, Tensor indices) {
+Tensor max_pool2d_gather_cpu(Tensor self, Tensor indices, IntList kernel, IntList stride, IntList padding,
+                             IntList dilation, bool ceil_mode) {
   const char* op = "max_pool2d_gather";
   check_dtype(self, op, kDtypes);
+  const Pool2dGeometry g = pool2d_geometry(op, self.sizes(), kernel, stride, padding, dilation, ceil_mode);
   check_same_device(op, self, "self", indices, "indices");
   DLK_CHECK(indices.scalar_type() == ScalarType::Long, op, ": expected indices of dtype Long, but got ",
             dtype_name(indices.scalar_type()));
-  DLK_CHECK(self.dim() == 4 && indices.dim() == 4 && self.size(0) == indices.size(0) && self.size(1) == indices.size(1),
-            op, ": expected 4-D self and indices with the same batch and channels, but got ", self.sizes(), " and ",
-            indices.sizes());
+  check_pool_grad_output(op, indices, g, "indices");
   const bool cl = is_channels_last(indices);
   const Tensor x = as_pool_layout(self, cl), ix = as_pool_layout(indices, cl);
   const int64_t N = self.size(0), C = self.size(1), plane = self.size(2) * self.size(3);

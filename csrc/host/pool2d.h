@@ -26,7 +26,7 @@ inline Pool2dGeometry pool2d_geometry(const char* op, IntList in, IntList kernel
   check_pair(op, "padding", padding);
   check_pair(op, "dilation", dilation);
   check_pool_input(op, in);
-  DLK_CHECK(kernel[0] > 0 && kernel[1] > 0, "kernel_size should be greater than zero, but got kH: ", kernel[0],
+  DLK_CHECK(kernel[0] > 0 && kernel[1] > 0, "kernel size should be greater than zero, but got kH: ", kernel[0],
             " kW: ", kernel[1]);
   DLK_CHECK(stride[0] > 0 && stride[1] > 0, "stride should be greater than zero, but got dH: ", stride[0],
             " dW: ", stride[1]);
