@@ -117,8 +117,8 @@ def test_adaptive_avg_pool2d(device, dtype, case, layout):
     shape, size = case
     tol = DEFAULT_TOL[dtype]
     _compare(
-        lambda t: D.adaptive_avg_pool2d(t, size),
-        lambda t: F.adaptive_avg_pool2d(t, size),
+        lambda t, a=size: D.adaptive_avg_pool2d(t, a),
+        lambda t, a=size: F.adaptive_avg_pool2d(t, a),
         shape,
         dtype,
         device,
@@ -184,8 +184,8 @@ def test_randomized_differential(device, dtype):
         shape = (rng.randint(1, 3), rng.randint(1, 19), h, w)
         kw_max = dict(kernel_size=(kh, kw), stride=s, padding=(ph, pw), dilation=(dh, dw), ceil_mode=ceil)
         _compare(
-            lambda t: D.max_pool2d(t, **kw_max),
-            lambda t: F.max_pool2d(t, **kw_max),
+            lambda t, a=kw_max: D.max_pool2d(t, **a),
+            lambda t, a=kw_max: F.max_pool2d(t, **a),
             shape,
             dtype,
             device,
@@ -203,8 +203,8 @@ def test_randomized_differential(device, dtype):
         )
         tol = DEFAULT_TOL[dtype]
         _compare(
-            lambda t: D.avg_pool2d(t, **kw_avg),
-            lambda t: F.avg_pool2d(t, **kw_avg),
+            lambda t, a=kw_avg: D.avg_pool2d(t, **a),
+            lambda t, a=kw_avg: F.avg_pool2d(t, **a),
             shape,
             dtype,
             device,
@@ -214,8 +214,8 @@ def test_randomized_differential(device, dtype):
         )
         size = (rng.randint(1, 2 * h), rng.randint(1, 2 * w))
         _compare(
-            lambda t: D.adaptive_avg_pool2d(t, size),
-            lambda t: F.adaptive_avg_pool2d(t, size),
+            lambda t, a=size: D.adaptive_avg_pool2d(t, a),
+            lambda t, a=size: F.adaptive_avg_pool2d(t, a),
             shape,
             dtype,
             device,

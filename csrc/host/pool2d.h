@@ -32,7 +32,8 @@ inline Pool2dGeometry pool2d_geometry(const char* op, IntList in, IntList kernel
             " dW: ", stride[1]);
   DLK_CHECK(dilation[0] > 0 && dilation[1] > 0,
             "dilation should be greater than zero, but got dilationH: ", dilation[0], " dilationW: ", dilation[1]);
-  DLK_CHECK(padding[0] >= 0 && padding[1] >= 0, "pad must be non-negative, but got pad: ", padding);
+  DLK_CHECK(padding[0] >= 0 && padding[1] >= 0,
+            "pad must be non-negative, but got pad: ", padding[0] < 0 ? padding[0] : padding[1]);
   for (int i = 0; i < 2; ++i) {
     const int64_t span = window_mul(dilation[i], kernel[i] - 1);
     DLK_CHECK(span != kWindowOverflow && padding[i] <= (span + 1) / 2,

@@ -60,7 +60,7 @@ def geometry(op, shape, kernel, stride, padding, dilation, ceil_mode):
             f"dilation should be greater than zero, but got dilationH: {dilation[0]} dilationW: {dilation[1]}"
         )
     if min(padding) < 0:
-        raise RuntimeError(f"pad must be non-negative, but got pad: {list(padding)}")
+        raise RuntimeError(f"pad must be non-negative, but got pad: {min(padding)}")
     for k, p, d in zip(kernel, padding, dilation):
         if p > (d * (k - 1) + 1) // 2:
             raise RuntimeError(
