@@ -1,0 +1,301 @@
+"""Fake kernels and autograd of the pooling ops (csrc/schema/pool2d.cpp).
+
+The fake kernels make the checks of csrc/host/pool2d.h, with its messages; outputs are
+channels_last when the data tensor (input, grad_output for the backward ops, indices for the
+gather) is. Every backward op is linear in grad_output, which gives the double backward:
+  <G, max_pool2d_backward(dy, idx)> = <dy, max_pool2d_gather(G, idx)>   (and the reverse)
+  <G, avg_pool2d_backward(dy)>      = <dy, avg_pool2d(G)>
+  <G, adaptive_avg_pool2d_backward(dy)> = <dy, adaptive_avg_pool2d(G)>
+"""
+
+import torch
+
+from ._common import LIB, check_dtype, check_same_device, dtype_name, is_channels_last
+
+ops = torch.ops.dlkernels
+INT64_MAX = 2**63 - 1
+
+
+def _out_size(size, k, s, p, d, ceil_mode):
+    """Output length along one axis, as csrc/common/window2d.h computes it (Python ints cannot
+    overflow; the C++ reports what would not fit in int64)."""
+    num = size + 2 * p - d * (k - 1) - 1 + (s - 1 if ceil_mode else 0)
+    out = num // s + 1
+    if ceil_mode and out > 0 and (out - 1) * s >= size + p:
+        out -= 1
+    if size + 2 * p > INT64_MAX or d * (k - 1) > INT64_MAX:
+        raise RuntimeError("the output size overflows int64")
+    return out
+
+
+def _check_input(op, shape):
+    shape = list(shape)
+    if len(shape) != 4:
+        raise RuntimeError(f"{op}: expected a 4-D (batched) input, but got input of size: {shape}")
+    if min(shape[1:]) <= 0:
+        raise RuntimeError(
+            f"Expected 3D or 4D (batch mode) tensor with optional 0 dim batch size for input, but got:{shape}"
+        )
+
+
+def geometry(op, shape, kernel, stride, padding, dilation, ceil_mode):
+    """Checks a max/avg pool call given the input's shape; returns the output's (OH, OW)."""
+    for name, v in (
+        ("kernel_size", kernel),
+        ("stride", stride),
+        ("padding", padding),
+        ("dilation", dilation),
+    ):
+        if len(v) != 2:
+            raise RuntimeError(f"{op}: expected {name} to be a list of 2 values, but got {name}={list(v)}")
+    _check_input(op, shape)
+    if min(kernel) <= 0:
+        raise RuntimeError(
+            f"kernel size should be greater than zero, but got kH: {kernel[0]} kW: {kernel[1]}"
+        )
+    if min(stride) <= 0:
+        raise RuntimeError(f"stride should be greater than zero, but got dH: {stride[0]} dW: {stride[1]}")
+    if min(dilation) <= 0:
+        raise RuntimeError(
+            f"dilation should be greater than zero, but got dilationH: {dilation[0]} dilationW: {dilation[1]}"
+        )
+    if min(padding) < 0:
+        raise RuntimeError(f"pad must be non-negative, but got pad: {min(padding)}")
+    for k, p, d in zip(kernel, padding, dilation):
+        if p > (d * (k - 1) + 1) // 2:
+            raise RuntimeError(
+                f"pad should be at most half of effective kernel size, but got pad={p}, kernel_size={k} and "
+                f"dilation={d}"
+            )
+    c, h, w = shape[1:]
+    oh = _out_size(h, kernel[0], stride[0], padding[0], dilation[0], ceil_mode)
+    ow = _out_size(w, kernel[1], stride[1], padding[1], dilation[1], ceil_mode)
+    if oh <= 0 or ow <= 0:
+        raise RuntimeError(
+            f"Given input size: ({c}x{h}x{w}). Calculated output size: ({c}x{oh}x{ow}). "
+            "Output size is too small"
+        )
+    return oh, ow
+
+
+def adaptive_geometry(op, shape, output_size):
+    shape = list(shape)
+    if len(output_size) != 2:
+        raise RuntimeError(
+            f"{op}: expected output_size to be a list of 2 values, but got output_size={list(output_size)}"
+        )
+    if len(shape) != 4:
+        raise RuntimeError(f"{op}: expected a 4-D (batched) input, but got input of size: {shape}")
+    for d in (1, 2, 3):
+        if shape[d] <= 0:
+            raise RuntimeError(
+                "adaptive_avg_pool2d(): Expected input to have non-zero size for non-batch dimensions, but "
+                f"input has sizes {shape} with dimension {d} being empty"
+            )
+    if output_size[0] < 0 or output_size[1] < 0:
+        raise RuntimeError(
+            "adaptive_avg_pool2d: elements of output_size must be greater than or equal to 0 but received "
+            f"{{{output_size[0]}, {output_size[1]}}}"
+        )
+    if (shape[2] + 1) * (output_size[0] + 1) > INT64_MAX or (shape[3] + 1) * (output_size[1] + 1) > INT64_MAX:
+        raise RuntimeError(f"{op}: output_size {list(output_size)} is too large for input of size {shape}")
+    return tuple(output_size)
+
+
+def _check_grad_output(op, grad_output, expected, name="grad_output"):
+    if list(grad_output.shape) != list(expected):
+        raise RuntimeError(
+            f"{op}: expected {name} of size {list(expected)}, but got {list(grad_output.shape)}"
+        )
+
+
+def _check_indices(op, grad_output, indices):
+    check_same_device(op, grad_output, "grad_output", indices, "indices")
+    if indices.dtype != torch.int64:
+        raise RuntimeError(f"{op}: expected indices of dtype Long, but got {dtype_name(indices.dtype)}")
+    if indices.shape != grad_output.shape:
+        raise RuntimeError(
+            f"{op}: expected indices of shape {list(grad_output.shape)}, but got {list(indices.shape)}"
+        )
+
+
+def _new(like, shape, channels_last, dtype=None):
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    return torch.empty(shape, dtype=dtype or like.dtype, device=like.device, memory_format=fmt)
+
+
+# ---- fake kernels -------------------------------------------------------------------------------
+
+
+@torch.library.register_fake(LIB + "max_pool2d")
+def _max_fake(self, kernel_size, stride, padding, dilation, ceil_mode):
+    check_dtype("max_pool2d", self)
+    oh, ow = geometry("max_pool2d", self.shape, kernel_size, stride, padding, dilation, ceil_mode)
+    return _new(self, (self.shape[0], self.shape[1], oh, ow), is_channels_last(self))
+
+
+@torch.library.register_fake(LIB + "max_pool2d_with_indices")
+def _max_indices_fake(self, kernel_size, stride, padding, dilation, ceil_mode):
+    op = "max_pool2d_with_indices"
+    check_dtype(op, self)
+    oh, ow = geometry(op, self.shape, kernel_size, stride, padding, dilation, ceil_mode)
+    shape, cl = (self.shape[0], self.shape[1], oh, ow), is_channels_last(self)
+    return _new(self, shape, cl), _new(self, shape, cl, torch.int64)
+
+
+@torch.library.register_fake(LIB + "max_pool2d_backward")
+def _max_backward_fake(grad_output, indices, input_size, kernel_size, stride, padding, dilation, ceil_mode):
+    op = "max_pool2d_backward"
+    check_dtype(op, grad_output)
+    _check_indices(op, grad_output, indices)
+    oh, ow = geometry(op, input_size, kernel_size, stride, padding, dilation, ceil_mode)
+    _check_grad_output(op, grad_output, (input_size[0], input_size[1], oh, ow))
+    return _new(grad_output, tuple(input_size), is_channels_last(grad_output))
+
+
+@torch.library.register_fake(LIB + "max_pool2d_gather")
+def _gather_fake(self, indices, kernel_size, stride, padding, dilation, ceil_mode):
+    op = "max_pool2d_gather"
+    check_dtype(op, self)
+    oh, ow = geometry(op, self.shape, kernel_size, stride, padding, dilation, ceil_mode)
+    check_same_device(op, self, "self", indices, "indices")
+    if indices.dtype != torch.int64:
+        raise RuntimeError(f"{op}: expected indices of dtype Long, but got {dtype_name(indices.dtype)}")
+    _check_grad_output(op, indices, (self.shape[0], self.shape[1], oh, ow), "indices")
+    return _new(self, tuple(indices.shape), is_channels_last(indices))
+
+
+@torch.library.register_fake(LIB + "avg_pool2d")
+def _avg_fake(self, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override):
+    check_dtype("avg_pool2d", self)
+    oh, ow = geometry("avg_pool2d", self.shape, kernel_size, stride, padding, (1, 1), ceil_mode)
+    if divisor_override is not None and divisor_override == 0:
+        raise RuntimeError("divisor must be not zero")
+    return _new(self, (self.shape[0], self.shape[1], oh, ow), is_channels_last(self))
+
+
+@torch.library.register_fake(LIB + "avg_pool2d_backward")
+def _avg_backward_fake(
+    grad_output, input_size, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
+):
+    op = "avg_pool2d_backward"
+    check_dtype(op, grad_output)
+    oh, ow = geometry(op, input_size, kernel_size, stride, padding, (1, 1), ceil_mode)
+    if divisor_override is not None and divisor_override == 0:
+        raise RuntimeError("divisor must be not zero")
+    _check_grad_output(op, grad_output, (input_size[0], input_size[1], oh, ow))
+    return _new(grad_output, tuple(input_size), is_channels_last(grad_output))
+
+
+@torch.library.register_fake(LIB + "adaptive_avg_pool2d")
+def _adaptive_fake(self, output_size):
+    check_dtype("adaptive_avg_pool2d", self)
+    oh, ow = adaptive_geometry("adaptive_avg_pool2d", self.shape, output_size)
+    return _new(self, (self.shape[0], self.shape[1], oh, ow), is_channels_last(self))
+
+
+@torch.library.register_fake(LIB + "adaptive_avg_pool2d_backward")
+def _adaptive_backward_fake(grad_output, input_size):
+    op = "adaptive_avg_pool2d_backward"
+    check_dtype(op, grad_output)
+    if grad_output.dim() != 4:
+        raise RuntimeError(f"{op}: expected a 4-D grad_output, but got size {list(grad_output.shape)}")
+    adaptive_geometry(op, input_size, grad_output.shape[2:])
+    return _new(grad_output, tuple(input_size), is_channels_last(grad_output))
+
+
+# ---- autograd -----------------------------------------------------------------------------------
+
+
+def _save_input(ctx, inputs, output):
+    ctx.input_size = list(inputs[0].shape)
+    ctx.conf = tuple(inputs[1:])
+
+
+def _max_setup(ctx, inputs, output):
+    # max_pool2d keeps no indices: its backward finds them again (the functional layer calls
+    # max_pool2d_with_indices when it records autograd, so this is the path of direct op calls).
+    ctx.save_for_backward(inputs[0])
+    ctx.conf = tuple(inputs[1:])
+
+
+def _max_bwd(ctx, grad):
+    (x,) = ctx.saved_tensors
+    _, idx = ops.max_pool2d_with_indices(x, *ctx.conf)
+    return (ops.max_pool2d_backward(grad, idx, list(x.shape), *ctx.conf), None, None, None, None, None)
+
+
+def _max_indices_setup(ctx, inputs, output):
+    _save_input(ctx, inputs, output)
+    ctx.mark_non_differentiable(output[1])
+    ctx.save_for_backward(output[1])
+
+
+def _max_indices_bwd(ctx, grad, _grad_indices):
+    (idx,) = ctx.saved_tensors
+    return (ops.max_pool2d_backward(grad, idx, ctx.input_size, *ctx.conf), None, None, None, None, None)
+
+
+def _max_backward_setup(ctx, inputs, output):
+    grad_output, indices, input_size, *conf = inputs
+    ctx.save_for_backward(indices)
+    ctx.input_size = list(input_size)
+    ctx.conf = tuple(conf)
+
+
+def _max_backward_bwd(ctx, gg):
+    (idx,) = ctx.saved_tensors
+    return (ops.max_pool2d_gather(gg, idx, *ctx.conf), None, None, None, None, None, None, None)
+
+
+def _gather_setup(ctx, inputs, output):
+    ctx.save_for_backward(inputs[1])
+    ctx.input_size = list(inputs[0].shape)
+    ctx.conf = tuple(inputs[2:])
+
+
+def _gather_bwd(ctx, grad):
+    (idx,) = ctx.saved_tensors
+    return (ops.max_pool2d_backward(grad, idx, ctx.input_size, *ctx.conf), None, None, None, None, None, None)
+
+
+def _avg_bwd(ctx, grad):
+    return (ops.avg_pool2d_backward(grad, ctx.input_size, *ctx.conf), None, None, None, None, None, None)
+
+
+def _avg_backward_setup(ctx, inputs, output):
+    ctx.conf = tuple(inputs[2:])
+
+
+def _avg_backward_bwd(ctx, gg):
+    return (ops.avg_pool2d(gg, *ctx.conf), None, None, None, None, None, None, None)
+
+
+def _adaptive_bwd(ctx, grad):
+    return ops.adaptive_avg_pool2d_backward(grad, ctx.input_size), None
+
+
+def _adaptive_backward_setup(ctx, inputs, output):
+    ctx.output_size = list(inputs[0].shape[2:])
+
+
+def _adaptive_backward_bwd(ctx, gg):
+    return ops.adaptive_avg_pool2d(gg, ctx.output_size), None
+
+
+torch.library.register_autograd(LIB + "max_pool2d", _max_bwd, setup_context=_max_setup)
+torch.library.register_autograd(
+    LIB + "max_pool2d_with_indices", _max_indices_bwd, setup_context=_max_indices_setup
+)
+torch.library.register_autograd(
+    LIB + "max_pool2d_backward", _max_backward_bwd, setup_context=_max_backward_setup
+)
+torch.library.register_autograd(LIB + "max_pool2d_gather", _gather_bwd, setup_context=_gather_setup)
+torch.library.register_autograd(LIB + "avg_pool2d", _avg_bwd, setup_context=_save_input)
+torch.library.register_autograd(
+    LIB + "avg_pool2d_backward", _avg_backward_bwd, setup_context=_avg_backward_setup
+)
+torch.library.register_autograd(LIB + "adaptive_avg_pool2d", _adaptive_bwd, setup_context=_save_input)
+torch.library.register_autograd(
+    LIB + "adaptive_avg_pool2d_backward", _adaptive_backward_bwd, setup_context=_adaptive_backward_setup
+)
