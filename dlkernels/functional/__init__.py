@@ -2,5 +2,6 @@
 
 from .activation import leaky_relu, leaky_relu_, relu, relu_, sigmoid
 from .conv2d import conv2d
+from .linear import linear
 
-__all__ = ["relu", "relu_", "leaky_relu", "leaky_relu_", "sigmoid", "conv2d"]
+__all__ = ["relu", "relu_", "leaky_relu", "leaky_relu_", "sigmoid", "conv2d", "linear"]
