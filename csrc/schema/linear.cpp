@@ -3,8 +3,9 @@
 //   grad_input  = grad_output W           (..., out) x (out, in) -> (..., in)
 //   grad_weight = grad_output^T input     leading dimensions folded into the reduction
 //   grad_bias   = grad_output summed over its leading dimensions
-// linear_backward is what autograd records: one node for the three gradients, so which of them
-// require grad in a double backward follows torch (dlkernels/_ops/linear.py).
+// linear_backward computes the gradients an output mask asks for in one call. Autograd records the
+// single-gradient ops instead, as torch's addmm does, so which gradients require grad in a double
+// backward follows torch (dlkernels/_ops/linear.py).
 #include <torch/csrc/stable/library.h>
 
 STABLE_TORCH_LIBRARY_FRAGMENT(dlkernels, m) {

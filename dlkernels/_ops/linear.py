@@ -1,8 +1,10 @@
 """Fake kernels, autograd and vmap rules of the linear ops (csrc/schema/linear.cpp).
 
-The fake kernels make the checks of csrc/host/linear.h, with its messages. Autograd records
-linear_backward, one node for the three gradients, so which results require grad in a double
-backward is torch's. Each gradient op is linear in every tensor argument, which gives the double
+The fake kernels make the checks of csrc/host/linear.h, with its messages. Autograd records one
+gradient op per gradient, as torch's addmm / matmul do, so which results require grad in a double
+backward is torch's (linear_backward, all three in one call, is for callers that want them
+together; it is differentiable too). Each gradient op is linear in every tensor argument, which
+gives the double
 backward (leading dimensions folded into rows):
   <G, grad_input(dy, w)>  = <dy, linear(G, w)>   d/d dy = linear(G, w),  d/d w = grad_weight(dy, G)
   <H, grad_weight(dy, x)> = <dy, linear(x, H)>   d/d dy = linear(x, H),  d/d x = grad_input(dy, H)
@@ -165,13 +167,14 @@ def _linear_setup(ctx, inputs, output):
 
 
 def _linear_bwd(ctx, grad_output):
+    # One op per gradient, not linear_backward: torch's linear (addmm / matmul) records separate
+    # nodes, so grad_bias does not require grad through x or w in a double backward.
     input, weight = ctx.saved_tensors
     needs = ctx.needs_input_grad
-    mask = [bool(needs[0]), bool(needs[1]), bool(ctx.has_bias and needs[2])]
-    if not any(mask):
-        return None, None, None
-    grads = ops.linear_backward(grad_output, input, weight, mask)
-    return tuple(g if m else None for g, m in zip(grads, mask))
+    dx = ops.linear_grad_input(grad_output, weight) if needs[0] else None
+    dw = ops.linear_grad_weight(grad_output, input) if needs[1] else None
+    db = ops.linear_grad_bias(grad_output) if ctx.has_bias and needs[2] else None
+    return dx, dw, db
 
 
 def _backward_setup(ctx, inputs, output):

@@ -20,11 +20,19 @@ def _bias_as_vector(bias: Tensor, out: int, input: Tensor) -> Tensor:
             return bias.reshape(out)
         if last == 1:
             return bias.reshape(1).expand(out)
+    # torch's error from expanding the bias to the output's rows, on the first dimension (from
+    # the last) that does not broadcast.
     target = [math.prod(input.shape[:-1]), out]
-    raise RuntimeError(
-        f"The expanded size of the tensor ({out}) must match the existing size "
-        f"({bias.shape[-1] if bias.dim() else 1}) at non-singleton dimension {len(target) - 1}.  "
-        f"Target sizes: {target}.  Tensor sizes: {list(bias.shape)}"
+    for i in range(1, min(bias.dim(), 2) + 1):
+        if bias.shape[-i] not in (1, target[-i]):
+            raise RuntimeError(
+                f"The expanded size of the tensor ({target[-i]}) must match the existing size "
+                f"({bias.shape[-i]}) at non-singleton dimension {2 - i}.  Target sizes: {target}.  "
+                f"Tensor sizes: {list(bias.shape)}"
+            )
+    raise NotImplementedError(
+        f"linear: a bias of size {list(bias.shape)} varies over the rows; dlkernels takes one value per "
+        "output feature (a bias of size [out_features], or one that broadcasts as one)"
     )
 
 
@@ -42,7 +50,7 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {weight.dim()}D")
     vector_weight = weight.dim() == 1  # torch: (in,) is one output feature, dropped from the result
     if vector_weight:
-        if bias is not None and bias.numel() != 1:
+        if bias is not None and (bias.numel() != 1 or input.dim() > 1):  # torch's addmm path
             raise RuntimeError("mat2 must be a matrix, got 1-D tensor")
         weight = weight.unsqueeze(0)
     out = weight.shape[0]
