@@ -4,8 +4,7 @@ The fake kernels make the checks of csrc/host/linear.h, with its messages. Autog
 gradient op per gradient, as torch's addmm / matmul do, so which results require grad in a double
 backward is torch's (linear_backward, all three in one call, is for callers that want them
 together; it is differentiable too). Each gradient op is linear in every tensor argument, which
-gives the double
-backward (leading dimensions folded into rows):
+gives the double backward (leading dimensions folded into rows):
   <G, grad_input(dy, w)>  = <dy, linear(G, w)>   d/d dy = linear(G, w),  d/d w = grad_weight(dy, G)
   <H, grad_weight(dy, x)> = <dy, linear(x, H)>   d/d dy = linear(x, H),  d/d x = grad_input(dy, H)
   <h, grad_bias(dy)>      = <dy, h broadcast>    d/d dy = h broadcast to dy's shape
