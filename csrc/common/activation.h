@@ -5,7 +5,7 @@
 // vocabulary of common/math.h is used, so the same line of math runs everywhere.
 //
 // NaN handling follows PyTorch: relu(NaN) = NaN (comparisons are ordered, so a NaN never takes
-// the "<= 0" branch), leaky_relu(NaN) = NaN, sigmoid(NaN) = NaN.
+// the "< 0" branch), leaky_relu(NaN) = NaN, sigmoid(NaN) = NaN.
 #pragma once
 
 #include "common/math.h"
@@ -24,7 +24,7 @@ struct ReluOp {
   template <class V>
   DLK_HD static V forward(V x, ActParams<V>) {
     const V zero(0);
-    return where(x <= zero, zero, x);
+    return where(x < zero, zero, x);  // x itself at +-0: relu(-0.0) is -0.0, as in torch
   }
   // `y` is the forward output (valid for the in-place variant too): y > 0 exactly where x > 0.
   template <class V>

@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "common/conv2d_exact.h"
 #include "cpu/conv2d_table.h"
 #include "cpu/gemm.h"
 #include "cpu/workspace.h"
@@ -381,6 +382,9 @@ void transpose_flip_weight(const Conv2dGeometry& g, const T* w, T* out) {
 // Ops
 // ---------------------------------------------------------------------------------------------
 
+// The parallel loop of the non-finite fix-ups (common/conv2d_exact.h).
+const auto exact_par = [](int64_t b, int64_t e, const auto& f) { torch::stable::parallel_for(b, e, 16, f); };
+
 constexpr std::initializer_list<ScalarType> kDtypes = {ScalarType::Float, ScalarType::Double};
 
 // The ISA is read once per op, here, and passed to every kernel the op runs.
@@ -402,6 +406,7 @@ Tensor conv2d_cpu(Tensor input, Tensor weight, std::optional<Tensor> bias, IntLi
     } else {
       forward_gemm<T>(isa, g, x.const_data_ptr<T>(), w.const_data_ptr<T>(), pb, y.mutable_data_ptr<T>());
     }
+    exact::fix_forward<T>(g, x.const_data_ptr<T>(), w.const_data_ptr<T>(), pb, y.mutable_data_ptr<T>(), exact_par);
   });
   return to_channels_last_if(y, cl);
 }
@@ -439,6 +444,7 @@ Tensor conv2d_grad_input_cpu(Tensor grad_output, Tensor weight, IntList input_si
     } else {
       grad_input_gemm<T>(isa, g, pdy, w.const_data_ptr<T>(), pdx);
     }
+    exact::fix_grad_input<T>(g, pdy, w.const_data_ptr<T>(), pdx, exact_par);
   });
   return to_channels_last_if(dx, cl);
 }
@@ -461,6 +467,7 @@ Tensor conv2d_grad_weight_cpu(Tensor grad_output, Tensor input, IntList weight_s
     } else {
       grad_weight_gemm<T>(isa, g, dy.const_data_ptr<T>(), x.const_data_ptr<T>(), dw.mutable_data_ptr<T>());
     }
+    exact::fix_grad_weight<T>(g, dy.const_data_ptr<T>(), x.const_data_ptr<T>(), dw.mutable_data_ptr<T>());
   });
   return dw;
 }

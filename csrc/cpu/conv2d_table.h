@@ -17,16 +17,13 @@ struct ConvPlanes {
   const int64_t* taps;  // R * S entries: layout.tap(g, r, s)
 };
 
-// The channel-blocked depthwise kernel's padded input buffer, in pixels: the rows and columns the
-// taps read, plus kDwBlockedQ columns for a last, partial block of outputs; then P Q output pixels
-// and R S weight vectors.
+// The channel-blocked depthwise kernels' scratch, in pixels of `lanes` values: the input as pixel
+// planes (the call's PlaneLayout) plus a tail that a last, partial block of kDwBlockedQ outputs
+// (and the 3-wide rows' two extra pixels) reads past; then P Q output pixels and R S weight vectors.
 constexpr int kDwBlockedQ = 8;
-inline int64_t dw_blocked_rows(const Conv2dGeometry& g) { return (g.P - 1) * g.sh + (g.R - 1) * g.dh + 1; }
-inline int64_t dw_blocked_cols(const Conv2dGeometry& g) {
-  return (g.Q - 1) * g.sw + (g.S - 1) * g.dw + 1 + kDwBlockedQ * g.sw;
-}
+constexpr int kDwBlockedTail = kDwBlockedQ + 2;
 inline int64_t dw_blocked_scratch(const Conv2dGeometry& g, int64_t lanes) {
-  return (dw_blocked_rows(g) * dw_blocked_cols(g) + g.PQ() + g.RS()) * lanes;
+  return (PlaneLayout(g).size + kDwBlockedTail + g.PQ() + g.RS()) * lanes;
 }
 
 // The strided depthwise data gradient reads dy at plane positions shifted back by up to a tap's

@@ -41,12 +41,19 @@ inline Conv2dGeometry conv2d_geometry(const char* op, IntList input, IntList wei
   g.K = weight[0], g.R = weight[2], g.S = weight[3];
   g.sh = stride[0], g.sw = stride[1], g.ph = padding[0], g.pw = padding[1], g.dh = dilation[0], g.dw = dilation[1];
   g.G = groups;
-  const int64_t hp = g.H + 2 * g.ph, wp = g.W + 2 * g.pw;
-  const int64_t kh = g.dh * (g.R - 1) + 1, kw = g.dw * (g.S - 1) + 1;
-  DLK_CHECK(hp >= kh && wp >= kw, "Calculated padded input size per channel: (", hp, " x ", wp, "). Kernel size: (", kh,
-            " x ", kw, "). Kernel size can't be greater than actual input size");
-  g.P = Conv2dGeometry::out_size(g.H, g.R, g.sh, g.ph, g.dh);
-  g.Q = Conv2dGeometry::out_size(g.W, g.S, g.sw, g.pw, g.dw);
+  // Overflow-checked (common/conv2d_geometry.h): huge arguments name themselves, never wrap.
+  int64_t padded[2], extent[2];
+  const GeometryError err = complete_geometry(g, padded, extent);
+  DLK_CHECK(err != GeometryError::padding_too_large, "Given padding=", padding, ", expected padding to be at most ",
+            kMaxPadding, " and the padded input size (input + 2 * padding) to fit in int64");
+  DLK_CHECK(err != GeometryError::kernel_too_large || (extent[0] > 0 && extent[1] > 0), "Given dilation=", dilation,
+            " and weight of size ", weight, ", the kernel extent dilation * (kernel size - 1) + 1 does not fit in ",
+            "int64. Kernel size can't be greater than actual input size");
+  DLK_CHECK(err != GeometryError::kernel_too_large, "Calculated padded input size per channel: (", padded[0], " x ",
+            padded[1], "). Kernel size: (", extent[0], " x ", extent[1],
+            "). Kernel size can't be greater than actual input size");
+  DLK_CHECK(err != GeometryError::output_too_large, op, ": the output of size [", g.N, ", ", g.K, ", ", g.P, ", ", g.Q,
+            "] has more than ", INT64_MAX, " elements");
   return g;
 }
 

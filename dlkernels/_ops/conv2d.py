@@ -18,6 +18,8 @@ ops = torch.ops.dlkernels
 
 # ---- checks, as csrc/host/conv2d.h makes them ---------------------------------------------------
 
+_INT64_MAX = 2**63 - 1
+
 
 def _out_size(size, k, s, p, d):
     return (size + 2 * p - d * (k - 1) - 1) // s + 1
@@ -65,17 +67,33 @@ def geometry(op, input, weight, stride, padding, dilation, groups):
             f"Given groups={groups}, weight of size {weight}, expected input{input} to have "
             f"{weight[1] * groups} channels, but got {input[1]} channels instead"
         )
+    # Overflow as csrc/common/conv2d_geometry.h complete_geometry sees it (int64 there).
     hp, wp = input[2] + 2 * padding[0], input[3] + 2 * padding[1]
+    if max(padding) > _INT64_MAX // 2 or max(hp, wp) > _INT64_MAX:
+        raise RuntimeError(
+            f"Given padding={list(padding)}, expected padding to be at most {_INT64_MAX // 2} "
+            "and the padded input size (input + 2 * padding) to fit in int64"
+        )
     kh, kw = dilation[0] * (weight[2] - 1) + 1, dilation[1] * (weight[3] - 1) + 1
+    if max(kh, kw) > _INT64_MAX:
+        raise RuntimeError(
+            f"Given dilation={list(dilation)} and weight of size {weight}, the kernel extent "
+            "dilation * (kernel size - 1) + 1 does not fit in int64. Kernel size can't be greater than "
+            "actual input size"
+        )
     if hp < kh or wp < kw:
         raise RuntimeError(
             f"Calculated padded input size per channel: ({hp} x {wp}). Kernel size: ({kh} x {kw}). "
             "Kernel size can't be greater than actual input size"
         )
-    return (
-        _out_size(input[2], weight[2], stride[0], padding[0], dilation[0]),
-        _out_size(input[3], weight[3], stride[1], padding[1], dilation[1]),
-    )
+    p = _out_size(input[2], weight[2], stride[0], padding[0], dilation[0])
+    q = _out_size(input[3], weight[3], stride[1], padding[1], dilation[1])
+    if input[0] * weight[0] * p * q > _INT64_MAX:
+        raise RuntimeError(
+            f"{op}: the output of size [{input[0]}, {weight[0]}, {p}, {q}] has more than "
+            f"{_INT64_MAX} elements"
+        )
+    return p, q
 
 
 def _check_tensors(op, input, weight, bias=None):

@@ -18,11 +18,24 @@ def needs_grad(*tensors) -> bool:
 
 
 def check_number(fn: str, value, name: str, position: int) -> float:
-    """``value`` as a float, or torch's TypeError for a non-number (float() would raise ValueError)."""
-    if not isinstance(value, (numbers.Real, torch.Tensor)):
+    """``value`` as a float, or the error torch's binding raises: TypeError for a non-number,
+    including a tensor that is not 0-dimensional (float() would raise ValueError for it),
+    OverflowError for an int outside [-2**63, 2**64) (float() would accept it), RuntimeError for a
+    complex number with an imaginary part."""
+    is_scalar_tensor = isinstance(value, torch.Tensor) and value.dim() == 0
+    if not (isinstance(value, numbers.Number) or is_scalar_tensor):
         raise TypeError(
             f"{fn}(): argument '{name}' (position {position}) must be Number, not {type(value).__name__}"
         )
+    if isinstance(value, numbers.Integral):
+        if int(value) < -(2**63):
+            raise OverflowError("can't convert negative int to unsigned")
+        if int(value) >= 2**64:
+            raise OverflowError("int too big to convert")
+    elif isinstance(value, numbers.Complex) and not isinstance(value, numbers.Real):
+        if value.imag != 0:
+            raise RuntimeError("value cannot be converted to type float without overflow")
+        value = value.real
     return float(value)
 
 

@@ -19,10 +19,24 @@ def _int(value):
         return None
 
 
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _in_int64(value: int) -> bool:
+    return _INT64_MIN <= value <= _INT64_MAX
+
+
+# torch's binding refuses ints outside int64 before anything else looks at them; so does this
+# module, so they never reach C++ (where they would not fit).
+_OVERFLOW = "Overflow when unpacking long long"
+
+
 def _int_arg(name: str, value) -> int:
     result = _int(value)
     if result is None:
         raise TypeError(f"conv2d(): argument '{name}' must be int, not {type(value).__name__}")
+    if not _in_int64(result):
+        raise ValueError(_OVERFLOW)
     return result
 
 
@@ -31,6 +45,8 @@ def _pair(name: str, value) -> tuple:
     non-integer, RuntimeError for a wrong length)."""
     single = _int(value)
     if single is not None:
+        if not _in_int64(single):
+            raise ValueError(_OVERFLOW)
         return (single, single)
     if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
         raise TypeError(f"conv2d(): argument '{name}' must be tuple of ints, not {type(value).__name__}")
@@ -42,6 +58,12 @@ def _pair(name: str, value) -> tuple:
                 f"{type(v).__name__}"
             )
     value = tuple(_int(v) for v in value)
+    for pos, v in enumerate(value, 1):
+        if not _in_int64(v):
+            raise TypeError(
+                f"conv2d(): argument '{name}' failed to unpack the object at pos {pos} with error "
+                f'"{_OVERFLOW}"'
+            )
     if len(value) == 1:
         return (value[0], value[0])
     if len(value) != 2:

@@ -90,21 +90,20 @@ inline int split_runs(const ConvPlanes& cp, int64_t img_stride, int64_t j, int64
 
 template <class T>
 void build_plane(const Conv2dGeometry& g, const PlaneLayout& L, const T* x, T* plane) {
-  for (int64_t a = 0; a < g.sh; ++a) {
-    for (int64_t b = 0; b < g.sw; ++b) {
-      // Phases no tap reads (e.g. the odd pixels of a 1x1 stride-2 convolution) stay unwritten.
-      bool used_h = false, used_w = false;
-      for (int64_t r = 0; r < g.R; ++r) used_h |= (r * g.dh) % g.sh == a;
-      for (int64_t s = 0; s < g.S; ++s) used_w |= (s * g.dw) % g.sw == b;
-      if (!used_h || !used_w) continue;
-      T* phase = plane + (a * g.sw + b) * L.rows * L.cols;
+  for (int64_t a = 0; a < L.h.phases; ++a) {
+    if (!L.h.used(a)) continue;  // e.g. the odd rows of a 1x1 stride-2 convolution: never read
+    for (int64_t b = 0; b < L.w.phases; ++b) {
+      if (!L.w.used(b)) continue;
+      T* phase = plane + L.phase_offset(a, b);
+      // Stored column v of this phase is input column first + v sw.
+      const int64_t first = b * L.w.step - g.pw;
       for (int64_t u = 0; u < L.rows; ++u) {
-        const int64_t ih = u * g.sh + a - g.ph;
+        const int64_t ih = L.h.source(a, u);
         T* out = phase + u * L.cols;
-        if (ih < 0 || ih >= g.H) {
+        if (ih < 0) {
           conv::zero_run(out, L.cols);
         } else {
-          conv::gather_run(out, x + ih * g.W, b - g.pw, g.sw, g.W, L.cols);
+          conv::gather_run(out, x + ih * g.W, first, g.sw, g.W, L.cols);
         }
       }
     }
@@ -115,14 +114,23 @@ template <class T>
 void read_plane(const Conv2dGeometry& g, const PlaneLayout& L, const T* plane, T* x) {
   for (int64_t ih = 0; ih < g.H; ++ih) {
     T* out = x + ih * g.W;
-    const int64_t a = (ih + g.ph) % g.sh, u = (ih + g.ph) / g.sh;
-    if (u >= L.rows) {
+    const int64_t loc = L.h.locate(ih);
+    if (loc < 0) {  // no tap reads this row: no gradient
       conv::zero_run(out, g.W);
+      continue;
+    }
+    const int64_t a = loc / L.rows, u = loc % L.rows;
+    if (!L.w.full_phases()) {
+      // Sparse columns or a gcd(dilation, stride) > 1: look each column up.
+      for (int64_t iw = 0; iw < g.W; ++iw) {
+        const int64_t c = L.w.locate(iw);
+        out[iw] = c < 0 ? T(0) : plane[L.phase_offset(a, c / L.cols) + u * L.cols + c % L.cols];
+      }
       continue;
     }
     if (g.sw == 1) {
       // Columns iw + pw that exist in the plane; the rest got no gradient.
-      conv::gather_run(out, plane + (a * L.rows + u) * L.cols, g.pw, 1, L.cols, g.W);
+      conv::gather_run(out, plane + L.phase_offset(a, 0) + u * L.cols, g.pw, 1, L.cols, g.W);
       continue;
     }
     int64_t iw = 0;
@@ -131,8 +139,8 @@ void read_plane(const Conv2dGeometry& g, const PlaneLayout& L, const T* plane, T
       // partial pair block goes through a small buffer instead of a scalar loop (a third of a
       // 56-wide row, and the loop's divisions made it most of a strided backward's time).
       using V = Vec<T>;
-      const T* even_row = plane + ((a * 2) * L.rows + u) * L.cols;
-      const T* odd_row = plane + ((a * 2 + 1) * L.rows + u) * L.cols;
+      const T* even_row = plane + L.phase_offset(a, 0) + u * L.cols;
+      const T* odd_row = plane + L.phase_offset(a, 1) + u * L.cols;
       if ((g.pw & 1) != 0) {  // iw = 0 is odd-phase pixel pw / 2; from iw = 1 on, pairs start even
         out[0] = g.pw / 2 < L.cols ? odd_row[g.pw / 2] : T(0);
         iw = 1;
@@ -153,7 +161,7 @@ void read_plane(const Conv2dGeometry& g, const PlaneLayout& L, const T* plane, T
     }
     // Other strides: column phase by column phase, each a strided run of the output row.
     for (int64_t b = 0; b < g.sw; ++b) {
-      const T* src = plane + ((a * g.sw + b) * L.rows + u) * L.cols;
+      const T* src = plane + L.phase_offset(a, b) + u * L.cols;
       const int64_t first = ((b - g.pw) % g.sw + g.sw) % g.sw;  // first iw with (iw + pw) % sw == b
       for (iw = first; iw < g.W; iw += g.sw) {
         const int64_t v = (iw + g.pw) / g.sw;
@@ -316,7 +324,7 @@ void dw_backward_input(const ConvPlanes& cp, const T* dy_pad, const T* w, bool a
   constexpr int U = 4;
   const Conv2dGeometry& g = cp.g;
   const int64_t RS = g.RS(), phase_size = cp.layout.rows * cp.layout.cols;
-  for (int64_t phase = 0; phase < g.sh * g.sw; ++phase) {
+  for (int64_t phase = 0; phase < cp.layout.phases(); ++phase) {
     const int64_t lo = phase * phase_size, hi = lo + phase_size;
     T* dst = plane + lo;
     bool any = false;
@@ -365,45 +373,60 @@ void dw_backward_weight(const ConvPlanes& cp, const T* dy_ext, const T* plane, T
   }
 }
 
-// Transposes nch <= W channel planes (HW apart) of one image into the zero-padded pixel buffer
-// of the channel-blocked depthwise kernels.
+// Transposes nch <= W channel planes (HW apart) of one image into the pixel planes of the
+// channel-blocked depthwise kernels: the PlaneLayout of the call with one W-lane vector per
+// pixel, zero where padding, plus kDwBlockedTail pixels the last, partial blocks read past.
 template <class T>
-void dw_blocked_pack_input(const Conv2dGeometry& g, const T* x, int64_t nch, T* buf) {
+void dw_blocked_pack_input(const Conv2dGeometry& g, const PlaneLayout& L, const T* x, int64_t nch, T* buf) {
   using V = Vec<T>;
   constexpr int W = V::W;
-  const int64_t rows = dw_blocked_rows(g), cols = dw_blocked_cols(g), HW = g.HW();
-  conv::zero_run(buf, rows * cols * W);
-  for (int64_t ih = 0; ih < g.H && ih + g.ph < rows; ++ih) {
-    const int64_t u = ih + g.ph;
+  const int64_t HW = g.HW();
+  conv::zero_run(buf, (L.size + kDwBlockedTail) * W);
+  for (int64_t ih = 0; ih < g.H; ++ih) {
+    const int64_t lh = L.h.locate(ih);
+    if (lh < 0) continue;  // no tap reads this row
+    const int64_t a = lh / L.rows, u = lh % L.rows;
+    // Column iw + pw is phase b, column v: stepped along instead of divided out per pixel.
+    const bool full = L.w.full_phases();
+    int64_t b = g.pw % g.sw, v = g.pw / g.sw;
     for (int64_t iw0 = 0; iw0 < g.W; iw0 += W) {
       const int64_t cnt = g.W - iw0 < W ? g.W - iw0 : W;
-      V v[W];
+      V vec[W];
       for (int lane = 0; lane < W; ++lane) {
-        v[lane] = lane < nch ? V::load(x + lane * HW + ih * g.W + iw0, cnt) : V(T(0));
+        vec[lane] = lane < nch ? V::load(x + lane * HW + ih * g.W + iw0, cnt) : V(T(0));
       }
-      transpose(v);
-      for (int64_t j = 0; j < cnt && iw0 + j + g.pw < cols; ++j) v[j].store(buf + (u * cols + iw0 + j + g.pw) * W);
+      transpose(vec);
+      for (int64_t j = 0; j < cnt; ++j) {
+        if (full) {
+          if (v < L.cols) vec[j].store(buf + (L.phase_offset(a, b) + u * L.cols + v) * W);
+          if (++b == g.sw) b = 0, ++v;
+          continue;
+        }
+        const int64_t lw = L.w.locate(iw0 + j);
+        if (lw >= 0) vec[j].store(buf + (L.phase_offset(a, lw / L.cols) + u * L.cols + lw % L.cols) * W);
+      }
     }
   }
 }
 
 // Channel-blocked depthwise forward, for small images: W channels of one image at a time, the
-// input transposed into a zero-padded buffer of pixels (one vector = one pixel's W channels), so
-// each filter tap of an output pixel is one vector FMA, whatever the image width (the layout
-// oneDNN uses for depthwise convolutions). m = 1 (one output channel per input channel).
-// Scratch layout (sizes in conv2d_table.h: dw_blocked_scratch): the padded input,
-// dw_blocked_rows x dw_blocked_cols pixels, then the outputs, P Q pixels, then the R S taps'
+// input transposed into pixel planes (one vector = one pixel's W channels), so each filter tap of
+// an output pixel is one vector FMA, whatever the image width (the layout oneDNN uses for
+// depthwise convolutions), and neighbouring outputs read neighbouring pixels whatever the stride.
+// m = 1 (one output channel per input channel). Scratch layout (sizes in conv2d_table.h:
+// dw_blocked_scratch): the pixel planes, then the outputs, P Q pixels, then the R S taps'
 // weights; W lanes each.
 template <class T>
 void dw_blocked_forward(const Conv2dGeometry& g, const T* x, int64_t nch, const T* w, const T* bias, T* scratch, T* y) {
   using V = Vec<T>;
   constexpr int W = V::W, QB = kDwBlockedQ;
-  const int64_t rows = dw_blocked_rows(g), cols = dw_blocked_cols(g), PQ = g.PQ(), RS = g.RS();
+  const PlaneLayout L(g);
+  const int64_t cols = L.cols, PQ = g.PQ(), RS = g.RS();
   T* buf = scratch;
-  T* obuf = scratch + rows * cols * W;
-  dw_blocked_pack_input(g, x, nch, buf);
-  // 2. Outputs, QB pixels of a row in registers across all taps. The buffer's extra QB sw columns
-  // absorb the reads of a last, partial block; those outputs are not stored.
+  T* obuf = scratch + (L.size + kDwBlockedTail) * W;
+  dw_blocked_pack_input(g, L, x, nch, buf);
+  // 2. Outputs, QB pixels of a row in registers across all taps. The planes' tail pixels absorb
+  // the reads of a last, partial block; those outputs are not stored.
   alignas(64) T b[W] = {};
   for (int64_t lane = 0; lane < nch && bias; ++lane) b[lane] = bias[lane];
   const V bv = V::load(b);
@@ -411,54 +434,44 @@ void dw_blocked_forward(const Conv2dGeometry& g, const T* x, int64_t nch, const 
   for (int64_t rs = 0; rs < RS; ++rs) {
     for (int64_t lane = 0; lane < W; ++lane) wts[rs * W + lane] = lane < nch ? w[lane * RS + rs] : T(0);
   }
-  // The pixel step between neighbouring outputs is a constant for strides 1 and 2, so the QB
-  // loads of a tap use fixed offsets.
-  auto outputs = [&](auto stride_tag) {
-    constexpr int64_t SW = decltype(stride_tag)::value;
-    const int64_t step = (SW > 0 ? SW : g.sw) * W;
-    // 3-wide rows of taps at stride 1 (MobileNet's 3 x 3): neighbouring outputs share two of a
-    // row's three input pixels, so each row loads its QB + 2 pixels once (30 loads per 72 FMAs
-    // instead of 72; the generic loop below is load-bound).
-    const bool row3 = SW == 1 && g.S == 3 && g.dw == 1;
-    for (int64_t p = 0; p < g.P; ++p) {
-      for (int64_t q0 = 0; q0 < g.Q; q0 += QB) {
-        V acc[QB];
-        for (int i = 0; i < QB; ++i) acc[i] = bv;
-        const T* wp = wts;
-        if (row3) {
-          const T* row = buf + (p * g.sh * cols + q0) * W;
-          for (int64_t r = 0; r < g.R; ++r, row += g.dh * cols * W, wp += 3 * W) {
-            V px[QB + 2];
+  // 3-wide rows of taps at stride 1 (MobileNet's 3 x 3): neighbouring outputs share two of a
+  // row's three input pixels, so each row loads its QB + 2 pixels once (30 loads per 72 FMAs
+  // instead of 72; the generic loop below is load-bound).
+  const bool row3 = g.sw == 1 && g.S == 3 && g.dw == 1 && !L.w.sparse;
+  // Tap offsets in pixels, computed once (each takes divisions) for up to kMaxTaps taps.
+  constexpr int64_t kMaxTaps = 64;
+  int64_t taps[kMaxTaps];
+  for (int64_t rs = 0; rs < RS && rs < kMaxTaps; ++rs) taps[rs] = L.tap(g, rs / g.S, rs % g.S);
+  auto tap = [&](int64_t r, int64_t s) { return r * g.S + s < kMaxTaps ? taps[r * g.S + s] : L.tap(g, r, s); };
+  for (int64_t p = 0; p < g.P; ++p) {
+    for (int64_t q0 = 0; q0 < g.Q; q0 += QB) {
+      V acc[QB];
+      for (int i = 0; i < QB; ++i) acc[i] = bv;
+      const T* wp = wts;
+      const T* out0 = buf + (p * cols + q0) * W;
+      if (row3) {
+        for (int64_t r = 0; r < g.R; ++r, wp += 3 * W) {
+          const T* row = out0 + tap(r, 0) * W;
+          V px[QB + 2];
 #pragma GCC unroll 10
-            for (int i = 0; i < QB + 2; ++i) px[i] = V::load(row + i * W);
-            const V w0 = V::load(wp), w1 = V::load(wp + W), w2 = V::load(wp + 2 * W);
+          for (int i = 0; i < QB + 2; ++i) px[i] = V::load(row + i * W);
+          const V w0 = V::load(wp), w1 = V::load(wp + W), w2 = V::load(wp + 2 * W);
 #pragma GCC unroll 8
-            for (int i = 0; i < QB; ++i) acc[i] = fmadd(w2, px[i + 2], fmadd(w1, px[i + 1], fmadd(w0, px[i], acc[i])));
-          }
-          const int64_t nq = g.Q - q0 < QB ? g.Q - q0 : QB;
-          for (int64_t i = 0; i < nq; ++i) acc[i].store(obuf + (p * g.Q + q0 + i) * W);
-          continue;
+          for (int i = 0; i < QB; ++i) acc[i] = fmadd(w2, px[i + 2], fmadd(w1, px[i + 1], fmadd(w0, px[i], acc[i])));
         }
-        const T* row = buf + (p * g.sh * cols + q0 * g.sw) * W;
-        for (int64_t r = 0; r < g.R; ++r, row += g.dh * cols * W) {
-          const T* base = row;
-          for (int64_t s = 0; s < g.S; ++s, base += g.dw * W, wp += W) {
+      } else {
+        for (int64_t r = 0; r < g.R; ++r) {
+          for (int64_t s = 0; s < g.S; ++s, wp += W) {
+            const T* base = out0 + tap(r, s) * W;
             const V wt = V::load(wp);
 #pragma GCC unroll 8
-            for (int i = 0; i < QB; ++i) acc[i] = fmadd(wt, V::load(base + i * step), acc[i]);
+            for (int i = 0; i < QB; ++i) acc[i] = fmadd(wt, V::load(base + i * W), acc[i]);
           }
         }
-        const int64_t nq = g.Q - q0 < QB ? g.Q - q0 : QB;
-        for (int64_t i = 0; i < nq; ++i) acc[i].store(obuf + (p * g.Q + q0 + i) * W);
       }
+      const int64_t nq = g.Q - q0 < QB ? g.Q - q0 : QB;
+      for (int64_t i = 0; i < nq; ++i) acc[i].store(obuf + (p * g.Q + q0 + i) * W);
     }
-  };
-  if (g.sw == 1) {
-    outputs(std::integral_constant<int64_t, 1>{});
-  } else if (g.sw == 2) {
-    outputs(std::integral_constant<int64_t, 2>{});
-  } else {
-    outputs(std::integral_constant<int64_t, 0>{});
   }
   // 3. Transpose W output pixels at a time back into the channel planes.
   for (int64_t f0 = 0; f0 < PQ; f0 += W) {
@@ -478,10 +491,11 @@ template <class T>
 void dw_blocked_weight(const Conv2dGeometry& g, const T* x, const T* dy, int64_t nch, T* scratch, T* acc) {
   using V = Vec<T>;
   constexpr int W = V::W;
-  const int64_t rows = dw_blocked_rows(g), cols = dw_blocked_cols(g), PQ = g.PQ();
+  const PlaneLayout L(g);
+  const int64_t cols = L.cols, PQ = g.PQ();
   T* buf = scratch;
-  T* dbuf = scratch + rows * cols * W;
-  dw_blocked_pack_input(g, x, nch, buf);
+  T* dbuf = scratch + (L.size + kDwBlockedTail) * W;
+  dw_blocked_pack_input(g, L, x, nch, buf);
   for (int64_t f0 = 0; f0 < PQ; f0 += W) {
     const int64_t cnt = PQ - f0 < W ? PQ - f0 : W;
     V v[W];
@@ -493,20 +507,16 @@ void dw_blocked_weight(const Conv2dGeometry& g, const T* x, const T* dy, int64_t
     // 3 x 3: the nine taps' sums stay in registers while the pixels stream, so each output
     // pixel's gradient is loaded once for all taps (10 loads per 9 FMAs instead of 18).
     V a[9];
-    for (int t = 0; t < 9; ++t) a[t] = V(T(0));
-    const int64_t row_step = g.dh * cols * W, col_step = g.dw * W;
+    int64_t tap[9];
+    for (int t = 0; t < 9; ++t) a[t] = V(T(0)), tap[t] = L.tap(g, t / 3, t % 3) * W;
     for (int64_t p = 0; p < g.P; ++p) {
       const T* d = dbuf + p * g.Q * W;
-      const T* xr = buf + p * g.sh * cols * W;
+      const T* xr = buf + p * cols * W;
       for (int64_t q = 0; q < g.Q; ++q) {
         const V dv = V::load(d + q * W);
-        const T* x0 = xr + q * g.sw * W;
-#pragma GCC unroll 3
-        for (int r = 0; r < 3; ++r) {
-          const T* xrow = x0 + r * row_step;
-#pragma GCC unroll 3
-          for (int c = 0; c < 3; ++c) a[r * 3 + c] = fmadd(dv, V::load(xrow + c * col_step), a[r * 3 + c]);
-        }
+        const T* x0 = xr + q * W;
+#pragma GCC unroll 9
+        for (int t = 0; t < 9; ++t) a[t] = fmadd(dv, V::load(x0 + tap[t]), a[t]);
       }
     }
     for (int t = 0; t < 9; ++t) (V::load(acc + t * W) + a[t]).store(acc + t * W);
@@ -515,15 +525,16 @@ void dw_blocked_weight(const Conv2dGeometry& g, const T* x, const T* dy, int64_t
   for (int64_t r = 0; r < g.R; ++r) {
     for (int64_t s = 0; s < g.S; ++s) {
       V a0(T(0)), a1(T(0));
+      const int64_t tap = L.tap(g, r, s);
       for (int64_t p = 0; p < g.P; ++p) {
         const T* d = dbuf + p * g.Q * W;
-        const T* xr = buf + ((p * g.sh + r * g.dh) * cols + s * g.dw) * W;
+        const T* xr = buf + (tap + p * cols) * W;
         int64_t q = 0;
         for (; q + 1 < g.Q; q += 2) {
-          a0 = fmadd(V::load(d + q * W), V::load(xr + q * g.sw * W), a0);
-          a1 = fmadd(V::load(d + (q + 1) * W), V::load(xr + (q + 1) * g.sw * W), a1);
+          a0 = fmadd(V::load(d + q * W), V::load(xr + q * W), a0);
+          a1 = fmadd(V::load(d + (q + 1) * W), V::load(xr + (q + 1) * W), a1);
         }
-        if (q < g.Q) a0 = fmadd(V::load(d + q * W), V::load(xr + q * g.sw * W), a0);
+        if (q < g.Q) a0 = fmadd(V::load(d + q * W), V::load(xr + q * W), a0);
       }
       T* out = acc + (r * g.S + s) * W;
       (V::load(out) + a0 + a1).store(out);
