@@ -69,10 +69,12 @@ int64_t gemm_b_buffer_size(const GemmTable<T>& t, const GemmBlocking& b) {
 //   pack_b(pc, jc, kc, nc, buf): packs B[pc:pc+kc, jc:jc+nc] into buf (jc in absolute columns).
 //   c_stage: (m1 - m0) x min(n1 - n0, NC) elements, used when a column block straddles two
 //     segments of C: the block is computed there and scattered once (may be null otherwise).
+//   row_bias / col_bias: added once to each C element when not accumulating, indexed by absolute
+//     row / column (col_bias only with a plain ColumnMap{ldc}); at most one of them.
 template <class T, class GetA, class PackB>
 void gemm_blocked(const GemmTable<T>& t, const GemmBlocking& blk, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
                   int64_t K, GetA&& get_a, PackB&& pack_b, T* C, int64_t ldc, ColumnMap cols, bool accumulate,
-                  const T* row_bias, T* a_buf, T* b_buf, T* c_stage, int64_t a_lda = 0) {
+                  const T* row_bias, T* a_buf, T* b_buf, T* c_stage, int64_t a_lda = 0, const T* col_bias = nullptr) {
   const int MR = t.mr, NR = t.nr;
   for (int64_t jc = n0; jc < n1; jc += blk.nc) {
     const int64_t nc = std::min(blk.nc, n1 - jc);
@@ -93,7 +95,13 @@ void gemm_blocked(const GemmTable<T>& t, const GemmBlocking& blk, int64_t m0, in
       });
     }
     if (K == 0 && !accumulate) {
-      for (int64_t i = m0; i < m1; ++i) std::fill(cb + i * ldcb, cb + i * ldcb + nc, row_bias ? row_bias[i] : T(0));
+      for (int64_t i = m0; i < m1; ++i) {
+        if (col_bias) {
+          std::copy(col_bias + jc, col_bias + jc + nc, cb + i * ldcb);
+        } else {
+          std::fill(cb + i * ldcb, cb + i * ldcb + nc, row_bias ? row_bias[i] : T(0));
+        }
+      }
     }
     for (int64_t pc = 0; pc < K; pc += blk.kc) {
       const int64_t kc = std::min(blk.kc, K - pc);
@@ -108,7 +116,7 @@ void gemm_blocked(const GemmTable<T>& t, const GemmBlocking& blk, int64_t m0, in
           for (int64_t jr = 0; jr < nc; jr += NR) {
             const int nr = static_cast<int>(std::min<int64_t>(NR, nc - jr));
             t.micro_for(nr)(kc, a_pack + ir * (a_lda ? a_lda : kc), a_lda, b_buf + jr * kc, cb + (ic + ir) * ldcb + jr,
-                            ldcb, mr, nr, acc, bias);
+                            ldcb, mr, nr, acc, bias, (!acc && col_bias) ? col_bias + jc + jr : nullptr);
           }
         }
       }

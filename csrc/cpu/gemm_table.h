@@ -22,22 +22,25 @@ struct GemmTable {
   // C tile (mr x nr valid) = [C +] A * b_panel [+ bias[row]] over kc. A is a packed panel when
   // lda == 0, else MR rows of a row-major matrix read in place (row i at a + i lda; no packing,
   // for an A that every call would otherwise repack, such as a convolution's weights).
-  // accumulate: add to C; else overwrite, adding row_bias[i] when row_bias is non-null.
+  // accumulate: add to C; else overwrite, adding row_bias[i] or col_bias[j] when non-null (at
+  // most one of them: a convolution's bias is per row, a linear layer's per column).
   using Micro = void (*)(int64_t kc, const T* a, int64_t lda, const T* b, T* c, int64_t ldc, int mr, int nr,
-                         bool accumulate, const T* row_bias);
+                         bool accumulate, const T* row_bias, const T* col_bias);
   // micro[v - 1] computes the first v vectors of a panel (v w columns): the full width, and
   // narrower kernels for a last panel with fewer columns. Entries past nr / w repeat the widest.
   Micro micro[4];
   Micro micro_for(int nr_valid) const { return micro[(nr_valid + w - 1) / w - 1]; }
 
-  // Packs A[m0.., k0..] (mc x kc), A(i, k) at a[i * rs + k * cs], into ceil(mc / MR) panels.
+  // Packs A[m0.., k0..] (mc x kc), A(i, k) at a[i * rs + k * cs], into ceil(mc / MR) panels
+  // (vectorised for cs == 1 and for rs == 1).
   void (*pack_a)(const T* a, int64_t rs, int64_t cs, int64_t mc, int64_t kc, T* dst);
   // Packs A (mc x kc) whose columns come in segments: A(i, k) at
   // a[i * rs + ((k0 + k) / seg_len) * seg_stride + (k0 + k) % seg_len], e.g. a gradient's rows
   // over several images folded into one reduction.
   void (*pack_a_segmented)(const T* a, int64_t rs, int64_t seg_len, int64_t seg_stride, int64_t k0, int64_t mc,
                            int64_t kc, T* dst);
-  // Packs B (kc x nc), B(k, j) at b[k * rs + j * cs], into ceil(nc / NR) panels.
+  // Packs B (kc x nc), B(k, j) at b[k * rs + j * cs], into ceil(nc / NR) panels. Vector copies
+  // for cs == 1 (row-major), register transposes for rs == 1 (column-major).
   void (*pack_b)(const T* b, int64_t rs, int64_t cs, int64_t kc, int64_t nc, T* dst);
 };
 

@@ -2,6 +2,7 @@
 
 from .activation import leaky_relu, leaky_relu_, relu, relu_, sigmoid
 from .conv2d import conv2d
+from .linear import linear
 from .pool2d import adaptive_avg_pool2d, avg_pool2d, max_pool2d
 
 __all__ = [
@@ -14,4 +15,5 @@ __all__ = [
     "max_pool2d",
     "avg_pool2d",
     "adaptive_avg_pool2d",
+    "linear",
 ]

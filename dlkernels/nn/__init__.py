@@ -5,8 +5,19 @@ computation. :func:`convert` swaps them into an existing model."""
 from .activation import LeakyReLU, ReLU, Sigmoid
 from .conv2d import Conv2d
 from .convert import convert, register_twins
+from .linear import Linear
 from .pool2d import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 
-__all__ = ["Conv2d", "ReLU", "LeakyReLU", "Sigmoid", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "convert"]
+__all__ = [
+    "Conv2d",
+    "ReLU",
+    "LeakyReLU",
+    "Sigmoid",
+    "MaxPool2d",
+    "AvgPool2d",
+    "AdaptiveAvgPool2d",
+    "Linear",
+    "convert",
+]
 
 register_twins(globals()[name] for name in __all__)

@@ -13,7 +13,7 @@ namespace dlk::cpu::DLK_ISA {
 // columns without computing the padding (the packed B rows keep their full NR stride).
 template <class T, int NV>
 void micro_kernel(int64_t kc, const T* __restrict__ a, int64_t lda, const T* __restrict__ b, T* c, int64_t ldc, int mr,
-                  int nr, bool accumulate, const T* row_bias) {
+                  int nr, bool accumulate, const T* row_bias, const T* col_bias) {
   using V = Vec<T>;
   constexpr int MR = Tile<T>::MR, W = V::W, NR = Tile<T>::NV * W, NC = NV * W;
   V acc[MR][NV];
@@ -56,6 +56,8 @@ void micro_kernel(int64_t kc, const T* __restrict__ a, int64_t lda, const T* __r
           r = r + V::load(p);
         } else if (row_bias) {
           r = r + V(row_bias[i]);
+        } else if (col_bias) {
+          r = r + V::load(col_bias + j * W);
         }
         r.store(p);
       }
@@ -73,8 +75,9 @@ void micro_kernel(int64_t kc, const T* __restrict__ a, int64_t lda, const T* __r
   }
   for (int i = 0; i < mr; ++i) {
     const T add = (!accumulate && row_bias) ? row_bias[i] : T(0);
+    const T* cb = accumulate ? nullptr : col_bias;
     T* crow = c + i * ldc;
-    for (int j = 0; j < nr; ++j) crow[j] = (accumulate ? crow[j] : add) + tile[i * NC + j];
+    for (int j = 0; j < nr; ++j) crow[j] = (accumulate ? crow[j] : cb ? cb[j] : add) + tile[i * NC + j];
   }
 }
 
@@ -111,6 +114,21 @@ void pack_a(const T* a, int64_t rs, int64_t cs, int64_t mc, int64_t kc, T* dst) 
     const T* src = a + i0 * rs;
     if (cs == 1) {
       interleave_rows(src, rs, m, kc, dst);
+    } else if (rs == 1) {
+      // A transposed operand (a gradient's columns as rows): each k's MR values are contiguous.
+      using V = Vec<T>;
+      for (int64_t k = 0; k < kc; ++k) {
+#pragma GCC unroll 4
+        for (int i = 0; i < MR; i += V::W) {
+          const int64_t valid = m - i < 0 ? 0 : m - i < V::W ? m - i : V::W;
+          const V v = V::load(src + k * cs + i, valid);
+          if (MR - i >= V::W) {
+            v.store(dst + k * MR + i);
+          } else {
+            v.store(dst + k * MR + i, MR - i);
+          }
+        }
+      }
     } else {
       for (int64_t k = 0; k < kc; ++k) {
         for (int64_t i = 0; i < MR; ++i) dst[k * MR + i] = i < m ? src[i * rs + k * cs] : T(0);
@@ -157,6 +175,22 @@ void pack_b(const T* b, int64_t rs, int64_t cs, int64_t kc, int64_t nc, T* dst) 
           } else {
             V::load(row + j, left > 0 ? left : 0).store(out + j);
           }
+        }
+      }
+    } else if (rs == 1) {
+      // Column-major B (a linear layer's weight read as W^T): each column's kc values are
+      // contiguous; W x W register transposes turn them into panel rows. Groups of W columns
+      // outside, k inside, so only W rows stream at a time.
+      for (int j = 0; j < NR; j += V::W) {
+        for (int64_t k = 0; k < kc; k += V::W) {
+          const int64_t cnt = kc - k < V::W ? kc - k : V::W;
+          V v[V::W];
+          for (int i = 0; i < V::W; ++i) {
+            const T* col = src + (j + i) * cs + k;
+            v[i] = j + i >= n ? V(T(0)) : cnt == V::W ? V::load(col) : V::load(col, cnt);
+          }
+          transpose(v);
+          for (int64_t t = 0; t < cnt; ++t) v[t].store(dst + (k + t) * NR + j);
         }
       }
     } else {

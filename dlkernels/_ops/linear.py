@@ -1,0 +1,288 @@
+"""Fake kernels, autograd and vmap rules of the linear ops (csrc/schema/linear.cpp).
+
+The fake kernels make the checks of csrc/host/linear.h, with its messages. Autograd records one
+gradient op per gradient, as torch's addmm / matmul do, so which results require grad in a double
+backward is torch's (linear_backward, all three in one call, is for callers that want them
+together; it is differentiable too). Each gradient op is linear in every tensor argument, which
+gives the double backward (leading dimensions folded into rows):
+  <G, grad_input(dy, w)>  = <dy, linear(G, w)>   d/d dy = linear(G, w),  d/d w = grad_weight(dy, G)
+  <H, grad_weight(dy, x)> = <dy, linear(x, H)>   d/d dy = linear(x, H),  d/d x = grad_input(dy, H)
+  <h, grad_bias(dy)>      = <dy, h broadcast>    d/d dy = h broadcast to dy's shape
+"""
+
+import math
+
+import torch
+
+from ._common import LIB, check_dtype, check_same_device, dtype_name
+
+ops = torch.ops.dlkernels
+
+_TORCH_NAMES = {torch.float32: "float", torch.float64: "double"}
+
+
+def _torch_name(dtype):
+    return _TORCH_NAMES.get(dtype, f"c10::{dtype_name(dtype)}")
+
+
+def _rows(t):
+    return math.prod(t.shape[:-1])
+
+
+# ---- checks, as csrc/host/linear.h makes them ---------------------------------------------------
+
+
+def check_linear(op, input, weight, bias):
+    if input.dim() < 1 or weight.dim() < 1:
+        raise RuntimeError(
+            "both arguments to linear need to be at least 1D, but they are "
+            f"{input.dim()}D and {weight.dim()}D"
+        )
+    if weight.dim() != 2:
+        raise RuntimeError(
+            f"{op}: expected a 2-D weight (out_features, in_features), but got weight of size "
+            f"{list(weight.shape)}"
+        )
+    check_same_device(op, input, "input", weight, "weight")
+    if bias is not None:
+        check_same_device(op, input, "input", bias, "bias")
+    check_dtype(op, input)
+    if bias is not None and bias.dtype != weight.dtype:
+        raise RuntimeError(
+            "self and mat2 must have the same dtype, but got "
+            f"{dtype_name(bias.dtype)} and {dtype_name(weight.dtype)}"
+        )
+    if input.dtype != weight.dtype:
+        raise RuntimeError(
+            f"expected m1 and m2 to have the same dtype, but got: {_torch_name(input.dtype)} != "
+            f"{_torch_name(weight.dtype)}"
+        )
+    if input.shape[-1] != weight.shape[1]:
+        raise RuntimeError(
+            f"mat1 and mat2 shapes cannot be multiplied ({_rows(input)}x{input.shape[-1]} and "
+            f"{weight.shape[1]}x{weight.shape[0]})"
+        )
+    if bias is not None and (bias.dim() != 1 or bias.shape[0] != weight.shape[0]):
+        raise RuntimeError(f"{op}: expected bias of size [{weight.shape[0]}], but got {list(bias.shape)}")
+
+
+def _check_grad_input(op, dy, w):
+    check_same_device(op, dy, "grad_output", w, "weight")
+    check_dtype(op, dy)
+    if dy.dtype != w.dtype:
+        raise RuntimeError(
+            f"{op}: expected grad_output and weight to have the same dtype, but got {dtype_name(dy.dtype)} "
+            f"and {dtype_name(w.dtype)}"
+        )
+    if w.dim() != 2:
+        raise RuntimeError(f"{op}: expected a 2-D weight, but got weight of size {list(w.shape)}")
+    if dy.dim() < 1 or dy.shape[-1] != w.shape[0]:
+        raise RuntimeError(
+            f"{op}: expected grad_output of size [..., {w.shape[0]}], but got {list(dy.shape)}"
+        )
+
+
+def _check_grad_weight(op, dy, x):
+    check_same_device(op, dy, "grad_output", x, "input")
+    check_dtype(op, dy)
+    if dy.dtype != x.dtype:
+        raise RuntimeError(
+            f"{op}: expected grad_output and input to have the same dtype, but got {dtype_name(dy.dtype)} "
+            f"and {dtype_name(x.dtype)}"
+        )
+    if dy.dim() < 1 or dy.dim() != x.dim() or dy.shape[:-1] != x.shape[:-1]:
+        raise RuntimeError(
+            f"{op}: expected grad_output and input with the same leading dimensions, but got "
+            f"{list(dy.shape)} and {list(x.shape)}"
+        )
+
+
+def _check_grad_bias(op, dy):
+    check_dtype(op, dy)
+    if dy.dim() < 1:
+        raise RuntimeError(
+            f"{op}: expected grad_output of at least 1 dimension, but got size {list(dy.shape)}"
+        )
+
+
+# ---- fake kernels -------------------------------------------------------------------------------
+
+
+@torch.library.register_fake(LIB + "linear")
+def _linear_fake(input, weight, bias):
+    check_linear("linear", input, weight, bias)
+    return input.new_empty((*input.shape[:-1], weight.shape[0]))
+
+
+@torch.library.register_fake(LIB + "linear_grad_input")
+def _grad_input_fake(grad_output, weight):
+    _check_grad_input("linear_grad_input", grad_output, weight)
+    return grad_output.new_empty((*grad_output.shape[:-1], weight.shape[1]))
+
+
+@torch.library.register_fake(LIB + "linear_grad_weight")
+def _grad_weight_fake(grad_output, input):
+    _check_grad_weight("linear_grad_weight", grad_output, input)
+    return input.new_empty((grad_output.shape[-1], input.shape[-1]))
+
+
+@torch.library.register_fake(LIB + "linear_grad_bias")
+def _grad_bias_fake(grad_output):
+    _check_grad_bias("linear_grad_bias", grad_output)
+    return grad_output.new_empty((grad_output.shape[-1],))
+
+
+@torch.library.register_fake(LIB + "linear_backward")
+def _backward_fake(grad_output, input, weight, output_mask):
+    if len(output_mask) != 3:
+        raise RuntimeError("linear_backward: expected output_mask of 3 values")
+    if (
+        grad_output.dim() != input.dim()
+        or weight.dim() != 2
+        or input.dim() < 1
+        or grad_output.shape[-1] != weight.shape[0]
+        or grad_output.shape[:-1] != input.shape[:-1]
+    ):
+        raise RuntimeError(
+            "linear_backward: expected grad_output of the input's leading dimensions and weight.size(0) "
+            f"features, but got grad_output {list(grad_output.shape)}, input {list(input.shape)} and weight "
+            f"{list(weight.shape)}"
+        )
+    none = grad_output.new_empty((0,))
+    return (
+        _grad_input_fake(grad_output, weight) if output_mask[0] else none,
+        _grad_weight_fake(grad_output, input) if output_mask[1] else none.clone(),
+        _grad_bias_fake(grad_output) if output_mask[2] else none.clone(),
+    )
+
+
+# ---- autograd -----------------------------------------------------------------------------------
+
+
+def _linear_setup(ctx, inputs, output):
+    input, weight, bias = inputs
+    ctx.save_for_backward(input, weight)
+    ctx.has_bias = bias is not None
+
+
+def _linear_bwd(ctx, grad_output):
+    # One op per gradient, not linear_backward: torch's linear (addmm / matmul) records separate
+    # nodes, so grad_bias does not require grad through x or w in a double backward.
+    input, weight = ctx.saved_tensors
+    needs = ctx.needs_input_grad
+    dx = ops.linear_grad_input(grad_output, weight) if needs[0] else None
+    dw = ops.linear_grad_weight(grad_output, input) if needs[1] else None
+    db = ops.linear_grad_bias(grad_output) if ctx.has_bias and needs[2] else None
+    return dx, dw, db
+
+
+def _backward_setup(ctx, inputs, output):
+    grad_output, input, weight, mask = inputs
+    ctx.save_for_backward(grad_output, input, weight)
+    ctx.mask = list(mask)
+
+
+def _sum(terms):
+    out = terms[0]
+    for t in terms[1:]:
+        out = out + t
+    return out
+
+
+def _backward_bwd(ctx, ggx, ggw, ggb):
+    """The derivative of linear_backward's outputs; the incoming gradients of outputs the mask
+    left out are ignored (they are empty placeholders)."""
+    dy, x, w = ctx.saved_tensors
+    mask, needs = ctx.mask, ctx.needs_input_grad
+    ggx = ggx if mask[0] else None
+    ggw = ggw if mask[1] else None
+    ggb = ggb if mask[2] else None
+    d_dy = d_x = d_w = None
+    if needs[0]:
+        terms = []
+        if ggx is not None:
+            terms.append(ops.linear(ggx, w, None))
+        if ggw is not None:
+            terms.append(ops.linear(x, ggw, None))
+        if ggb is not None:
+            terms.append(ggb.expand(dy.shape))
+        if terms:
+            d_dy = _sum(terms)
+    if needs[1] and ggw is not None:
+        d_x = ops.linear_grad_input(dy, ggw)
+    if needs[2] and ggx is not None:
+        d_w = ops.linear_grad_weight(dy, ggx)
+    return d_dy, d_x, d_w, None
+
+
+def _grad_input_setup(ctx, inputs, output):
+    ctx.save_for_backward(*inputs)
+
+
+def _grad_input_bwd(ctx, g):
+    dy, w = ctx.saved_tensors
+    d_dy = ops.linear(g, w, None) if ctx.needs_input_grad[0] else None
+    d_w = ops.linear_grad_weight(dy, g) if ctx.needs_input_grad[1] else None
+    return d_dy, d_w
+
+
+def _grad_weight_setup(ctx, inputs, output):
+    ctx.save_for_backward(*inputs)
+
+
+def _grad_weight_bwd(ctx, h):
+    dy, x = ctx.saved_tensors
+    d_dy = ops.linear(x, h, None) if ctx.needs_input_grad[0] else None
+    d_x = ops.linear_grad_input(dy, h) if ctx.needs_input_grad[1] else None
+    return d_dy, d_x
+
+
+def _grad_bias_setup(ctx, inputs, output):
+    ctx.shape = inputs[0].shape
+
+
+def _grad_bias_bwd(ctx, h):
+    return h.expand(ctx.shape)
+
+
+torch.library.register_autograd(LIB + "linear", _linear_bwd, setup_context=_linear_setup)
+torch.library.register_autograd(LIB + "linear_backward", _backward_bwd, setup_context=_backward_setup)
+torch.library.register_autograd(LIB + "linear_grad_input", _grad_input_bwd, setup_context=_grad_input_setup)
+torch.library.register_autograd(
+    LIB + "linear_grad_weight", _grad_weight_bwd, setup_context=_grad_weight_setup
+)
+torch.library.register_autograd(LIB + "linear_grad_bias", _grad_bias_bwd, setup_context=_grad_bias_setup)
+
+# ---- vmap ---------------------------------------------------------------------------------------
+# A batched input with an unbatched weight and bias is one call with one more leading dimension;
+# anything else (per-sample weights) runs one call per sample.
+
+
+def _per_sample(info, in_dims, op, args):
+    outs = []
+    for i in range(info.batch_size):
+        outs.append(
+            op(
+                *(
+                    a.select(d, i) if d is not None and isinstance(a, torch.Tensor) else a
+                    for a, d in zip(args, in_dims)
+                )
+            )
+        )
+    if isinstance(outs[0], tuple):
+        return tuple(torch.stack(o) for o in zip(*outs)), (0,) * len(outs[0])
+    return torch.stack(outs), 0
+
+
+@torch.library.register_vmap(LIB + "linear")
+def _linear_vmap(info, in_dims, input, weight, bias):
+    if in_dims[0] is not None and in_dims[1] is None and in_dims[2] is None:
+        return ops.linear(input.movedim(in_dims[0], 0), weight, bias), 0
+    return _per_sample(info, in_dims, ops.linear, (input, weight, bias))
+
+
+for _name in ("linear_grad_input", "linear_grad_weight", "linear_grad_bias", "linear_backward"):
+    _op = getattr(ops, _name)
+    torch.library.register_vmap(
+        LIB + _name, lambda info, in_dims, *args, _op=_op: _per_sample(info, in_dims, _op, args)
+    )

@@ -1,0 +1,65 @@
+"""linear with the signature, accepted inputs and errors of torch.nn.functional.linear."""
+
+import math
+
+from torch import Tensor
+
+from .._ext import ops
+from .._ops.linear import check_linear
+from ._checks import check_kernel_dtype, check_tensor
+
+
+def _bias_as_vector(bias: Tensor, out: int, input: Tensor) -> Tensor:
+    """A bias that broadcasts over the output as one value per feature (torch adds it with
+    broadcasting), as a 1-D tensor of ``out`` values (a view: its gradient flows back)."""
+    lead_ones = all(s == 1 for s in bias.shape[:-1])
+    result_dim = max(input.dim(), 1)
+    if bias.dim() <= 1 or (lead_ones and bias.dim() <= result_dim):
+        last = bias.shape[-1] if bias.dim() else 1
+        if last == out:
+            return bias.reshape(out)
+        if last == 1:
+            return bias.reshape(1).expand(out)
+    # torch's error from expanding the bias to the output's rows, on the first dimension (from
+    # the last) that does not broadcast.
+    target = [math.prod(input.shape[:-1]), out]
+    for i in range(1, min(bias.dim(), 2) + 1):
+        if bias.shape[-i] not in (1, target[-i]):
+            raise RuntimeError(
+                f"The expanded size of the tensor ({target[-i]}) must match the existing size "
+                f"({bias.shape[-i]}) at non-singleton dimension {2 - i}.  Target sizes: {target}.  "
+                f"Tensor sizes: {list(bias.shape)}"
+            )
+    raise NotImplementedError(
+        f"linear: a bias of size {list(bias.shape)} varies over the rows; dlkernels takes one value per "
+        "output feature (a bias of size [out_features], or one that broadcasts as one)"
+    )
+
+
+def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    check_tensor("linear", input)
+    check_tensor("linear", weight, "weight", 2)
+    if bias is not None:
+        check_tensor("linear", bias, "bias", 3)
+    if input.dim() < 1 or weight.dim() < 1:
+        raise RuntimeError(
+            "both arguments to linear need to be at least 1D, but they are "
+            f"{input.dim()}D and {weight.dim()}D"
+        )
+    if weight.dim() > 2:
+        raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {weight.dim()}D")
+    vector_weight = weight.dim() == 1  # torch: (in,) is one output feature, dropped from the result
+    if vector_weight:
+        if bias is not None and (bias.numel() != 1 or input.dim() > 1):  # torch's addmm path
+            raise RuntimeError("mat2 must be a matrix, got 1-D tensor")
+        weight = weight.unsqueeze(0)
+    out = weight.shape[0]
+    if bias is not None and bias.shape != (out,):
+        bias = _bias_as_vector(bias, out, input)
+    # Dtype agreement first, with torch's messages; then whether the device has a kernel for it.
+    if bias is not None and bias.dtype != weight.dtype or input.dtype != weight.dtype:
+        check_linear("linear", input, weight, bias)
+    check_kernel_dtype("linear", input)
+    check_linear("linear", input, weight, bias)
+    y = ops.linear(input, weight, bias)  # autograd: dlkernels/_ops/linear.py
+    return y.squeeze(-1) if vector_weight else y

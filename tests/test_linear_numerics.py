@@ -1,0 +1,207 @@
+"""linear forward and gradients against a float64 product, on every device and CPU ISA: odd
+shapes (primes, 1, empty leading dimensions, zero features), leading dimensions, layouts
+(transposed, strided, expanded; read in place by the packers) and a seeded randomized sweep.
+
+Tolerance from error analysis, as tests/test_gemm_core.py: any summation order of K products
+gives |c_hat - c| <= gamma_K (|A| |B|) elementwise, gamma_K = K u / (1 - K u), u = eps / 2; a
+bias adds one more rounding (u |c| with |c| <= |A| |B| + |b|). Checked elementwise, so a wrong
+element cannot hide behind a norm.
+"""
+
+import random
+import time
+
+import pytest
+import torch
+
+import dlkernels
+
+DF = dlkernels.functional
+ops = torch.ops.dlkernels
+
+# (leading dims of the input, in features, out features)
+SHAPES = [
+    ((), 1, 1),
+    ((), 7, 5),  # 1-D input
+    ((1,), 1, 1),
+    ((13,), 17, 5),
+    ((9,), 257, 49),  # one past an AVX-512 micro-tile in every dimension
+    ((64,), 800, 128),  # the seed ConvNet's first classifier layer
+    ((3, 5), 31, 11),  # leading dims fold into rows
+    ((2, 3, 4), 6, 97),
+    ((0,), 4, 3),  # empty leading dims
+    ((2, 0), 4, 3),
+    ((5,), 0, 3),  # no input features: the output is the bias
+    ((4,), 3, 0),  # no output features
+    ((37,), 1, 101),
+    ((129,), 513, 67),  # several KC blocks, MC row blocks
+]
+
+
+def _bound(a, b, bias=None):
+    """Elementwise error bound of a @ b (+ bias) computed in a's dtype, from float64 operands."""
+    u = torch.finfo(a.dtype).eps / 2
+    k = a.shape[-1]
+    gamma = (k + 1) * u / (1 - (k + 1) * u)
+    mag = a.double().abs() @ b.double().abs()
+    if bias is not None:
+        mag = mag + bias.double().abs()
+    return gamma * mag + torch.finfo(a.dtype).smallest_normal
+
+
+def _assert_within(actual, expected, bound, what):
+    assert actual.shape == expected.shape, f"{what}: shape {tuple(actual.shape)} != {tuple(expected.shape)}"
+    if actual.numel() == 0:
+        return
+    err = (actual.double() - expected).abs()
+    ok = err <= bound
+    assert torch.all(ok), (
+        f"{what}: max error {err.max():.3g}, bound there {bound.flatten()[err.argmax()]:.3g}"
+    )
+
+
+def _tensors(lead, k, n, dtype, device, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(*lead, k, generator=g, dtype=torch.float64)
+    w = torch.randn(n, k, generator=g, dtype=torch.float64)
+    b = torch.randn(n, generator=g, dtype=torch.float64)
+    dy = torch.randn(*lead, n, generator=g, dtype=torch.float64)
+    return tuple(t.to(dtype).to(device) for t in (x, w, b, dy))
+
+
+def _check_all(x, w, b, dy, what):
+    """Forward and the three gradient ops against float64 products of the same values."""
+    xd, wd, bd, dyd = (t.double().cpu() for t in (x, w, b, dy))
+    k = x.shape[-1]
+    rows = x.numel() // k if k else int(torch.tensor(x.shape[:-1]).prod())
+    x2, dy2 = xd.reshape(rows, k), dyd.reshape(rows, w.shape[0])
+    y = ops.linear(x, w, b)
+    _assert_within(
+        y.cpu(), xd @ wd.T + bd, _bound(x2.to(x.dtype), wd.T.to(x.dtype), bd).reshape(y.shape), what
+    )
+    y0 = ops.linear(x, w, None)
+    _assert_within(
+        y0.cpu(), xd @ wd.T, _bound(x2.to(x.dtype), wd.T.to(x.dtype)).reshape(y.shape), what + " no bias"
+    )
+    dx = ops.linear_grad_input(dy, w)
+    _assert_within(
+        dx.cpu(), dyd @ wd, _bound(dy2.to(x.dtype), wd.to(x.dtype)).reshape(x.shape), what + " grad_input"
+    )
+    dw = ops.linear_grad_weight(dy, x)
+    _assert_within(dw.cpu(), dy2.T @ x2, _bound(dy2.T.to(x.dtype), x2.to(x.dtype)), what + " grad_weight")
+    db = ops.linear_grad_bias(dy)
+    ones = torch.ones(1, dy2.shape[0], dtype=x.dtype)
+    _assert_within(db.cpu(), dy2.sum(0), _bound(ones, dy2.to(x.dtype)).reshape(-1), what + " grad_bias")
+
+
+@pytest.mark.parametrize("lead,k,n", SHAPES, ids=[f"{lead}x{k}>{n}" for lead, k, n in SHAPES])
+def test_forward_and_gradients(device, dtype, lead, k, n):
+    x, w, b, dy = _tensors(lead, k, n, dtype, device)
+    _check_all(x, w, b, dy, f"{lead}x{k}>{n}")
+
+
+def test_autograd_matches_torch(device, dtype):
+    """Through dlkernels.functional: output and all three gradients as torch's linear."""
+    x, w, b, dy = _tensors((3, 7), 33, 19, dtype, device)
+    res = []
+    for fn in (DF.linear, torch.nn.functional.linear):
+        xs, ws, bs = (t.double().clone().requires_grad_() for t in (x, w, b))
+        if fn is DF.linear:
+            xs, ws, bs = (t.detach().to(dtype).requires_grad_() for t in (xs, ws, bs))
+        y = fn(xs, ws, bs)
+        y.backward(dy.to(y.dtype))
+        res.append([t.detach().double().cpu() for t in (y, xs.grad, ws.grad, bs.grad)])
+    tol = {torch.float32: 1e-4, torch.float64: 1e-12}.get(dtype, 1e-2)
+    for a, e, name in zip(*res, ("output", "grad_input", "grad_weight", "grad_bias")):
+        torch.testing.assert_close(a, e, rtol=tol, atol=tol, msg=name)
+
+
+def _layouts(t):
+    """Views equal to 2-D ``t`` that the kernels read in place: transposed, strided rows, strided
+    columns, offset by one element."""
+    big = torch.zeros(t.shape[0] * 2, t.shape[1] * 3, dtype=t.dtype, device=t.device)
+    rows = big[::2, : t.shape[1]]
+    rows.copy_(t)
+    cols = torch.zeros(t.shape[0], t.shape[1] * 2, dtype=t.dtype, device=t.device)[:, ::2]
+    cols.copy_(t)
+    off = torch.zeros(t.numel() + 1, dtype=t.dtype, device=t.device)[1:].view(t.shape)
+    off.copy_(t)
+    return {"transposed": t.T.contiguous().T, "row-strided": rows, "col-strided": cols, "offset": off}
+
+
+@pytest.mark.parametrize("which", ["input", "weight", "grad_output"])
+def test_layouts_read_in_place(device, dtype, which):
+    x, w, b, dy = _tensors((23,), 41, 29, dtype, device)
+    for name, view in _layouts({"input": x, "weight": w, "grad_output": dy}[which]).items():
+        args = {"input": x, "weight": w, "grad_output": dy}
+        args[which] = view
+        _check_all(args["input"], args["weight"], b, args["grad_output"], f"{which} {name}")
+
+
+def test_batched_layouts(device, dtype):
+    """3-D inputs: sliced batches fold into one row stride (in place); a transposed batch does not
+    and is copied; an expanded grad_output (stride 0, as from y.sum().backward()) is read in place."""
+    x, w, b, dy = _tensors((4, 6), 13, 7, dtype, device)
+    sliced = torch.zeros(8, 6, 13, dtype=dtype, device=device)[::2]
+    sliced.copy_(x)
+    batch_t = x.transpose(0, 1).contiguous().transpose(0, 1)
+    _check_all(sliced, w, b, dy, "sliced batch")
+    _check_all(batch_t, w, b, dy, "transposed batch")
+    _check_all(
+        x, w, b, torch.ones(1, 1, 7, dtype=dtype, device=device).expand(4, 6, 7), "expanded grad_output"
+    )
+
+
+def test_special_values_propagate(device, dtype):
+    """inf and NaN in the input reach exactly the outputs that read them, like torch."""
+    x, w, b, _ = _tensors((5,), 9, 6, dtype, device)
+    x[1, 3] = float("inf")
+    x[3, 0] = float("nan")
+    y = DF.linear(x, w, b)
+    ref = torch.nn.functional.linear(x.double(), w.double(), b.double())
+    assert torch.equal(torch.isnan(y), torch.isnan(ref)) and torch.equal(torch.isinf(y), torch.isinf(ref))
+
+
+FLOATS = pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
+
+
+@FLOATS
+def test_threads_agree(dtype):
+    """One thread and all threads: the same values (each C element is one task's, summed in one
+    order), for a shape the task planner splits."""
+    x, w, b, dy = _tensors((200,), 300, 150, dtype, "cpu")
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = [ops.linear(x, w, b), ops.linear_grad_input(dy, w), ops.linear_grad_weight(dy, x)]
+        torch.set_num_threads(max(2, old))
+        many = [ops.linear(x, w, b), ops.linear_grad_input(dy, w), ops.linear_grad_weight(dy, x)]
+    finally:
+        torch.set_num_threads(old)
+    for a, e in zip(one, many):
+        assert torch.equal(a, e)
+
+
+@FLOATS
+def test_randomized_differential(dtype):
+    """Seeded random shapes and layouts on every ISA, for ~8 s at most per dtype."""
+    rng = random.Random(1234)
+    deadline = time.monotonic() + 8
+    cases = 0
+    for _ in range(200):
+        if time.monotonic() > deadline:
+            break
+        lead = tuple(rng.choice([1, 2, 3, 7, 16, 33]) for _ in range(rng.randint(0, 2)))
+        k, n = rng.randint(1, 300), rng.randint(1, 130)
+        isa = rng.choice(dlkernels.cpu_isas())
+        x, w, b, dy = _tensors(lead, k, n, dtype, "cpu", seed=rng.randint(0, 10**6))
+        if x.dim() == 2 and rng.random() < 0.5:
+            x = x.T.contiguous().T
+        if rng.random() < 0.5:
+            w = w.T.contiguous().T
+        if dy.dim() == 2 and rng.random() < 0.3:
+            dy = dy.T.contiguous().T
+        with dlkernels.use_cpu_isa(isa):
+            _check_all(x, w, b, dy, f"{isa} {lead}x{k}>{n}")
+        cases += 1
+    assert cases >= 10
