@@ -5,7 +5,8 @@ computation. :func:`convert` swaps them into an existing model."""
 from .activation import LeakyReLU, ReLU, Sigmoid
 from .conv2d import Conv2d
 from .convert import convert, register_twins
+from .loss import CrossEntropyLoss, MSELoss
 
-__all__ = ["Conv2d", "ReLU", "LeakyReLU", "Sigmoid", "convert"]
+__all__ = ["Conv2d", "ReLU", "LeakyReLU", "Sigmoid", "MSELoss", "CrossEntropyLoss", "convert"]
 
 register_twins(globals()[name] for name in __all__)
