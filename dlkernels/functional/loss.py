@@ -44,10 +44,11 @@ def mse_loss(
             stacklevel=2,
         )
         input, target = torch.broadcast_tensors(input, target)
-    dtype = torch.result_type(input, target)
-    if not dtype.is_floating_point:
-        dtype = torch.get_default_dtype()
-    input, target = input.to(dtype), target.to(dtype)
+    if input.dtype != target.dtype or not input.dtype.is_floating_point:
+        dtype = torch.promote_types(input.dtype, target.dtype)  # result_type is not traceable
+        if not dtype.is_floating_point:
+            dtype = torch.get_default_dtype()
+        input, target = input.to(dtype), target.to(dtype)
     check_kernel_dtype("mse_loss", input)
     return ops.mse_loss(input, target, code)
 
@@ -83,15 +84,14 @@ def cross_entropy(
     if soft:
         if target.shape != input.shape:
             if batched and target.dim() == input.dim() and target.shape[0] != input.shape[0]:
-                raise ValueError(
-                    f"Expected input batch_size ({input.shape[0]}) to match target batch_size ({target.shape[0]})."
-                )
+                raise _batch_mismatch(input, target)
             raise RuntimeError(
                 f"cross_entropy: expected probability targets of the input's shape {list(input.shape)}, "
                 f"but got {list(target.shape)}"
             )
-        dtype = torch.result_type(input, target)
-        input, target = input.to(dtype), target.to(dtype)
+        if input.dtype != target.dtype:
+            dtype = torch.promote_types(input.dtype, target.dtype)
+            input, target = input.to(dtype), target.to(dtype)
     else:
         if target.dtype not in (torch.int64, torch.uint8):
             dtype_name = str(target.dtype).replace("torch.", "")
@@ -107,22 +107,18 @@ def cross_entropy(
             if target.dim() != 1:
                 raise RuntimeError("0D or 1D target tensor expected, multi-target not supported")
             if target.shape[0] != input.shape[0]:
-                raise ValueError(
-                    f"Expected input batch_size ({input.shape[0]}) to match target batch_size ({target.shape[0]})."
-                )
+                raise _batch_mismatch(input, target)
         else:
             expected = [input.shape[0], *input.shape[2:]]
             if target.dim() == input.dim() - 1 and target.shape[0] != input.shape[0]:
-                raise ValueError(
-                    f"Expected input batch_size ({input.shape[0]}) to match target batch_size ({target.shape[0]})."
-                )
+                raise _batch_mismatch(input, target)
             if list(target.shape) != expected:
                 raise RuntimeError(f"Expected target size {expected}, got {list(target.shape)}")
     if weight is not None:
         if weight.dim() != 1 or weight.shape[0] != classes:
             raise RuntimeError(
-                f"weight tensor should be defined either for all {classes} classes or no classes but got weight "
-                f"tensor of shape: {list(weight.shape)}"
+                f"weight tensor should be defined either for all {classes} classes or no classes but got "
+                f"weight tensor of shape: {list(weight.shape)}"
             )
         if weight.dtype != input.dtype:
             raise RuntimeError(f"expected scalar type {_c10(input.dtype)} but found {_c10(weight.dtype)}")
@@ -148,3 +144,9 @@ def _c10(dtype: torch.dtype) -> str:
     from .._ops._common import dtype_name
 
     return dtype_name(dtype)
+
+
+def _batch_mismatch(input: Tensor, target: Tensor) -> ValueError:
+    return ValueError(
+        f"Expected input batch_size ({input.shape[0]}) to match target batch_size ({target.shape[0]})."
+    )
