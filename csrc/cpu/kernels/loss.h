@@ -76,6 +76,16 @@ constexpr T lowest() {
   return T(-1.79769313486231570814527423731704357e+308);
 }
 
+// e^d with results below the smallest normal number flushed to exactly 0. The vector exp returns
+// subnormals there, and subnormal operands cost a microcode assist per instruction (the masked
+// lanes and the first rescale of every row hit this).
+template <class T>
+inline Vec<T> exp_flush(Vec<T> d) {
+  using V = Vec<T>;
+  const V lim(sizeof(T) == 4 ? T(-87.0) : T(-708.0));
+  return where(d < lim, V(T(0)), exp(max(d, lim)));
+}
+
 template <class T>
 struct RowSums {
   T lse, wx, wq, wqx;
@@ -104,14 +114,15 @@ RowSums<T> row_sums(const T* x, const T* q, const T* w, int64_t classes) {
   for (; i + 4 * W <= classes; i += 4 * W) {
     const V v0 = V::load(x + i), v1 = V::load(x + i + W), v2 = V::load(x + i + 2 * W), v3 = V::load(x + i + 3 * W);
     const V mn = max(m, max(max(v0, v1), max(v2, v3)));
-    s = fmadd(s, exp(m - mn), (exp(v0 - mn) + exp(v1 - mn)) + (exp(v2 - mn) + exp(v3 - mn)));
+    s = fmadd(s, exp_flush(m - mn),
+              (exp_flush(v0 - mn) + exp_flush(v1 - mn)) + (exp_flush(v2 - mn) + exp_flush(v3 - mn)));
     m = mn;
     for (int k = 0; k < 4; ++k) extras(k == 0 ? v0 : k == 1 ? v1 : k == 2 ? v2 : v3, q + i + k * W, w + i + k * W, W);
   }
   for (; i + W <= classes; i += W) {
     const V v = V::load(x + i);
     const V mn = max(m, v);
-    s = fmadd(s, exp(m - mn), exp(v - mn));
+    s = fmadd(s, exp_flush(m - mn), exp_flush(v - mn));
     m = mn;
     extras(v, q + i, w + i, W);
   }
@@ -120,17 +131,15 @@ RowSums<T> row_sums(const T* x, const T* q, const T* w, int64_t classes) {
     const V v = V::load(x + i, live);
     const V vl = where(V::load(kLane) < V(T(live)), v, low);
     const V mn = max(m, vl);
-    s = fmadd(s, exp(m - mn), exp(vl - mn));
+    s = fmadd(s, exp_flush(m - mn), exp_flush(vl - mn));
     m = mn;
     extras(v, q + i, w + i, live);
   }
-  alignas(64) T ms[W], ss[W];
+  alignas(64) T ms[W];
   m.store(ms);
-  s.store(ss);
   T big = ms[0];
   for (int l = 1; l < W; ++l) big = ms[l] > big ? ms[l] : big;
-  T sum = 0;
-  for (int l = 0; l < W; ++l) sum += ss[l] * std::exp(ms[l] - big);
+  const T sum = reduce_add(s * exp_flush(m - V(big)));
   return {big + std::log(sum), reduce_add(wx), reduce_add(wq), reduce_add(wqx)};
 }
 
@@ -207,7 +216,7 @@ void cross_entropy_backward(const CrossEntropyRows<T>& a, int64_t r0, int64_t r1
     }
     const V ga(g * coef), gq(g * kq), ge(g * ke), lse(a.lse_in[r]);
     auto grad = [&](V xv, const T* qp, const T* wp, int64_t live) {
-      V out = ga * exp(xv - lse);
+      V out = ga * exp_flush(xv - lse);
       if constexpr (kSoft || kSmooth) {
         const V wv = kWeight ? (live == W ? V::load(wp) : V::load(wp, live)) : V(T(1));
         V b = ge;
