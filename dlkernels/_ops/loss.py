@@ -50,8 +50,8 @@ def _check_ce(op, x, target, weight):
         )
     if weight is not None and (weight.dim() != 1 or weight.shape[0] != x.shape[1]):
         raise RuntimeError(
-            f"{op}: weight tensor should be defined either for all {x.shape[1]} classes or no classes but got "
-            f"weight tensor of shape: {list(weight.shape)}"
+            f"{op}: weight tensor should be defined either for all {x.shape[1]} classes or no classes but "
+            f"got weight tensor of shape: {list(weight.shape)}"
         )
 
 
