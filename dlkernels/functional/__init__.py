@@ -3,6 +3,7 @@
 from .activation import leaky_relu, leaky_relu_, relu, relu_, sigmoid
 from .conv2d import conv2d
 from .linear import linear
+from .loss import cross_entropy, mse_loss
 from .pool2d import adaptive_avg_pool2d, avg_pool2d, max_pool2d
 
 __all__ = [
@@ -16,4 +17,6 @@ __all__ = [
     "avg_pool2d",
     "adaptive_avg_pool2d",
     "linear",
+    "mse_loss",
+    "cross_entropy",
 ]

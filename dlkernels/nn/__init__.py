@@ -6,6 +6,7 @@ from .activation import LeakyReLU, ReLU, Sigmoid
 from .conv2d import Conv2d
 from .convert import convert, register_twins
 from .linear import Linear
+from .loss import CrossEntropyLoss, MSELoss
 from .pool2d import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 
 __all__ = [
@@ -17,6 +18,8 @@ __all__ = [
     "AvgPool2d",
     "AdaptiveAvgPool2d",
     "Linear",
+    "MSELoss",
+    "CrossEntropyLoss",
     "convert",
 ]
 

@@ -1,0 +1,250 @@
+// Loss kernels for one CPU ISA. Included by the generated unit build/isa/loss_<isa>.cpp with
+// DLK_ISA naming the namespace whose Vec<T> to use; no include guard (once per ISA).
+//
+// Cross entropy runs once over each row of logits: an online log-sum-exp (running per-lane max m
+// and sum s of e^{x - m}, rescaled when the max grows) together with the sums the loss needs
+// (sum w x for smoothing, sum w q and sum w q x for soft targets). Backward recomputes
+// p = e^{x - lse} from the logits and the saved lse and writes the gradient directly; the
+// log-probabilities are never stored.
+
+#include "cpu/loss_table.h"
+
+namespace dlk::cpu::DLK_ISA {
+
+template <class T>
+double squared_error_sum(const T* x, const T* t, int64_t n) {
+  using V = Vec<T>;
+  V a0(T(0)), a1(T(0)), a2(T(0)), a3(T(0));
+  int64_t i = 0;
+  for (; i + 4 * V::W <= n; i += 4 * V::W) {
+    const V d0 = V::load(x + i) - V::load(t + i), d1 = V::load(x + i + V::W) - V::load(t + i + V::W);
+    const V d2 = V::load(x + i + 2 * V::W) - V::load(t + i + 2 * V::W);
+    const V d3 = V::load(x + i + 3 * V::W) - V::load(t + i + 3 * V::W);
+    a0 = fmadd(d0, d0, a0);
+    a1 = fmadd(d1, d1, a1);
+    a2 = fmadd(d2, d2, a2);
+    a3 = fmadd(d3, d3, a3);
+  }
+  for (; i + V::W <= n; i += V::W) {
+    const V d = V::load(x + i) - V::load(t + i);
+    a0 = fmadd(d, d, a0);
+  }
+  if (i < n) {
+    const V d = V::load(x + i, n - i) - V::load(t + i, n - i);  // masked lanes load 0
+    a1 = fmadd(d, d, a1);
+  }
+  return static_cast<double>(reduce_add((a0 + a1) + (a2 + a3)));
+}
+
+template <class T>
+void squared_error(const T* x, const T* t, T* y, int64_t n) {
+  using V = Vec<T>;
+  int64_t i = 0;
+#pragma GCC unroll 4
+  for (; i + V::W <= n; i += V::W) {
+    const V d = V::load(x + i) - V::load(t + i);
+    (d * d).store(y + i);
+  }
+  if (i < n) {
+    const V d = V::load(x + i, n - i) - V::load(t + i, n - i);
+    (d * d).store(y + i, n - i);
+  }
+}
+
+template <class T>
+void squared_error_grad(const T* x, const T* t, const T* g, T scale, T* dx, int64_t n) {
+  using V = Vec<T>;
+  const V s(scale);
+  int64_t i = 0;
+  if (g) {
+#pragma GCC unroll 4
+    for (; i + V::W <= n; i += V::W) ((V::load(x + i) - V::load(t + i)) * s * V::load(g + i)).store(dx + i);
+    if (i < n) ((V::load(x + i, n - i) - V::load(t + i, n - i)) * s * V::load(g + i, n - i)).store(dx + i, n - i);
+  } else {
+#pragma GCC unroll 4
+    for (; i + V::W <= n; i += V::W) ((V::load(x + i) - V::load(t + i)) * s).store(dx + i);
+    if (i < n) ((V::load(x + i, n - i) - V::load(t + i, n - i)) * s).store(dx + i, n - i);
+  }
+}
+
+// The most negative finite value: the running max starts there and masked lanes hold it. Finite,
+// so m - m_new is never inf - inf; a lane that only ever saw it is weighted by e^{lowest - max} = 0
+// when the lanes are combined.
+template <class T>
+constexpr T lowest() {
+  if constexpr (sizeof(T) == 4) return T(-3.40282346638528859811704183484516925e+38);
+  return T(-1.79769313486231570814527423731704357e+308);
+}
+
+// e^d with results below the smallest normal number flushed to exactly 0. The vector exp returns
+// subnormals there, and subnormal operands cost a microcode assist per instruction (the masked
+// lanes and the first rescale of every row hit this).
+template <class T>
+inline Vec<T> exp_flush(Vec<T> d) {
+  using V = Vec<T>;
+  const V lim(sizeof(T) == 4 ? T(-87.0) : T(-708.0));
+  return where(d < lim, V(T(0)), exp(max(d, lim)));
+}
+
+template <class T>
+struct RowSums {
+  T lse, wx, wq, wqx;
+};
+
+template <class T, bool kWeight, bool kSmooth, bool kSoft>
+RowSums<T> row_sums(const T* x, const T* q, const T* w, int64_t classes) {
+  using V = Vec<T>;
+  constexpr int W = V::W;
+  static constexpr T kLane[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+  const V low(lowest<T>());
+  V m = low, s(T(0)), wx(T(0)), wq(T(0)), wqx(T(0));
+  // The sums other than the log-sum-exp, over one vector (masked lanes are zero in v, q and w).
+  auto extras = [&](V v, const T* qp, const T* wp, int64_t live) {
+    if constexpr (kSmooth || kSoft) {
+      const V wv = kWeight ? (live == W ? V::load(wp) : V::load(wp, live)) : V(T(1));
+      if constexpr (kSmooth) wx = fmadd(wv, v, wx);
+      if constexpr (kSoft) {
+        const V wqv = wv * (live == W ? V::load(qp) : V::load(qp, live));
+        wq = wq + wqv;
+        wqx = fmadd(wqv, v, wqx);
+      }
+    }
+  };
+  int64_t i = 0;
+  for (; i + 4 * W <= classes; i += 4 * W) {
+    const V v0 = V::load(x + i), v1 = V::load(x + i + W), v2 = V::load(x + i + 2 * W), v3 = V::load(x + i + 3 * W);
+    const V mn = max(m, max(max(v0, v1), max(v2, v3)));
+    s = fmadd(s, exp_flush(m - mn),
+              (exp_flush(v0 - mn) + exp_flush(v1 - mn)) + (exp_flush(v2 - mn) + exp_flush(v3 - mn)));
+    m = mn;
+    for (int k = 0; k < 4; ++k) extras(k == 0 ? v0 : k == 1 ? v1 : k == 2 ? v2 : v3, q + i + k * W, w + i + k * W, W);
+  }
+  for (; i + W <= classes; i += W) {
+    const V v = V::load(x + i);
+    const V mn = max(m, v);
+    s = fmadd(s, exp_flush(m - mn), exp_flush(v - mn));
+    m = mn;
+    extras(v, q + i, w + i, W);
+  }
+  if (i < classes) {
+    const int64_t live = classes - i;
+    const V v = V::load(x + i, live);
+    const V vl = where(V::load(kLane) < V(T(live)), v, low);
+    const V mn = max(m, vl);
+    s = fmadd(s, exp_flush(m - mn), exp_flush(vl - mn));
+    m = mn;
+    extras(v, q + i, w + i, live);
+  }
+  alignas(64) T ms[W];
+  m.store(ms);
+  T big = ms[0];
+  for (int l = 1; l < W; ++l) big = ms[l] > big ? ms[l] : big;
+  const T sum = reduce_add(s * exp_flush(m - V(big)));
+  return {big + std::log(sum), reduce_add(wx), reduce_add(wq), reduce_add(wqx)};
+}
+
+template <class T, bool kWeight, bool kSmooth, bool kSoft>
+int64_t cross_entropy_forward(const CrossEntropyRows<T>& a, int64_t r0, int64_t r1) {
+  const int64_t C = a.classes;
+  const T eps = static_cast<T>(a.smoothing), wsum = static_cast<T>(a.weight_sum);
+  int64_t bad = -1;
+  for (int64_t r = r0; r < r1; ++r) {
+    const T* x = a.logits + r * C;
+    if constexpr (kSoft) {
+      const RowSums<T> rs = row_sums<T, kWeight, kSmooth, true>(x, a.soft + r * C, a.weight, C);
+      T swy = rs.wq, swyx = rs.wqx;
+      if constexpr (kSmooth) {
+        swy = (T(1) - eps) * rs.wq + eps / T(C) * wsum;
+        swyx = (T(1) - eps) * rs.wqx + eps / T(C) * rs.wx;
+      }
+      a.lse[r] = rs.lse;
+      a.row_loss[r] = static_cast<double>(rs.lse * swy - swyx);
+      a.row_weight[r] = 1.0;
+    } else {
+      const int64_t t = a.target[r];
+      if (t == a.ignore_index || !target_ok(t, C, a.ignore_index)) {
+        if (t != a.ignore_index && bad < 0) bad = r;
+        a.lse[r] = T(0);
+        a.row_loss[r] = 0.0;
+        a.row_weight[r] = 0.0;
+        continue;
+      }
+      const RowSums<T> rs = row_sums<T, kWeight, kSmooth, false>(x, nullptr, a.weight, C);
+      const T w_t = kWeight ? a.weight[t] : T(1);
+      a.lse[r] = rs.lse;
+      a.row_loss[r] = static_cast<double>(class_row_loss<T>(rs.lse, x[t], w_t, kSmooth ? eps : T(0), wsum, rs.wx, C));
+      a.row_weight[r] = static_cast<double>(w_t);
+    }
+  }
+  return bad;
+}
+
+template <class T, bool kWeight, bool kSmooth, bool kSoft>
+void cross_entropy_backward(const CrossEntropyRows<T>& a, int64_t r0, int64_t r1) {
+  using V = Vec<T>;
+  constexpr int W = V::W;
+  const int64_t C = a.classes;
+  const T eps = kSmooth ? static_cast<T>(a.smoothing) : T(0), wsum = static_cast<T>(a.weight_sum);
+  for (int64_t r = r0; r < r1; ++r) {
+    const T* x = a.logits + r * C;
+    T* dx = a.grad_input + r * C;
+    const T g = static_cast<T>(a.grad ? static_cast<double>(a.grad[r]) * a.scale : a.scale);
+    int64_t t = -1;
+    T w_t = T(1);
+    if constexpr (!kSoft) {
+      t = a.target[r];
+      if (t == a.ignore_index || !target_ok(t, C, a.ignore_index)) {
+        int64_t i = 0;
+        for (; i + W <= C; i += W) V(T(0)).store(dx + i);
+        if (i < C) V(T(0)).store(dx + i, C - i);
+        continue;
+      }
+      if constexpr (kWeight) w_t = a.weight[t];
+    }
+    const T* q = kSoft ? a.soft + r * C : nullptr;
+    // dx_c = g (A p_c - w_c (kq q_c + ke)), with b_c = w_c (kq q_c + ke) the row's coefficients.
+    T coef, kq = T(1) - eps, ke = eps / T(C);
+    if constexpr (kSoft) {
+      V acc(T(0));
+      int64_t i = 0;
+      for (; i + W <= C; i += W) acc = acc + (kWeight ? V::load(a.weight + i) : V(T(1))) * V::load(q + i);
+      if (i < C) acc = acc + (kWeight ? V::load(a.weight + i, C - i) : V(T(1))) * V::load(q + i, C - i);
+      coef = kq * reduce_add(acc) + ke * wsum;
+    } else {
+      coef = class_row_coef<T>(w_t, eps, wsum, C);
+      kq = T(0);
+    }
+    const V ga(g * coef), gq(g * kq), ge(g * ke), lse(a.lse_in[r]);
+    auto grad = [&](V xv, const T* qp, const T* wp, int64_t live) {
+      V out = ga * exp_flush(xv - lse);
+      if constexpr (kSoft || kSmooth) {
+        const V wv = kWeight ? (live == W ? V::load(wp) : V::load(wp, live)) : V(T(1));
+        V b = ge;
+        if constexpr (kSoft) b = fmadd(gq, live == W ? V::load(qp) : V::load(qp, live), ge);
+        out = out - wv * b;
+      }
+      return out;
+    };
+    int64_t i = 0;
+#pragma GCC unroll 2
+    for (; i + W <= C; i += W) grad(V::load(x + i), q + i, a.weight + i, W).store(dx + i);
+    if (i < C) grad(V::load(x + i, C - i), q + i, a.weight + i, C - i).store(dx + i, C - i);
+    if constexpr (!kSoft) dx[t] -= g * (T(1) - eps) * w_t;
+  }
+}
+
+template <class T>
+const LossTable<T>& loss_table() {
+#define DLK_CE(f)                                                                                              \
+  {&f<T, false, false, false>, &f<T, true, false, false>, &f<T, false, true, false>, &f<T, true, true, false>, \
+   &f<T, false, false, true>,  &f<T, true, false, true>,  &f<T, false, true, true>,  &f<T, true, true, true>}
+  static constexpr LossTable<T> table = {&squared_error_sum<T>, &squared_error<T>, &squared_error_grad<T>,
+                                         DLK_CE(cross_entropy_forward), DLK_CE(cross_entropy_backward)};
+#undef DLK_CE
+  return table;
+}
+
+template const LossTable<float>& loss_table<float>();
+template const LossTable<double>& loss_table<double>();
+
+}  // namespace dlk::cpu::DLK_ISA

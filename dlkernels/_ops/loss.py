@@ -1,0 +1,149 @@
+"""Fake kernels and autograd of the loss ops (csrc/schema/loss.cpp).
+
+mse_loss: d/dx = 2 (x - t) g (/ n for the mean) = mse_loss_backward, d/dt = -d/dx; the backward
+op is itself differentiable (double backward). cross_entropy_forward returns (loss, lse,
+total_weight); the last two are saved for cross_entropy_backward and are not differentiable.
+The gradient of probability targets, d/dq_c = -g w_c (1 - e) (x_c - lse), is formed here from the
+saved lse (no kernel needs it on the common path)."""
+
+import torch
+
+from ._common import LIB, check_dtype, check_like, check_same_device
+
+ops = torch.ops.dlkernels
+NONE, MEAN, SUM = 0, 1, 2
+
+
+def _stat_dtype(dtype):
+    # half and bfloat16 keep their row statistics in float (the CUDA kernels' math type)
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+
+
+# ---- fake kernels -------------------------------------------------------------------------------
+
+
+@torch.library.register_fake(LIB + "mse_loss")
+def _mse_fake(x, t, reduction):
+    check_dtype("mse_loss", x)
+    check_like("mse_loss", x, "self", t, "target")
+    return torch.empty_like(x) if reduction == NONE else x.new_empty(())
+
+
+@torch.library.register_fake(LIB + "mse_loss_backward")
+def _mse_backward_fake(g, x, t, reduction):
+    check_dtype("mse_loss_backward", x)
+    check_like("mse_loss_backward", x, "self", t, "target")
+    check_same_device("mse_loss_backward", x, "self", g, "grad_output")
+    return torch.empty_like(x)
+
+
+def _check_ce(op, x, target, weight):
+    check_dtype(op, x)
+    if x.dim() != 2:
+        raise RuntimeError(f"{op}: expected logits of shape (rows, classes), but got {list(x.shape)}")
+    check_same_device(op, x, "self", target, "target")
+    if target.dtype != torch.int64:
+        check_like(op, x, "self", target, "target")
+    elif target.shape != (x.shape[0],):
+        raise RuntimeError(
+            f"{op}: expected int64 targets of shape [{x.shape[0]}], but got {list(target.shape)}"
+        )
+    if weight is not None and (weight.dim() != 1 or weight.shape[0] != x.shape[1]):
+        raise RuntimeError(
+            f"{op}: weight tensor should be defined either for all {x.shape[1]} classes or no classes but "
+            f"got weight tensor of shape: {list(weight.shape)}"
+        )
+
+
+@torch.library.register_fake(LIB + "cross_entropy_forward")
+def _ce_forward_fake(x, target, weight, reduction, ignore_index, label_smoothing):
+    _check_ce("cross_entropy_forward", x, target, weight)
+    rows = x.shape[0]
+    stat = _stat_dtype(x.dtype)
+    loss = x.new_empty((rows,)) if reduction == NONE else x.new_empty(())
+    return loss, x.new_empty((rows,), dtype=stat), x.new_empty((), dtype=stat)
+
+
+@torch.library.register_fake(LIB + "cross_entropy_backward")
+def _ce_backward_fake(g, x, target, weight, lse, total_weight, reduction, ignore_index, label_smoothing):
+    _check_ce("cross_entropy_backward", x, target, weight)
+    return x.new_empty(x.shape)
+
+
+# ---- autograd -----------------------------------------------------------------------------------
+
+
+def _mse_setup(ctx, inputs, output):
+    x, t, reduction = inputs
+    ctx.save_for_backward(x, t)
+    ctx.reduction = reduction
+
+
+def _mse_bwd(ctx, grad):
+    x, t = ctx.saved_tensors
+    gx = ops.mse_loss_backward(grad, x, t, ctx.reduction)
+    return (
+        gx if ctx.needs_input_grad[0] else None,
+        -gx if ctx.needs_input_grad[1] else None,
+        None,
+    )
+
+
+def _mse_backward_setup(ctx, inputs, output):
+    g, x, t, reduction = inputs
+    ctx.save_for_backward(g, x, t)
+    ctx.reduction = reduction
+
+
+def _mse_backward_bwd(ctx, gg):
+    # dx = c g (x - t) with c = 2 (2 / n for the mean)
+    g, x, t = ctx.saved_tensors
+    red = ctx.reduction
+    c = 2.0 / x.numel() if red == MEAN and x.numel() else 2.0
+    d_g = d_x = None
+    if ctx.needs_input_grad[0]:
+        d_g = ops.mse_loss_backward(gg, x, t, NONE)
+        if red != NONE:
+            d_g = d_g.sum() * (c / 2.0)
+    if ctx.needs_input_grad[1] or ctx.needs_input_grad[2]:
+        d_x = gg * g * c
+    return (
+        d_g,
+        d_x if ctx.needs_input_grad[1] else None,
+        -d_x if ctx.needs_input_grad[2] else None,
+        None,
+    )
+
+
+torch.library.register_autograd(LIB + "mse_loss", _mse_bwd, setup_context=_mse_setup)
+torch.library.register_autograd(
+    LIB + "mse_loss_backward", _mse_backward_bwd, setup_context=_mse_backward_setup
+)
+
+
+def _ce_setup(ctx, inputs, output):
+    x, target, weight, reduction, ignore_index, label_smoothing = inputs
+    _, lse, total = output
+    ctx.mark_non_differentiable(lse, total)
+    ctx.save_for_backward(x, target, weight, lse, total)
+    ctx.args = (reduction, ignore_index, label_smoothing)
+
+
+def _ce_bwd(ctx, grad_loss, grad_lse, grad_total):
+    x, target, weight, lse, total = ctx.saved_tensors
+    reduction, ignore_index, label_smoothing = ctx.args
+    if grad_loss is None:
+        grad_loss = x.new_zeros(()) if reduction != NONE else x.new_zeros((x.shape[0],))
+    gx = gt = None
+    if ctx.needs_input_grad[0]:
+        gx = ops.cross_entropy_backward(grad_loss, x, target, weight, lse, total, *ctx.args)
+    if ctx.needs_input_grad[1] and target.is_floating_point():
+        scale = grad_loss / total if reduction == MEAN else grad_loss
+        scale = scale.unsqueeze(-1) if reduction == NONE else scale
+        gt = -(1.0 - label_smoothing) * scale * (x - lse.to(x.dtype).unsqueeze(1))
+        if weight is not None:
+            gt = gt * weight
+    return gx, gt, None, None, None, None
+
+
+torch.library.register_autograd(LIB + "cross_entropy_forward", _ce_bwd, setup_context=_ce_setup)

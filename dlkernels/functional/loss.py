@@ -1,0 +1,178 @@
+"""mse_loss and cross_entropy with the signatures, broadcasting, dtype rules and errors of
+``torch.nn.functional``. Cross entropy's kernels take (rows, classes) logits: the unbatched (C,)
+and the (N, C, d1, ...) layouts are turned into that here (a view for (C,), a copy with the
+classes last for d1, ...)."""
+
+import warnings
+
+import torch
+from torch import Tensor
+from torch.nn import _reduction
+
+from .._ext import ops
+from ._checks import check_kernel_dtype, check_number, check_tensor, needs_grad
+
+_REDUCTIONS = {"none": 0, "mean": 1, "sum": 2}
+
+
+def _reduction_code(reduction, size_average, reduce) -> int:
+    if size_average is not None or reduce is not None:
+        reduction = _reduction.legacy_get_string(size_average, reduce)
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"{reduction} is not a valid value for reduction")
+    return _REDUCTIONS[reduction]
+
+
+def mse_loss(
+    input: Tensor,
+    target: Tensor,
+    size_average=None,
+    reduce=None,
+    reduction: str = "mean",
+    weight: Tensor | None = None,
+) -> Tensor:
+    check_tensor("mse_loss", input)
+    check_tensor("mse_loss", target, "target", 2)
+    code = _reduction_code(reduction, size_average, reduce)
+    if weight is not None:
+        raise NotImplementedError("dlkernels.functional.mse_loss: the weight argument is not supported")
+    if target.size() != input.size():
+        warnings.warn(
+            f"Using a target size ({target.size()}) that is different to the input size ({input.size()}). "
+            "This will likely lead to incorrect results due to broadcasting. "
+            "Please ensure they have the same size.",
+            stacklevel=2,
+        )
+        input, target = torch.broadcast_tensors(input, target)
+    if input.dtype != target.dtype or not input.dtype.is_floating_point:
+        dtype = torch.promote_types(input.dtype, target.dtype)  # result_type is not traceable
+        if not dtype.is_floating_point:
+            dtype = torch.get_default_dtype()
+        input, target = input.to(dtype), target.to(dtype)
+    check_kernel_dtype("mse_loss", input)
+    return ops.mse_loss(input, target, code)
+
+
+def cross_entropy(
+    input: Tensor,
+    target: Tensor,
+    weight: Tensor | None = None,
+    size_average=None,
+    ignore_index: int = -100,
+    reduce=None,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+) -> Tensor:
+    check_tensor("cross_entropy", input)
+    check_tensor("cross_entropy", target, "target", 2)
+    if weight is not None:
+        check_tensor("cross_entropy", weight, "weight", 3)
+    code = _reduction_code(reduction, size_average, reduce)
+    label_smoothing = check_number("cross_entropy", label_smoothing, "label_smoothing", 8)
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise RuntimeError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
+    if not isinstance(ignore_index, int):
+        raise TypeError(
+            f"cross_entropy(): argument 'ignore_index' must be int, not {type(ignore_index).__name__}"
+        )
+    if input.dim() == 0:
+        raise RuntimeError("cross_entropy: input tensor should be 1D or more, but got a 0-dim tensor")
+    soft = target.is_floating_point()
+    batched = input.dim() > 1
+    classes = input.shape[1] if batched else input.shape[0]
+
+    if soft:
+        if target.shape != input.shape:
+            if batched and target.dim() == input.dim() and target.shape[0] != input.shape[0]:
+                raise _batch_mismatch(input, target)
+            raise RuntimeError(
+                f"cross_entropy: expected probability targets of the input's shape {list(input.shape)}, "
+                f"but got {list(target.shape)}"
+            )
+        if input.dtype != target.dtype:
+            dtype = torch.promote_types(input.dtype, target.dtype)
+            input, target = input.to(dtype), target.to(dtype)
+    else:
+        if target.dtype not in (torch.int64, torch.uint8):
+            dtype_name = str(target.dtype).replace("torch.", "")
+            names = {"int32": "Int", "int16": "Short", "int8": "Char", "bool": "Bool"}
+            raise RuntimeError(
+                f"expected target dtype to be Long or Byte, but got {names.get(dtype_name, dtype_name)}"
+            )
+        target = target.long()
+        if not batched:
+            if target.numel() != 1 or target.dim() > 1:
+                raise RuntimeError("0D or 1D target tensor expected, multi-target not supported")
+        elif input.dim() == 2:
+            if target.dim() != 1:
+                raise RuntimeError("0D or 1D target tensor expected, multi-target not supported")
+            if target.shape[0] != input.shape[0]:
+                raise _batch_mismatch(input, target)
+        else:
+            expected = [input.shape[0], *input.shape[2:]]
+            if target.dim() == input.dim() - 1 and target.shape[0] != input.shape[0]:
+                raise _batch_mismatch(input, target)
+            if list(target.shape) != expected:
+                raise RuntimeError(f"Expected target size {expected}, got {list(target.shape)}")
+    if weight is not None:
+        if weight.dim() != 1 or weight.shape[0] != classes:
+            raise RuntimeError(
+                f"weight tensor should be defined either for all {classes} classes or no classes but got "
+                f"weight tensor of shape: {list(weight.shape)}"
+            )
+        if weight.dtype != input.dtype:
+            raise RuntimeError(f"expected scalar type {_c10(input.dtype)} but found {_c10(weight.dtype)}")
+    check_kernel_dtype("cross_entropy", input)
+
+    # to (rows, classes)
+    if not batched:
+        x2 = input.unsqueeze(0)
+        t2 = target.unsqueeze(0) if soft else target.reshape(1)
+        out_shape = ()
+    elif input.dim() == 2:
+        x2, t2 = input, target
+        out_shape = (input.shape[0],)
+    else:
+        x2 = input.movedim(1, -1).reshape(-1, classes)
+        t2 = target.movedim(1, -1).reshape(-1, classes) if soft else target.reshape(-1)
+        out_shape = (input.shape[0], *input.shape[2:])
+    if needs_grad(x2) and not torch.compiler.is_compiling() and not t2.requires_grad:
+        # the common training call: an autograd.Function costs a fraction of the registered op's
+        # Python autograd wrapper, which dominates at small sizes (64 x 10)
+        loss = _CrossEntropy.apply(x2, t2, weight, code, ignore_index, label_smoothing)
+    else:
+        loss, _, _ = ops.cross_entropy_forward(x2, t2, weight, code, ignore_index, label_smoothing)
+    return loss.reshape(out_shape) if code == 0 else loss
+
+
+class _CrossEntropy(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, target, weight, code, ignore_index, label_smoothing):
+        loss, lse, total = ops.cross_entropy_forward(x, target, weight, code, ignore_index, label_smoothing)
+        ctx.save_for_backward(x, target, weight, lse, total)
+        ctx.args = (code, ignore_index, label_smoothing)
+        return loss
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, target, weight, lse, total = ctx.saved_tensors
+        return (
+            ops.cross_entropy_backward(grad, x, target, weight, lse, total, *ctx.args),
+            None,
+            None,
+            None,
+            None,
+            None,
+        )
+
+
+def _c10(dtype: torch.dtype) -> str:
+    from .._ops._common import dtype_name
+
+    return dtype_name(dtype)
+
+
+def _batch_mismatch(input: Tensor, target: Tensor) -> ValueError:
+    return ValueError(
+        f"Expected input batch_size ({input.shape[0]}) to match target batch_size ({target.shape[0]})."
+    )

@@ -1,0 +1,101 @@
+"""Bad arguments raise torch's exception types from dlkernels.functional (before C++), and the raw
+ops raise RuntimeError / ValueError / IndexError with the offending value."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import dlkernels
+
+DF = dlkernels.functional
+ops = torch.ops.dlkernels
+
+
+def _same_error(fn, *args, **kw):
+    with pytest.raises(Exception) as ref:
+        getattr(F, fn)(*args, **kw)
+    with pytest.raises(ref.type) as ours:
+        getattr(DF, fn)(*args, **kw)
+    return ref.value, ours.value
+
+
+CE_CASES = {
+    "target out of range": (torch.randn(4, 3), torch.tensor([0, 1, 2, 5]), {}),
+    "negative target": (torch.randn(4, 3), torch.tensor([0, -1, 2, 1]), {}),
+    "out of range with weight": (torch.randn(4, 3), torch.tensor([0, 1, 3, 1]), {"weight": torch.ones(3)}),
+    "spatial out of range": (torch.randn(2, 3, 2), torch.tensor([[0, 1], [7, 0]]), {}),
+    "batch mismatch": (torch.randn(4, 3), torch.tensor([0, 1, 2]), {}),
+    "int32 target": (torch.randn(4, 3), torch.tensor([0, 1, 2, 1], dtype=torch.int32), {}),
+    "2-D class target": (torch.randn(4, 3), torch.zeros(4, 2, dtype=torch.long), {}),
+    "spatial target shape": (torch.randn(2, 3, 4), torch.zeros(2, 5, dtype=torch.long), {}),
+    "weight size": (torch.randn(4, 3), torch.tensor([0, 1, 2, 1]), {"weight": torch.ones(4)}),
+    "weight dtype": (
+        torch.randn(4, 3),
+        torch.tensor([0, 1, 2, 1]),
+        {"weight": torch.ones(3, dtype=torch.float64)},
+    ),
+    "unknown reduction": (torch.randn(4, 3), torch.tensor([0, 1, 2, 1]), {"reduction": "avg"}),
+    "label smoothing": (torch.randn(4, 3), torch.tensor([0, 1, 2, 1]), {"label_smoothing": 1.5}),
+    "soft batch mismatch": (torch.randn(4, 3), torch.rand(3, 3), {}),
+    "input not a tensor": ([1.0, 2.0], torch.tensor([0]), {}),
+}
+
+
+@pytest.mark.parametrize("case", CE_CASES, ids=str)
+def test_cross_entropy_errors(case):
+    x, t, kw = CE_CASES[case]
+    ref, ours = _same_error("cross_entropy", x, t, **kw)
+    if isinstance(ref, (IndexError, ValueError)):
+        assert str(ours) == str(ref)
+
+
+MSE_CASES = {
+    "shape mismatch": (torch.randn(4, 3), torch.randn(3, 3), {}),
+    "unknown reduction": (torch.randn(4, 3), torch.randn(4, 3), {"reduction": "avg"}),
+}
+
+
+@pytest.mark.parametrize("case", MSE_CASES, ids=str)
+def test_mse_errors(case):
+    x, t, kw = MSE_CASES[case]
+    ref, ours = _same_error("mse_loss", x, t, **kw)
+    if isinstance(ref, ValueError):
+        assert str(ours) == str(ref)
+
+
+def test_non_tensor_target_is_a_type_error():
+    with pytest.raises(TypeError, match="must be Tensor"):
+        DF.mse_loss(torch.randn(3), 1.0)
+
+
+def test_unsupported_dtype():
+    x = torch.randn(4, 3).half()
+    with pytest.raises(NotImplementedError, match="Half"):
+        DF.cross_entropy(x, torch.tensor([0, 1, 2, 1]))
+    with pytest.raises(NotImplementedError, match="Half"):
+        DF.mse_loss(x, x)
+
+
+def test_raw_ops_raise_runtime_value_index_errors():
+    x = torch.randn(4, 3)
+    t = torch.tensor([0, 1, 2, 1])
+    with pytest.raises(IndexError, match="Target 9 is out of bounds"):
+        ops.cross_entropy_forward(x, torch.tensor([0, 9, 2, 1]), None, 1, -100, 0.0)
+    with pytest.raises(IndexError, match="Target -3 is out of bounds"):
+        ops.cross_entropy_forward(x, torch.tensor([0, 1, -3, 1]), None, 0, -100, 0.0)
+    with pytest.raises(ValueError, match="unknown reduction"):
+        ops.cross_entropy_forward(x, t, None, 5, -100, 0.0)
+    with pytest.raises(ValueError, match="label_smoothing"):
+        ops.cross_entropy_forward(x, t, None, 1, -100, -0.5)
+    with pytest.raises(RuntimeError, match="weight tensor should be defined"):
+        ops.cross_entropy_forward(x, t, torch.ones(2), 1, -100, 0.0)
+    with pytest.raises(RuntimeError, match="rows, classes"):
+        ops.cross_entropy_forward(torch.randn(2, 3, 4), t, None, 1, -100, 0.0)
+    with pytest.raises(RuntimeError, match="int64 targets"):
+        ops.cross_entropy_forward(x, t[:3], None, 1, -100, 0.0)
+    with pytest.raises(RuntimeError, match="shape"):
+        ops.mse_loss(x, torch.randn(3, 3), 1)
+    with pytest.raises(ValueError, match="unknown reduction"):
+        ops.mse_loss(x, x, 3)
+    with pytest.raises(RuntimeError, match="0-dim grad_output"):
+        ops.mse_loss_backward(torch.ones(4, 3), x, x, 1)

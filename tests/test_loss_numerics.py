@@ -1,0 +1,288 @@
+"""mse_loss and the fused cross entropy against torch: every reduction, weights, ignore_index in
+every position, label smoothing with weights, soft targets, spatial and unbatched inputs, extreme
+logits, empty batches, on every CPU ISA; reductions are bit-reproducible across thread counts."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from helpers import Tol, assert_close
+
+import dlkernels
+
+DF = dlkernels.functional
+REDUCTIONS = ("mean", "sum", "none")
+
+# Error analysis: a row's lse and its loss are a few roundings of values of the logits' size (one
+# exp per element, a lane-wise sum, one log), against torch's log_softmax that rounds differently;
+# sums over rows add a relative error of about log2(rows) eps.
+TOL = {
+    torch.float32: Tol(2e-5, 2e-5, "lse/softmax vs torch's log_softmax: a few float32 roundings per row"),
+    torch.float64: Tol(1e-12, 1e-12, "lse/softmax vs torch's log_softmax: a few float64 roundings per row"),
+}
+
+
+def _fwd_bwd(fn, x, *args, target_grad=False, **kw):
+    x = x.detach().clone().requires_grad_()
+    t = args[0]
+    if target_grad:
+        t = t.detach().clone().requires_grad_()
+    y = fn(x, t, *args[1:], **kw)
+    g = torch.randn(y.shape, generator=torch.Generator().manual_seed(99), dtype=y.dtype).to(y.device)
+    y.backward(g)
+    return y.detach(), x.grad, (t.grad if target_grad else None)
+
+
+def _compare(ours, ref, tol, what):
+    for a, b, name in zip(ours, ref, ("loss", "grad_input", "grad_target")):
+        if b is None:
+            assert a is None
+            continue
+        assert_close(a, b, tol, f"{what} {name}")
+
+
+# ---- MSE ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("n", [1, 7, 64, 1000, 40003])
+def test_mse_matches_torch(device, dtype, reduction, n):
+    x = torch.randn(n, dtype=dtype, device=device)
+    t = torch.randn(n, dtype=dtype, device=device)
+    torch.manual_seed(1)
+    ours = _fwd_bwd(DF.mse_loss, x, t, reduction=reduction, target_grad=True)
+    torch.manual_seed(1)
+    ref = _fwd_bwd(F.mse_loss, x, t, reduction=reduction, target_grad=True)
+    _compare(ours, ref, TOL[dtype], f"mse {reduction} n={n}")
+
+
+def test_mse_layouts_and_broadcast(device):
+    x = torch.randn(4, 6, 5, device=device).transpose(0, 2)
+    t = torch.randn(5, 6, 4, device=device)
+    for red in REDUCTIONS:
+        assert_close(
+            DF.mse_loss(x, t, reduction=red), F.mse_loss(x, t, reduction=red), TOL[torch.float32], red
+        )
+    tb = torch.randn(4, device=device)
+    torch.manual_seed(1)
+    with pytest.warns(UserWarning, match="different to the input size"):
+        ours = _fwd_bwd(DF.mse_loss, x, tb, target_grad=True)
+    torch.manual_seed(1)
+    with pytest.warns(UserWarning):
+        ref = _fwd_bwd(F.mse_loss, x, tb, target_grad=True)
+    _compare(ours, ref, TOL[torch.float32], "broadcast")
+
+
+def test_mse_empty_and_promotion(any_device):
+    e = torch.empty(0, 3, device=any_device)
+    for red in REDUCTIONS:
+        torch.testing.assert_close(
+            DF.mse_loss(e, e, reduction=red), F.mse_loss(e, e, reduction=red), equal_nan=True
+        )
+    x = torch.randn(5, device=any_device)
+    t = torch.randn(5, dtype=torch.float64, device=any_device)
+    torch.testing.assert_close(DF.mse_loss(x, t), F.mse_loss(x, t))
+    torch.testing.assert_close(DF.mse_loss(x, t.long()), F.mse_loss(x, t.long()))
+
+
+def test_mse_sum_is_deterministic_across_threads():
+    x = torch.randn(300_001)
+    t = torch.randn(300_001)
+    before = torch.get_num_threads()
+    try:
+        results = []
+        for n in (1, 2, 3, before):
+            torch.set_num_threads(n)
+            results.append(DF.mse_loss(x, t, reduction="sum"))
+    finally:
+        torch.set_num_threads(before)
+    assert all(torch.equal(r, results[0]) for r in results)
+
+
+# ---- cross entropy ------------------------------------------------------------------------------
+
+SHAPES = [(1, 1), (3, 5), (8, 10), (5, 17), (4, 64), (3, 100), (2, 1031)]
+
+
+def _targets(n, c, device, ignore_at=()):
+    t = torch.randint(c, (n,), device=device)
+    for i in ignore_at:
+        t[i] = -100
+    return t
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_cross_entropy_class_targets(device, dtype, reduction, shape):
+    n, c = shape
+    x = 3 * torch.randn(n, c, dtype=dtype, device=device)
+    t = _targets(n, c, device)
+    for kw in ({}, {"weight": torch.rand(c, dtype=dtype, device=device) + 0.1}, {"label_smoothing": 0.1}):
+        torch.manual_seed(2)
+        ours = _fwd_bwd(DF.cross_entropy, x, t, reduction=reduction, **kw)
+        torch.manual_seed(2)
+        ref = _fwd_bwd(F.cross_entropy, x, t, reduction=reduction, **kw)
+        _compare(ours, ref, TOL[dtype], f"{shape} {reduction} {list(kw)}")
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_cross_entropy_smoothing_with_weights_and_ignore(device, dtype, reduction):
+    n, c = 9, 13
+    x = 2 * torch.randn(n, c, dtype=dtype, device=device)
+    w = torch.rand(c, dtype=dtype, device=device) + 0.1
+    for ignore_at in [(0,), (n - 1,), (4,), (0, 3, n - 1), tuple(range(n))]:
+        t = _targets(n, c, device, ignore_at)
+        for ls in (0.0, 0.25, 1.0):
+            kw = dict(weight=w, label_smoothing=ls, reduction=reduction)
+            torch.manual_seed(3)
+            ours = _fwd_bwd(DF.cross_entropy, x, t, **kw)
+            torch.manual_seed(3)
+            ref = _fwd_bwd(F.cross_entropy, x, t, **kw)
+            if reduction == "mean" and len(ignore_at) == n:
+                assert ours[0].isnan() and ref[0].isnan()
+                continue
+            _compare(ours, ref, TOL[dtype], f"ignore {ignore_at} ls {ls}")
+
+
+def test_cross_entropy_custom_ignore_index(device):
+    x = torch.randn(6, 4, device=device)
+    t = torch.tensor([0, 3, 2, 3, 1, 3], device=device)
+    ours = _fwd_bwd(DF.cross_entropy, x, t, ignore_index=3)
+    ref = _fwd_bwd(F.cross_entropy, x, t, ignore_index=3)
+    _compare(ours, ref, TOL[torch.float32], "ignore_index=3")
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_cross_entropy_soft_targets(device, dtype, reduction):
+    for n, c in [(1, 3), (6, 11), (4, 70)]:
+        x = 2 * torch.randn(n, c, dtype=dtype, device=device)
+        q = torch.softmax(torch.randn(n, c, dtype=dtype, device=device), 1)
+        for kw in ({}, {"weight": torch.rand(c, dtype=dtype, device=device)}, {"label_smoothing": 0.2}):
+            kw["reduction"] = reduction
+            if "weight" in kw:
+                kw["label_smoothing"] = 0.3
+            torch.manual_seed(4)
+            ours = _fwd_bwd(DF.cross_entropy, x, q, target_grad=True, **kw)
+            torch.manual_seed(4)
+            ref = _fwd_bwd(F.cross_entropy, x, q, target_grad=True, **kw)
+            _compare(ours, ref, TOL[dtype], f"soft {(n, c)} {kw}")
+
+
+@pytest.mark.parametrize("soft", [False, True])
+def test_cross_entropy_spatial_and_unbatched(device, soft):
+    x = torch.randn(2, 5, 3, 4, device=device)
+    t = (
+        torch.softmax(torch.randn(2, 5, 3, 4, device=device), 1)
+        if soft
+        else torch.randint(5, (2, 3, 4), device=device)
+    )
+    if not soft:
+        t[0, 1, 2] = -100
+    w = torch.rand(5, device=device)
+    for red in REDUCTIONS:
+        torch.manual_seed(5)
+        ours = _fwd_bwd(DF.cross_entropy, x, t, weight=w, reduction=red, label_smoothing=0.1)
+        torch.manual_seed(5)
+        ref = _fwd_bwd(F.cross_entropy, x, t, weight=w, reduction=red, label_smoothing=0.1)
+        _compare(ours, ref, TOL[torch.float32], f"spatial {red}")
+    x1 = torch.randn(7, device=device)
+    t1 = torch.softmax(torch.randn(7, device=device), 0) if soft else torch.tensor(3, device=device)
+    for red in REDUCTIONS:
+        torch.manual_seed(6)
+        ours = _fwd_bwd(DF.cross_entropy, x1, t1, reduction=red)
+        torch.manual_seed(6)
+        ref = _fwd_bwd(F.cross_entropy, x1, t1, reduction=red)
+        _compare(ours, ref, TOL[torch.float32], f"unbatched {red}")
+
+
+def test_cross_entropy_extreme_logits(device, dtype):
+    n, c = 6, 37
+    x = torch.randn(n, c, dtype=dtype, device=device)
+    x[0, 5] = 1e4
+    x[1] = -1e4
+    x[1, 2] = 1e4
+    x[2, :10] = float("-inf")
+    x[3, 1::2] = float("-inf")
+    x[4] = 1e4 * torch.randn(c, dtype=dtype, device=device)
+    t = torch.tensor([5, 2, 11, 0, 3, 7], device=device)
+    scale = Tol(TOL[dtype].rtol, 1e4 * TOL[dtype].rtol, "logits of 1e4: absolute error scales with them")
+    for red in REDUCTIONS:
+        torch.manual_seed(7)
+        ours = _fwd_bwd(DF.cross_entropy, x, t, reduction=red)
+        torch.manual_seed(7)
+        ref = _fwd_bwd(F.cross_entropy, x, t, reduction=red)
+        _compare(ours, ref, scale, f"extreme {red}")
+        assert torch.isfinite(ours[1]).all()
+
+
+def test_cross_entropy_empty_batch(any_device):
+    x = torch.randn(0, 4, device=any_device, requires_grad=True)
+    t = torch.zeros(0, dtype=torch.long, device=any_device)
+    for red in REDUCTIONS:
+        torch.testing.assert_close(
+            DF.cross_entropy(x, t, reduction=red), F.cross_entropy(x, t, reduction=red), equal_nan=True
+        )
+    DF.cross_entropy(x, t, reduction="sum").backward()
+    assert x.grad.shape == (0, 4)
+
+
+def test_cross_entropy_is_deterministic_across_threads():
+    x = torch.randn(3000, 33)
+    t = torch.randint(33, (3000,))
+    before = torch.get_num_threads()
+    try:
+        results = []
+        for n in (1, 2, 3, before):
+            torch.set_num_threads(n)
+            results.append(DF.cross_entropy(x, t, reduction="sum"))
+    finally:
+        torch.set_num_threads(before)
+    assert all(torch.equal(r, results[0]) for r in results)
+
+
+def test_nn_layers():
+    w = torch.rand(6)
+    ours = dlkernels.nn.CrossEntropyLoss(weight=w, ignore_index=2, label_smoothing=0.1)
+    ref = torch.nn.CrossEntropyLoss(weight=w, ignore_index=2, label_smoothing=0.1)
+    assert isinstance(ours, torch.nn.CrossEntropyLoss)
+    x, t = torch.randn(5, 6), torch.randint(6, (5,))
+    torch.testing.assert_close(ours(x, t), ref(x, t))
+    assert ours.state_dict().keys() == ref.state_dict().keys()
+    m = dlkernels.nn.MSELoss(reduction="sum")
+    assert isinstance(m, torch.nn.MSELoss)
+    torch.testing.assert_close(m(x, x * 2), torch.nn.MSELoss(reduction="sum")(x, x * 2))
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.CrossEntropyLoss())
+    assert type(dlkernels.nn.convert(model)[1]) is dlkernels.nn.CrossEntropyLoss
+
+
+def test_randomized_against_torch():
+    """Seeded random shapes, options and values (a few seconds)."""
+    gen = torch.Generator().manual_seed(1234)
+    isas = dlkernels.cpu_isas()
+    for it in range(150):
+        r = lambda k: int(torch.randint(k, (1,), generator=gen))  # noqa: E731
+        dtype = (torch.float32, torch.float64)[r(2)]
+        n, c = r(40), 1 + r(300)
+        x = (10 ** (r(4) - 1)) * torch.randn(n, c, dtype=dtype, generator=gen)
+        red = REDUCTIONS[r(3)]
+        kw = {"reduction": red}
+        if r(2):
+            kw["weight"] = torch.rand(c, dtype=dtype, generator=gen)
+        if r(2):
+            kw["label_smoothing"] = float(torch.rand((), generator=gen))
+        if r(3) == 0:
+            t = torch.softmax(torch.randn(n, c, dtype=dtype, generator=gen), 1)
+        else:
+            t = torch.randint(c, (n,), generator=gen)
+            t[torch.rand(n, generator=gen) < 0.2] = -100
+        if n == 0:
+            continue
+        with dlkernels.use_cpu_isa(isas[it % len(isas)]):
+            torch.manual_seed(it)
+            ours = _fwd_bwd(DF.cross_entropy, x, t, **kw)
+        torch.manual_seed(it)
+        ref = _fwd_bwd(F.cross_entropy, x, t, **kw)
+        if red == "mean" and ref[0].isnan():
+            assert ours[0].isnan()
+            continue
+        tol = Tol(TOL[dtype].rtol * 10, TOL[dtype].atol * float(x.abs().max().clamp(min=1)), "random scale")
+        _compare(ours, ref, tol, f"iter {it} {(n, c)} {dtype} {kw.keys()}")
