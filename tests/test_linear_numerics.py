@@ -13,6 +13,7 @@ import time
 
 import pytest
 import torch
+from helpers import torch_device
 
 import dlkernels
 
@@ -66,7 +67,7 @@ def _tensors(lead, k, n, dtype, device, seed=0):
     w = torch.randn(n, k, generator=g, dtype=torch.float64)
     b = torch.randn(n, generator=g, dtype=torch.float64)
     dy = torch.randn(*lead, n, generator=g, dtype=torch.float64)
-    return tuple(t.to(dtype).to(device) for t in (x, w, b, dy))
+    return tuple(t.to(dtype).to(torch_device(device)) for t in (x, w, b, dy))
 
 
 def _check_all(x, w, b, dy, what):
@@ -142,13 +143,17 @@ def test_batched_layouts(device, dtype):
     """3-D inputs: sliced batches fold into one row stride (in place); a transposed batch does not
     and is copied; an expanded grad_output (stride 0, as from y.sum().backward()) is read in place."""
     x, w, b, dy = _tensors((4, 6), 13, 7, dtype, device)
-    sliced = torch.zeros(8, 6, 13, dtype=dtype, device=device)[::2]
+    sliced = torch.zeros(8, 6, 13, dtype=dtype, device=torch_device(device))[::2]
     sliced.copy_(x)
     batch_t = x.transpose(0, 1).contiguous().transpose(0, 1)
     _check_all(sliced, w, b, dy, "sliced batch")
     _check_all(batch_t, w, b, dy, "transposed batch")
     _check_all(
-        x, w, b, torch.ones(1, 1, 7, dtype=dtype, device=device).expand(4, 6, 7), "expanded grad_output"
+        x,
+        w,
+        b,
+        torch.ones(1, 1, 7, dtype=dtype, device=torch_device(device)).expand(4, 6, 7),
+        "expanded grad_output",
     )
 
 

@@ -4,6 +4,7 @@ registered ops, torch.compile(fullgraph=True)."""
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import torch_device
 from torch.autograd import gradcheck, gradgradcheck
 from torch.library import opcheck
 
@@ -16,12 +17,12 @@ REDUCTIONS = ("mean", "sum", "none")
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 def test_mse_gradcheck(any_device, reduction):
-    x = torch.randn(3, 5, dtype=torch.float64, device=any_device, requires_grad=True)
-    t = torch.randn(3, 5, dtype=torch.float64, device=any_device, requires_grad=True)
+    x = torch.randn(3, 5, dtype=torch.float64, device=torch_device(any_device), requires_grad=True)
+    t = torch.randn(3, 5, dtype=torch.float64, device=torch_device(any_device), requires_grad=True)
     fn = lambda a, b: DF.mse_loss(a, b, reduction=reduction)  # noqa: E731
     assert gradcheck(fn, (x, t))
     assert gradgradcheck(fn, (x, t))
-    tb = torch.randn(5, dtype=torch.float64, device=any_device, requires_grad=True)
+    tb = torch.randn(5, dtype=torch.float64, device=torch_device(any_device), requires_grad=True)
     with pytest.warns(UserWarning):
         assert gradcheck(fn, (x, tb))
 
@@ -30,16 +31,18 @@ def test_mse_gradcheck(any_device, reduction):
 @pytest.mark.parametrize("variant", ["plain", "weight", "smoothing", "weight+smoothing", "soft", "soft+all"])
 def test_cross_entropy_gradcheck(any_device, reduction, variant):
     n, c = 4, 7
-    x = torch.randn(n, c, dtype=torch.float64, device=any_device, requires_grad=True)
+    x = torch.randn(n, c, dtype=torch.float64, device=torch_device(any_device), requires_grad=True)
     kw = {"reduction": reduction}
     if "weight" in variant or "all" in variant:
-        kw["weight"] = torch.rand(c, dtype=torch.float64, device=any_device) + 0.1
+        kw["weight"] = torch.rand(c, dtype=torch.float64, device=torch_device(any_device)) + 0.1
     if "smoothing" in variant or "all" in variant:
         kw["label_smoothing"] = 0.2
     if variant.startswith("soft"):
-        t = torch.softmax(torch.randn(n, c, dtype=torch.float64, device=any_device), 1).requires_grad_()
+        t = torch.softmax(
+            torch.randn(n, c, dtype=torch.float64, device=torch_device(any_device)), 1
+        ).requires_grad_()
     else:
-        t = torch.tensor([0, -100, 6, 3], device=any_device)
+        t = torch.tensor([0, -100, 6, 3], device=torch_device(any_device))
     args = (x, t) if t.requires_grad else (x,)
 
     def fn(*a):
@@ -49,19 +52,19 @@ def test_cross_entropy_gradcheck(any_device, reduction, variant):
 
 
 def test_cross_entropy_spatial_gradcheck(any_device):
-    x = torch.randn(2, 3, 2, 2, dtype=torch.float64, device=any_device, requires_grad=True)
-    t = torch.randint(3, (2, 2, 2), device=any_device)
+    x = torch.randn(2, 3, 2, 2, dtype=torch.float64, device=torch_device(any_device), requires_grad=True)
+    t = torch.randint(3, (2, 2, 2), device=torch_device(any_device))
     assert gradcheck(lambda a: DF.cross_entropy(a, t, label_smoothing=0.1), (x,))
 
 
 def _opcheck_cases(device):
-    x = torch.randn(5, 6, device=device, requires_grad=True)
-    t = torch.randint(6, (5,), device=device)
+    x = torch.randn(5, 6, device=torch_device(device), requires_grad=True)
+    t = torch.randint(6, (5,), device=torch_device(device))
     t[1] = -100
-    q = torch.softmax(torch.randn(5, 6, device=device), 1)
-    w = torch.rand(6, device=device)
+    q = torch.softmax(torch.randn(5, 6, device=torch_device(device)), 1)
+    w = torch.rand(6, device=torch_device(device))
     for red in (0, 1, 2):
-        yield ops.mse_loss, (x, torch.randn(5, 6, device=device), red)
+        yield ops.mse_loss, (x, torch.randn(5, 6, device=torch_device(device)), red)
         yield ops.cross_entropy_forward, (x, t, None, red, -100, 0.0)
         yield ops.cross_entropy_forward, (x, t, w, red, -100, 0.3)
         yield ops.cross_entropy_forward, (x, q, w, red, -100, 0.1)
@@ -73,7 +76,7 @@ def _opcheck_cases(device):
             (g if red == 0 else g, x.detach(), x.detach() * 2, red)
             if red
             else (
-                torch.randn(5, 6, device=device),
+                torch.randn(5, 6, device=torch_device(device)),
                 x.detach(),
                 x.detach() * 2,
                 red,
@@ -91,10 +94,10 @@ def test_compile_fullgraph(any_device):
         return DF.cross_entropy(x, t, label_smoothing=0.1) + DF.cross_entropy(x, q) + DF.mse_loss(x, y)
 
     compiled = torch.compile(step, fullgraph=True, backend="aot_eager")
-    x = torch.randn(4, 5, device=any_device, requires_grad=True)
-    t = torch.randint(5, (4,), device=any_device)
-    q = torch.softmax(torch.randn(4, 5, device=any_device), 1)
-    y = torch.randn(4, 5, device=any_device)
+    x = torch.randn(4, 5, device=torch_device(any_device), requires_grad=True)
+    t = torch.randint(5, (4,), device=torch_device(any_device))
+    q = torch.softmax(torch.randn(4, 5, device=torch_device(any_device)), 1)
+    y = torch.randn(4, 5, device=torch_device(any_device))
     out = compiled(x, t, q, y)
     out.backward()
     ref_x = x.detach().clone().requires_grad_()

@@ -106,6 +106,7 @@ EXPECTED_SWAPS = {
     torch.nn.ReLU: dnn.ReLU,
     torch.nn.LeakyReLU: dnn.LeakyReLU,
     torch.nn.Sigmoid: dnn.Sigmoid,
+    torch.nn.Linear: dnn.Linear,
 }
 
 

@@ -11,7 +11,7 @@ import random
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import DEFAULT_TOL, EXACT, assert_close
+from helpers import DEFAULT_TOL, EXACT, assert_close, torch_device
 
 import dlkernels.functional as D
 
@@ -58,14 +58,16 @@ def _layout(x, layout):
 
 
 def _compare(ours_fn, ref_fn, shape, dtype, device, layout, tol, grad_tol):
-    x = _layout(torch.randn(shape, dtype=torch.float64).to(device=device, dtype=dtype), layout)
+    x = _layout(torch.randn(shape, dtype=torch.float64).to(device=torch_device(device), dtype=dtype), layout)
     before = x.clone()
     ref = ref_fn(x)
     out = ours_fn(x)
     assert_close(out, ref, tol, "forward")
     assert out.stride() == ref.stride(), (out.stride(), ref.stride())
     assert torch.equal(x, before)
-    dy = _layout(torch.randn(ref.shape, dtype=torch.float64).to(device=device, dtype=dtype), layout)
+    dy = _layout(
+        torch.randn(ref.shape, dtype=torch.float64).to(device=torch_device(device), dtype=dtype), layout
+    )
     xr, xo = x.clone().requires_grad_(), x.clone().requires_grad_()
     ref_fn(xr).backward(dy)
     ours_fn(xo).backward(dy)
@@ -87,7 +89,7 @@ def test_max_pool2d(device, dtype, case, layout):
         EXACT,
         EXACT,
     )
-    x = _layout(torch.randn(shape, device=device, dtype=dtype), layout)
+    x = _layout(torch.randn(shape, device=torch_device(device), dtype=dtype), layout)
     y, i = D.max_pool2d(x, return_indices=True, **kw)
     yr, ir = F.max_pool2d(x, return_indices=True, **kw)
     assert torch.equal(i, ir) and i.dtype == torch.int64 and i.stride() == ir.stride()
@@ -131,7 +133,7 @@ def test_adaptive_avg_pool2d(device, dtype, case, layout):
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_max_pool2d_nan_and_ties(device, dtype, channels_last):
     """A NaN anywhere in a window wins (its index too); among equal values the first does."""
-    x = torch.zeros(1, 9, 6, 20, device=device, dtype=dtype)
+    x = torch.zeros(1, 9, 6, 20, device=torch_device(device), dtype=dtype)
     x[0, :, 1, 3] = float("nan")
     x[0, :, 2, 2] = float("nan")
     x[0, :, 4, 9] = float("-inf")
@@ -150,18 +152,20 @@ def test_max_pool2d_nan_and_ties(device, dtype, channels_last):
 
 
 def test_unbatched_and_empty(device, dtype):
-    x = torch.randn(3, 9, 10, device=device, dtype=dtype)
+    x = torch.randn(3, 9, 10, device=torch_device(device), dtype=dtype)
     assert_close(D.max_pool2d(x, 3, 2, 1), F.max_pool2d(x, 3, 2, 1), EXACT)
     assert_close(D.avg_pool2d(x, 2), F.avg_pool2d(x, 2), DEFAULT_TOL[dtype])
     assert_close(D.adaptive_avg_pool2d(x, 4), F.adaptive_avg_pool2d(x, 4), DEFAULT_TOL[dtype])
-    e = torch.randn(0, 3, 8, 8, device=device, dtype=dtype, requires_grad=True)
+    e = torch.randn(0, 3, 8, 8, device=torch_device(device), dtype=dtype, requires_grad=True)
     for fn, args in ((D.max_pool2d, (2,)), (D.avg_pool2d, (2,)), (D.adaptive_avg_pool2d, (3,))):
         ref = getattr(F, fn.__name__)(e, *args)
         out = fn(e, *args)
         assert out.shape == ref.shape
         out.sum().backward()
         assert e.grad.shape == e.shape
-    assert D.adaptive_avg_pool2d(torch.randn(2, 3, 4, 4, device=device, dtype=dtype), 0).shape == (2, 3, 0, 0)
+    assert D.adaptive_avg_pool2d(
+        torch.randn(2, 3, 4, 4, device=torch_device(device), dtype=dtype), 0
+    ).shape == (2, 3, 0, 0)
 
 
 def test_randomized_differential(device, dtype):

@@ -8,7 +8,9 @@
 // backward follows torch (dlkernels/_ops/linear.py).
 #include <torch/csrc/stable/library.h>
 
-STABLE_TORCH_LIBRARY_FRAGMENT(dlkernels, m) {
+#include "schema/namespace.h"
+
+STABLE_TORCH_LIBRARY_FRAGMENT(DLK_NAMESPACE, m) {
   m.def("linear(Tensor input, Tensor weight, Tensor? bias) -> Tensor");
   m.def("linear_grad_input(Tensor grad_output, Tensor weight) -> Tensor");
   m.def("linear_grad_weight(Tensor grad_output, Tensor input) -> Tensor");

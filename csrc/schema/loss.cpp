@@ -5,7 +5,9 @@
 // from the logits and those two, so no log-probabilities are kept between the passes.
 #include <torch/csrc/stable/library.h>
 
-STABLE_TORCH_LIBRARY_FRAGMENT(dlkernels, m) {
+#include "schema/namespace.h"
+
+STABLE_TORCH_LIBRARY_FRAGMENT(DLK_NAMESPACE, m) {
   m.def("mse_loss(Tensor self, Tensor target, int reduction) -> Tensor");
   m.def("mse_loss_backward(Tensor grad_output, Tensor self, Tensor target, int reduction) -> Tensor");
   m.def(

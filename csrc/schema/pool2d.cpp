@@ -6,7 +6,9 @@
 // The backward ops take the input's size: with stride > 1 several input sizes give one output.
 #include <torch/csrc/stable/library.h>
 
-STABLE_TORCH_LIBRARY_FRAGMENT(dlkernels, m) {
+#include "schema/namespace.h"
+
+STABLE_TORCH_LIBRARY_FRAGMENT(DLK_NAMESPACE, m) {
   m.def(
       "max_pool2d(Tensor self, int[2] kernel_size, int[2] stride, int[2] padding, int[2] dilation, bool ceil_mode) -> "
       "Tensor");

@@ -14,7 +14,7 @@ import math
 
 import torch
 
-from ._common import LIB, check_dtype, check_same_device, dtype_name
+from ._common import LIB, check_dtype, check_same_device, dtype_name, register_autograd
 
 ops = torch.ops.dlkernels
 
@@ -245,13 +245,11 @@ def _grad_bias_bwd(ctx, h):
     return h.expand(ctx.shape)
 
 
-torch.library.register_autograd(LIB + "linear", _linear_bwd, setup_context=_linear_setup)
-torch.library.register_autograd(LIB + "linear_backward", _backward_bwd, setup_context=_backward_setup)
-torch.library.register_autograd(LIB + "linear_grad_input", _grad_input_bwd, setup_context=_grad_input_setup)
-torch.library.register_autograd(
-    LIB + "linear_grad_weight", _grad_weight_bwd, setup_context=_grad_weight_setup
-)
-torch.library.register_autograd(LIB + "linear_grad_bias", _grad_bias_bwd, setup_context=_grad_bias_setup)
+register_autograd("linear", _linear_bwd, setup_context=_linear_setup)
+register_autograd("linear_backward", _backward_bwd, setup_context=_backward_setup)
+register_autograd("linear_grad_input", _grad_input_bwd, setup_context=_grad_input_setup)
+register_autograd("linear_grad_weight", _grad_weight_bwd, setup_context=_grad_weight_setup)
+register_autograd("linear_grad_bias", _grad_bias_bwd, setup_context=_grad_bias_setup)
 
 # ---- vmap ---------------------------------------------------------------------------------------
 # A batched input with an unbatched weight and bias is one call with one more leading dimension;

@@ -8,7 +8,7 @@ saved lse (no kernel needs it on the common path)."""
 
 import torch
 
-from ._common import LIB, check_dtype, check_like, check_same_device
+from ._common import LIB, check_dtype, check_like, check_same_device, register_autograd
 
 ops = torch.ops.dlkernels
 NONE, MEAN, SUM = 0, 1, 2
@@ -115,10 +115,8 @@ def _mse_backward_bwd(ctx, gg):
     )
 
 
-torch.library.register_autograd(LIB + "mse_loss", _mse_bwd, setup_context=_mse_setup)
-torch.library.register_autograd(
-    LIB + "mse_loss_backward", _mse_backward_bwd, setup_context=_mse_backward_setup
-)
+register_autograd("mse_loss", _mse_bwd, setup_context=_mse_setup)
+register_autograd("mse_loss_backward", _mse_backward_bwd, setup_context=_mse_backward_setup)
 
 
 def _ce_setup(ctx, inputs, output):
@@ -146,4 +144,4 @@ def _ce_bwd(ctx, grad_loss, grad_lse, grad_total):
     return gx, gt, None, None, None, None
 
 
-torch.library.register_autograd(LIB + "cross_entropy_forward", _ce_bwd, setup_context=_ce_setup)
+register_autograd("cross_entropy_forward", _ce_bwd, setup_context=_ce_setup)

@@ -10,7 +10,7 @@ gather) is. Every backward op is linear in grad_output, which gives the double b
 
 import torch
 
-from ._common import LIB, check_dtype, check_same_device, dtype_name, is_channels_last
+from ._common import LIB, check_dtype, check_same_device, dtype_name, is_channels_last, register_autograd
 
 ops = torch.ops.dlkernels
 INT64_MAX = 2**63 - 1
@@ -283,19 +283,13 @@ def _adaptive_backward_bwd(ctx, gg):
     return ops.adaptive_avg_pool2d(gg, ctx.output_size), None
 
 
-torch.library.register_autograd(LIB + "max_pool2d", _max_bwd, setup_context=_max_setup)
-torch.library.register_autograd(
-    LIB + "max_pool2d_with_indices", _max_indices_bwd, setup_context=_max_indices_setup
-)
-torch.library.register_autograd(
-    LIB + "max_pool2d_backward", _max_backward_bwd, setup_context=_max_backward_setup
-)
-torch.library.register_autograd(LIB + "max_pool2d_gather", _gather_bwd, setup_context=_gather_setup)
-torch.library.register_autograd(LIB + "avg_pool2d", _avg_bwd, setup_context=_save_input)
-torch.library.register_autograd(
-    LIB + "avg_pool2d_backward", _avg_backward_bwd, setup_context=_avg_backward_setup
-)
-torch.library.register_autograd(LIB + "adaptive_avg_pool2d", _adaptive_bwd, setup_context=_save_input)
-torch.library.register_autograd(
-    LIB + "adaptive_avg_pool2d_backward", _adaptive_backward_bwd, setup_context=_adaptive_backward_setup
+register_autograd("max_pool2d", _max_bwd, setup_context=_max_setup)
+register_autograd("max_pool2d_with_indices", _max_indices_bwd, setup_context=_max_indices_setup)
+register_autograd("max_pool2d_backward", _max_backward_bwd, setup_context=_max_backward_setup)
+register_autograd("max_pool2d_gather", _gather_bwd, setup_context=_gather_setup)
+register_autograd("avg_pool2d", _avg_bwd, setup_context=_save_input)
+register_autograd("avg_pool2d_backward", _avg_backward_bwd, setup_context=_avg_backward_setup)
+register_autograd("adaptive_avg_pool2d", _adaptive_bwd, setup_context=_save_input)
+register_autograd(
+    "adaptive_avg_pool2d_backward", _adaptive_backward_bwd, setup_context=_adaptive_backward_setup
 )
