@@ -1,45 +1,56 @@
 #!/usr/bin/env bash
-# Everything a session on a GPU machine needs, in one call: build the CUDA extension in place with
-# the machine's own python3 and CUDA torch (no downloads), run the CUDA tests, benchmark the
-# activations against the device's copy bandwidth. Logs and results go to $OUT (default gpu-out/).
-#   bash tools/gpu_session.sh                 # all of it
-#   STAGES="build test" bash tools/gpu_session.sh
-# Not yet run on a GPU: the first run will tell whether the sources build against that torch.
-# opcheck needs the expecttest package; carry its wheel if the machine lacks it.
+# Everything a GPU machine run needs, in one call, from the wheel built on a CPU machine (no
+# compiling, no downloads there): install dist/dlkernels-*.whl (and dist/expecttest-*.whl, which
+# opcheck needs, if the machine lacks it) into the machine's own python with its CUDA torch, run
+# the CUDA test cases against the installed package, then benchmark against torch on the GPU.
+# Logs, JUnit XML and the benchmark JSON go to $OUT (default gpu-out/).
+#
+# Prepare on the CPU machine:  make wheel && .venv/bin/pip download --no-deps -d dist expecttest
+# Then on the GPU machine:     bash tools/gpu_session.sh          (STAGES="install test" to skip bench)
 set -uo pipefail
 cd "$(dirname "$0")/.."
-out=${OUT:-gpu-out}
+out=$(realpath -m "${OUT:-gpu-out}")
 py=${PYTHON:-python3}
-stages=${STAGES:-build test bench}
+stages=${STAGES:-install test bench}
 mkdir -p "$out"
 status=0
 
 {
   nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv
   "$py" -c "import torch; print('torch', torch.__version__, 'CUDA', torch.version.cuda, torch.cuda.get_device_name())"
-  "$py" -c "import expecttest" 2>/dev/null || echo "expecttest missing: opcheck tests will fail"
 } 2>&1 | tee "$out/machine.txt"
 
-if [[ $stages == *build* ]]; then
-  echo "== build"
-  if ! DLKERNELS_CUDA=1 TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0} MAX_JOBS=${MAX_JOBS:-$(nproc)} \
-    "$py" setup.py build_ext --inplace >"$out/build.log" 2>&1; then
-    tail -60 "$out/build.log"
+if [[ $stages == *install* ]]; then
+  echo "== install the prebuilt wheel"
+  wheel=$(ls dist/dlkernels-*.whl 2>/dev/null | head -1)
+  if [[ -z $wheel ]]; then
+    echo "no dist/dlkernels-*.whl: build it on the CPU machine with 'make wheel' and bring dist/" >&2
     exit 1
   fi
-  "$py" -m dlkernels info | tee "$out/info.txt"
+  "$py" -c "import expecttest" 2>/dev/null ||
+    "$py" -m pip install --quiet --no-index --no-deps dist/expecttest-*.whl ||
+    echo "expecttest missing: opcheck tests will fail"
+  "$py" -m pip install --quiet --no-index --no-deps --force-reinstall "$wheel" >"$out/install.log" 2>&1 || {
+    tail -20 "$out/install.log"
+    exit 1
+  }
+  (cd /tmp && "$py" -m dlkernels info) | tee "$out/info.txt"
 fi
 
 if [[ $stages == *test* ]]; then
-  echo "== CUDA tests"
-  "$py" -m pytest tests -q -m cuda -p no:cacheprovider --junitxml="$out/cuda-tests.xml" >"$out/cuda-tests.log" 2>&1 ||
-    status=1
+  echo "== CUDA tests (installed package)"
+  # A copy of tests/ outside the checkout, so `import dlkernels` finds the installed wheel.
+  tests=$(mktemp -d)/tests
+  cp -r tests "$tests"
+  (cd "$(dirname "$tests")" && "$py" -m pytest tests -q -m cuda -p no:cacheprovider \
+    --junitxml="$out/cuda-tests.xml" >"$out/cuda-tests.log" 2>&1) || status=1
   tail -40 "$out/cuda-tests.log"
 fi
 
 if [[ $stages == *bench* ]]; then
-  echo "== activation benchmark (cuda)"
-  "$py" -m dlkernels bench --suite activation --device cuda --save --out-dir "$out" >"$out/bench.log" 2>&1 || status=1
-  tail -30 "$out/bench.log"
+  echo "== benchmark (cuda)"
+  (cd /tmp && "$py" -m dlkernels bench --quick --device cuda --json "$out/bench-cuda.json") \
+    >"$out/bench.log" 2>&1 || status=1
+  tail -40 "$out/bench.log"
 fi
 exit $status

@@ -160,7 +160,11 @@ def register_autograd(name: str, backward, setup_context, jvp=None) -> None:
             # apply runs forward with (forward-mode) grad off; the op below runs with the caller's
             # modes, as below a C++ autograd kernel, so an enclosing torch.func level (grad or jvp)
             # still records it.
-            *args, (grad_mode, fwd_grad_mode) = args_and_modes
+            *args, modes = args_and_modes
+            if modes is None:  # no transform or dual level above: nothing to restore
+                with torch._C._AutoDispatchBelowAutograd():
+                    return op(*args)
+            grad_mode, fwd_grad_mode = modes
             previous = torch._C._is_fwd_grad_enabled()
             torch._C._set_fwd_grad_enabled(fwd_grad_mode)
             try:
@@ -200,12 +204,12 @@ def register_autograd(name: str, backward, setup_context, jvp=None) -> None:
 
     def kernel(keyset, *args):
         grad_mode = torch.is_grad_enabled()
-        if (grad_mode and torch._C._any_requires_grad(*args)) or forward_ad._current_level >= 0:
-            modes = (grad_mode, torch._C._is_fwd_grad_enabled())
+        dual = forward_ad._current_level >= 0
+        if (grad_mode and torch._C._any_requires_grad(*args)) or dual:
             if torch._C._are_functorch_transforms_active():
                 with enable_single_level_autograd_function():
-                    return record(*args, modes)
-            return record(*args, modes)
+                    return record(*args, (grad_mode, torch._C._is_fwd_grad_enabled()))
+            return record(*args, (grad_mode, torch._C._is_fwd_grad_enabled()) if dual else None)
         return op.redispatch(keyset & after_autograd, *args)
 
     _AUTOGRAD_LIB.impl(name, kernel, "Autograd", with_keyset=True)
