@@ -225,3 +225,21 @@ def add_tangents(*terms):
 
 
 _AUTOGRAD_LIB = torch.library.Library("dlkernels", "FRAGMENT")
+
+
+def vmap_per_sample(info, in_dims, op, args):
+    """A vmap rule that runs `op` once per sample and stacks the results: for the cases an op's
+    own rule cannot fold into one call (per-sample weights, as in per-sample weight gradients)."""
+    outs = []
+    for i in range(info.batch_size):
+        outs.append(
+            op(
+                *(
+                    a.select(d, i) if d is not None and isinstance(a, torch.Tensor) else a
+                    for a, d in zip(args, in_dims)
+                )
+            )
+        )
+    if isinstance(outs[0], tuple):
+        return tuple(torch.stack(o) for o in zip(*outs)), (0,) * len(outs[0])
+    return torch.stack(outs), 0

@@ -20,6 +20,7 @@ from ._common import (
     dtype_name,
     is_channels_last,
     register_autograd,
+    vmap_per_sample,
 )
 
 ops = torch.ops.dlkernels
@@ -350,33 +351,17 @@ def _fold(t, dim):
     return t.reshape(t.shape[0] * t.shape[1], *t.shape[2:]), t.shape[0]
 
 
-def _per_sample(info, in_dims, op, args):
-    outs = []
-    for i in range(info.batch_size):
-        outs.append(
-            op(
-                *(
-                    a.select(d, i) if d is not None and isinstance(a, torch.Tensor) else a
-                    for a, d in zip(args, in_dims)
-                )
-            )
-        )
-    if isinstance(outs[0], tuple):
-        return tuple(torch.stack(o) for o in zip(*outs)), (0,) * len(outs[0])
-    return torch.stack(outs), 0
-
-
 @torch.library.register_vmap(LIB + "conv2d")
 def _conv2d_vmap(info, in_dims, input, weight, bias, *conf):
     if in_dims[0] is not None and in_dims[1] is None and (len(in_dims) < 3 or in_dims[2] is None):
         x, b = _fold(input, in_dims[0])
         y = ops.conv2d(x, weight, bias, *conf)
         return y.reshape(b, -1, *y.shape[1:]), 0
-    return _per_sample(info, in_dims, ops.conv2d, (input, weight, bias, *conf))
+    return vmap_per_sample(info, in_dims, ops.conv2d, (input, weight, bias, *conf))
 
 
 for _name in ("conv2d_grad_input", "conv2d_grad_weight", "conv2d_grad_bias", "conv2d_backward"):
     _op = getattr(ops, _name)
     torch.library.register_vmap(
-        LIB + _name, lambda info, in_dims, *args, _op=_op: _per_sample(info, in_dims, _op, args)
+        LIB + _name, lambda info, in_dims, *args, _op=_op: vmap_per_sample(info, in_dims, _op, args)
     )

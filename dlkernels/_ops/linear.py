@@ -14,7 +14,7 @@ import math
 
 import torch
 
-from ._common import LIB, check_dtype, check_same_device, dtype_name, register_autograd
+from ._common import LIB, check_dtype, check_same_device, dtype_name, register_autograd, vmap_per_sample
 
 ops = torch.ops.dlkernels
 
@@ -256,31 +256,15 @@ register_autograd("linear_grad_bias", _grad_bias_bwd, setup_context=_grad_bias_s
 # anything else (per-sample weights) runs one call per sample.
 
 
-def _per_sample(info, in_dims, op, args):
-    outs = []
-    for i in range(info.batch_size):
-        outs.append(
-            op(
-                *(
-                    a.select(d, i) if d is not None and isinstance(a, torch.Tensor) else a
-                    for a, d in zip(args, in_dims)
-                )
-            )
-        )
-    if isinstance(outs[0], tuple):
-        return tuple(torch.stack(o) for o in zip(*outs)), (0,) * len(outs[0])
-    return torch.stack(outs), 0
-
-
 @torch.library.register_vmap(LIB + "linear")
 def _linear_vmap(info, in_dims, input, weight, bias):
     if in_dims[0] is not None and in_dims[1] is None and in_dims[2] is None:
         return ops.linear(input.movedim(in_dims[0], 0), weight, bias), 0
-    return _per_sample(info, in_dims, ops.linear, (input, weight, bias))
+    return vmap_per_sample(info, in_dims, ops.linear, (input, weight, bias))
 
 
 for _name in ("linear_grad_input", "linear_grad_weight", "linear_grad_bias", "linear_backward"):
     _op = getattr(ops, _name)
     torch.library.register_vmap(
-        LIB + _name, lambda info, in_dims, *args, _op=_op: _per_sample(info, in_dims, _op, args)
+        LIB + _name, lambda info, in_dims, *args, _op=_op: vmap_per_sample(info, in_dims, _op, args)
     )
