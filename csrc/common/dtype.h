@@ -1,5 +1,5 @@
 // The element types a kernel can be asked for, without torch: CUDA launchers take this enum so the
-// .cu files stay free of torch headers (see DESIGN.md §2).
+// .cu files stay free of torch headers (CONTRIBUTING.md: how an op is put together).
 #pragma once
 
 namespace dlk {

@@ -1,4 +1,4 @@
-// Launch helpers for the CUDA kernels. Torch-free (see DESIGN.md §2): kernels and launchers take
+// Launch helpers for the CUDA kernels. Torch-free (CONTRIBUTING.md): kernels and launchers take
 // raw pointers, sizes and a cudaStream_t, and report failures as a cudaError_t for the host side
 // to raise.
 //
