@@ -10,7 +10,7 @@ from torch import Tensor
 from torch.nn import _reduction
 
 from .._ext import ops
-from ._checks import check_kernel_dtype, check_number, check_tensor, needs_grad
+from ._checks import check_kernel_dtype, check_number, check_tensor
 
 _REDUCTIONS = {"none": 0, "mean": 1, "sum": 2}
 
@@ -136,34 +136,10 @@ def cross_entropy(
         x2 = input.movedim(1, -1).reshape(-1, classes)
         t2 = target.movedim(1, -1).reshape(-1, classes) if soft else target.reshape(-1)
         out_shape = (input.shape[0], *input.shape[2:])
-    if needs_grad(x2) and not torch.compiler.is_compiling() and not t2.requires_grad:
-        # the common training call: an autograd.Function costs a fraction of the registered op's
-        # Python autograd wrapper, which dominates at small sizes (64 x 10)
-        loss = _CrossEntropy.apply(x2, t2, weight, code, ignore_index, label_smoothing)
-    else:
-        loss, _, _ = ops.cross_entropy_forward(x2, t2, weight, code, ignore_index, label_smoothing)
+    loss, _, _ = ops.cross_entropy_forward(
+        x2, t2, weight, code, ignore_index, label_smoothing
+    )  # autograd: _ops
     return loss.reshape(out_shape) if code == 0 else loss
-
-
-class _CrossEntropy(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, target, weight, code, ignore_index, label_smoothing):
-        loss, lse, total = ops.cross_entropy_forward(x, target, weight, code, ignore_index, label_smoothing)
-        ctx.save_for_backward(x, target, weight, lse, total)
-        ctx.args = (code, ignore_index, label_smoothing)
-        return loss
-
-    @staticmethod
-    def backward(ctx, grad):
-        x, target, weight, lse, total = ctx.saved_tensors
-        return (
-            ops.cross_entropy_backward(grad, x, target, weight, lse, total, *ctx.args),
-            None,
-            None,
-            None,
-            None,
-            None,
-        )
 
 
 def _c10(dtype: torch.dtype) -> str:
