@@ -4,14 +4,19 @@ differential test of the configuration space. Every CPU ISA path runs (the ``dev
 
 Max pooling selects values, so outputs, indices and (summed in torch's order) gradients are exact.
 Average pooling sums in torch's order for strided windows; the adaptive pool sums whole rows in
-vector lanes, so it gets torch.testing's defaults."""
+vector lanes, so it gets torch.testing's defaults.
+
+float16 / bfloat16 (the CUDA kernels, on a GPU or emulated): the reference runs in float64 and
+rounds once, as the kernels sum in float and round once (torch's CPU kernels round partial
+gradient sums in the half type). Results are then within one unit in the last place: the max
+forward stays exact, sums get the dtype's torch.testing default (about one ulp)."""
 
 import random
 
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import DEFAULT_TOL, EXACT, assert_close, torch_device
+from helpers import DEFAULT_TOL, EXACT, assert_close, sim_scaled, torch_device
 
 import dlkernels.functional as D
 
@@ -57,10 +62,19 @@ def _layout(x, layout):
     return x
 
 
+HALF_TYPES = (torch.float16, torch.bfloat16)
+
+
+def _grad_tol(dtype, tol):
+    # Several windows' gradients meet in one input element: one rounding of the float sum.
+    return DEFAULT_TOL[dtype] if dtype in HALF_TYPES else tol
+
+
 def _compare(ours_fn, ref_fn, shape, dtype, device, layout, tol, grad_tol):
     x = _layout(torch.randn(shape, dtype=torch.float64).to(device=torch_device(device), dtype=dtype), layout)
+    wide = torch.float64 if dtype in HALF_TYPES else dtype  # the reference's precision
     before = x.clone()
-    ref = ref_fn(x)
+    ref = ref_fn(x.to(wide)).to(dtype)
     out = ours_fn(x)
     assert_close(out, ref, tol, "forward")
     assert out.stride() == ref.stride(), (out.stride(), ref.stride())
@@ -68,10 +82,10 @@ def _compare(ours_fn, ref_fn, shape, dtype, device, layout, tol, grad_tol):
     dy = _layout(
         torch.randn(ref.shape, dtype=torch.float64).to(device=torch_device(device), dtype=dtype), layout
     )
-    xr, xo = x.clone().requires_grad_(), x.clone().requires_grad_()
-    ref_fn(xr).backward(dy)
+    xr, xo = x.to(wide, copy=True).requires_grad_(), x.clone().requires_grad_()
+    ref_fn(xr).backward(dy.to(wide))
     ours_fn(xo).backward(dy)
-    assert_close(xo.grad, xr.grad, grad_tol, "grad_input")
+    assert_close(xo.grad, xr.grad.to(dtype), _grad_tol(dtype, grad_tol), "grad_input")
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
@@ -224,6 +238,55 @@ def test_randomized_differential(device, dtype):
             dtype,
             device,
             layout,
+            tol,
+            tol,
+        )
+
+
+def test_randomized_channels_last_groups(device, dtype):
+    """Seeded random channels_last configurations with channel counts that fill whole 16-byte groups
+    (the CUDA kernels' vector path) or not, and NaN / -inf scattered over the input: values,
+    indices and gradients of the max pool, and both average pools."""
+    rng = random.Random(4321)
+    for _ in range(8):
+        h, w = rng.randint(1, 13), rng.randint(1, 13)
+        k = (rng.randint(1, min(h, 4)), rng.randint(1, min(w, 4)))
+        p = (rng.randint(0, k[0] // 2), rng.randint(0, k[1] // 2))
+        s = (rng.randint(1, 3), rng.randint(1, 3))
+        ceil = rng.random() < 0.5
+        shape = sim_scaled((rng.randint(1, 2), rng.choice([2, 4, 8, 16, 24, 12]), h, w), device)
+        x = torch.randn(shape, dtype=torch.float64)
+        flat = x.view(-1)
+        for v in (float("nan"), float("-inf"), 0.0):
+            flat[torch.randint(flat.numel(), (max(1, flat.numel() // 50),))] = v
+        x = x.to(dtype).contiguous(memory_format=torch.channels_last).to(torch_device(device))
+        kw = dict(kernel_size=k, stride=s, padding=p, ceil_mode=ceil)
+        y, i = D.max_pool2d(x, return_indices=True, **kw)
+        yr, ir = F.max_pool2d(x, return_indices=True, **kw)
+        assert_close(y, yr, EXACT, "max forward")
+        assert torch.equal(i, ir) and i.stride() == ir.stride()
+        finite = torch.nan_to_num(x, nan=0.0, neginf=0.0)
+        _compare(
+            lambda t, a=kw: D.max_pool2d(t, **a),
+            lambda t, a=kw: F.max_pool2d(t, **a),
+            shape,
+            dtype,
+            device,
+            "channels_last",
+            EXACT,
+            EXACT,
+        )
+        avg = dict(kw, count_include_pad=rng.random() < 0.5)
+        tol = DEFAULT_TOL[dtype]
+        assert_close(D.avg_pool2d(finite, **avg), F.avg_pool2d(finite.double(), **avg).to(dtype), tol, "avg")
+        size = (rng.randint(1, 2 * h), rng.randint(1, 2 * w))
+        _compare(
+            lambda t, a=size: D.adaptive_avg_pool2d(t, a),
+            lambda t, a=size: F.adaptive_avg_pool2d(t, a),
+            shape,
+            dtype,
+            device,
+            "channels_last",
             tol,
             tol,
         )
