@@ -28,25 +28,21 @@ void forward_items(const Pool2dGeometry& g, bool cl, int64_t taps, int64_t& item
 
 std::tuple<Tensor, Tensor> max_forward(const char* op, const Tensor& self, IntList kernel, IntList stride,
                                        IntList padding, IntList dilation, bool ceil_mode, bool want_indices) {
-  check_dtype(self, op, kDtypes);
-  const Pool2dGeometry g = pool2d_geometry(op, self.sizes(), kernel, stride, padding, dilation, ceil_mode);
-  const bool cl = is_channels_last(self);
-  const Tensor x = as_pool_layout(self, cl);
-  Tensor y = new_pool_output(self, g.N, g.C, g.OH, g.OW, cl);
-  Tensor idx = want_indices ? new_pool_output(self, g.N, g.C, g.OH, g.OW, cl, ScalarType::Long) : new_empty(self, {0});
+  const PoolCall c = max_pool2d_call(op, self, kernel, stride, padding, dilation, ceil_mode, want_indices, kDtypes);
+  const Pool2dGeometry& g = c.g;
   const Isa isa = active_isa();
   dispatch_float(self.scalar_type(), op, [&](auto tag) {
     using T = decltype(tag);
     const auto& table = pool2d_table<T>(isa);
-    const auto fn = cl ? table.max_nhwc : table.max_nchw;
-    const T* px = x.const_data_ptr<T>();
-    T* py = y.mutable_data_ptr<T>();
-    int64_t* pi = want_indices ? idx.mutable_data_ptr<int64_t>() : nullptr;
+    const auto fn = c.cl ? table.max_nhwc : table.max_nchw;
+    const T* px = c.in.const_data_ptr<T>();
+    T* py = c.out.mutable_data_ptr<T>();
+    int64_t* pi = want_indices ? c.indices.mutable_data_ptr<int64_t>() : nullptr;
     int64_t items, work;
-    forward_items(g, cl, g.h.k * g.w.k, items, work);
+    forward_items(g, c.cl, g.h.k * g.w.k, items, work);
     parallel_items(items, work, [&](int64_t b, int64_t e) { fn(px, py, pi, g, b, e); });
   });
-  return {y, idx};
+  return {c.out, c.indices};
 }
 
 Tensor max_pool2d_cpu(Tensor self, IntList kernel, IntList stride, IntList padding, IntList dilation, bool ceil_mode) {
@@ -61,26 +57,22 @@ std::tuple<Tensor, Tensor> max_pool2d_with_indices_cpu(Tensor self, IntList kern
 Tensor max_pool2d_backward_cpu(Tensor grad_output, Tensor indices, IntList input_size, IntList kernel, IntList stride,
                                IntList padding, IntList dilation, bool ceil_mode) {
   const char* op = "max_pool2d_backward";
-  check_dtype(grad_output, op, kDtypes);
-  check_indices(op, grad_output, indices);
-  const Pool2dGeometry g = pool2d_geometry(op, input_size, kernel, stride, padding, dilation, ceil_mode);
-  check_pool_grad_output(op, grad_output, g);
-  const bool cl = is_channels_last(grad_output);
-  const Tensor dy = as_pool_layout(grad_output, cl), ix = as_pool_layout(indices, cl);
-  Tensor dx = new_pool_output(grad_output, g.N, g.C, g.H, g.W, cl);
+  const PoolCall c = max_pool2d_backward_call(op, grad_output, indices, input_size, kernel, stride, padding, dilation,
+                                              ceil_mode, kDtypes);
+  const Pool2dGeometry& g = c.g;
   const Isa isa = active_isa();
   dispatch_float(grad_output.scalar_type(), op, [&](auto tag) {
     using T = decltype(tag);
     const auto& table = pool2d_table<T>(isa);
-    const auto fn = cl ? table.max_backward_nhwc : table.max_backward_nchw;
-    const T* pdy = dy.const_data_ptr<T>();
-    const int64_t* pi = ix.const_data_ptr<int64_t>();
-    T* pdx = dx.mutable_data_ptr<T>();
-    const int64_t rows = (cl ? g.N : g.planes()) * g.H;
-    const int64_t work = (cl ? g.C : 1) * (g.W + g.OW * (g.h.span() / g.h.s + 1));
+    const auto fn = c.cl ? table.max_backward_nhwc : table.max_backward_nchw;
+    const T* pdy = c.in.const_data_ptr<T>();
+    const int64_t* pi = c.indices.const_data_ptr<int64_t>();
+    T* pdx = c.out.mutable_data_ptr<T>();
+    const int64_t rows = (c.cl ? g.N : g.planes()) * g.H;
+    const int64_t work = (c.cl ? g.C : 1) * (g.W + g.OW * (g.h.span() / g.h.s + 1));
     parallel_items(rows, work, [&](int64_t b, int64_t e) { fn(pdy, pi, pdx, g, b, e); });
   });
-  return dx;
+  return c.out;
 }
 
 // out[n, c, o] = self[n, c, indices[n, c, o]] (indices flat in each H x W plane).
@@ -128,39 +120,34 @@ Tensor max_pool2d_gather_cpu(Tensor self, Tensor indices, IntList kernel, IntLis
 }
 
 template <class Fwd>
-Tensor avg_like_forward(const char* op, const Tensor& self, const Pool2dGeometry& g, Fwd pick) {
-  const bool cl = is_channels_last(self);
-  const Tensor x = as_pool_layout(self, cl);
-  Tensor y = new_pool_output(self, g.N, g.C, g.OH, g.OW, cl);
+Tensor avg_like_forward(const char* op, const PoolCall& c, Fwd pick) {
+  const Pool2dGeometry& g = c.g;
   const Isa isa = active_isa();
-  dispatch_float(self.scalar_type(), op, [&](auto tag) {
+  dispatch_float(c.in.scalar_type(), op, [&](auto tag) {
     using T = decltype(tag);
     Pool2dGeometry gg = g;
-    const auto fn = pick(pool2d_table<T>(isa), cl, gg);
-    const T* px = x.const_data_ptr<T>();
-    T* py = y.mutable_data_ptr<T>();
+    const auto fn = pick(pool2d_table<T>(isa), c.cl, gg);
+    const T* px = c.in.const_data_ptr<T>();
+    T* py = c.out.mutable_data_ptr<T>();
     int64_t items, work;
-    forward_items(gg, cl, (g.H / (g.OH > 0 ? g.OH : 1) + 1) * (g.W / (g.OW > 0 ? g.OW : 1) + 1), items, work);
+    forward_items(gg, c.cl, (g.H / (g.OH > 0 ? g.OH : 1) + 1) * (g.W / (g.OW > 0 ? g.OW : 1) + 1), items, work);
     parallel_items(items, work, [&](int64_t b, int64_t e) { fn(px, py, gg, b, e); });
   });
-  return y;
+  return c.out;
 }
 
 Tensor avg_pool2d_cpu(Tensor self, IntList kernel, IntList stride, IntList padding, bool ceil_mode,
                       bool count_include_pad, std::optional<int64_t> divisor_override) {
   const char* op = "avg_pool2d";
-  check_dtype(self, op, kDtypes);
-  const Pool2dGeometry g =
-      avg_pool2d_geometry(op, self.sizes(), kernel, stride, padding, ceil_mode, count_include_pad, divisor_override);
-  return avg_like_forward(op, self, g,
-                          [](const auto& t, bool cl, Pool2dGeometry&) { return cl ? t.avg_nhwc : t.avg_nchw; });
+  const PoolCall c =
+      avg_pool2d_call(op, self, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override, kDtypes);
+  return avg_like_forward(op, c, [](const auto& t, bool cl, Pool2dGeometry&) { return cl ? t.avg_nhwc : t.avg_nchw; });
 }
 
 Tensor adaptive_avg_pool2d_cpu(Tensor self, IntList output_size) {
   const char* op = "adaptive_avg_pool2d";
-  check_dtype(self, op, kDtypes);
-  const Pool2dGeometry g = adaptive_pool2d_geometry(op, self.sizes(), output_size);
-  return avg_like_forward(op, self, g, [](const auto& t, bool cl, Pool2dGeometry& gg) {
+  const PoolCall c = adaptive_avg_pool2d_call(op, self, output_size, kDtypes);
+  return avg_like_forward(op, c, [](const auto& t, bool cl, Pool2dGeometry& gg) {
     if (cl) return t.adaptive_nhwc;
     if (gg.OH > 0 && gg.OW > 0 && gg.H % gg.OH == 0 && gg.W % gg.OW == 0 && !(gg.OH == 1 && gg.OW == 1)) {
       // Equal windows: a strided average (vectorised over columns), dividing once by kh kw.
@@ -176,41 +163,34 @@ Tensor adaptive_avg_pool2d_cpu(Tensor self, IntList output_size) {
 }
 
 template <class Bwd>
-Tensor avg_like_backward(const char* op, const Tensor& grad_output, const Pool2dGeometry& g, Bwd pick) {
-  check_pool_grad_output(op, grad_output, g);
-  const bool cl = is_channels_last(grad_output);
-  const Tensor dy = as_pool_layout(grad_output, cl);
-  Tensor dx = new_pool_output(grad_output, g.N, g.C, g.H, g.W, cl);
+Tensor avg_like_backward(const char* op, const PoolCall& c, Bwd pick) {
+  const Pool2dGeometry& g = c.g;
   const Isa isa = active_isa();
-  dispatch_float(grad_output.scalar_type(), op, [&](auto tag) {
+  dispatch_float(c.in.scalar_type(), op, [&](auto tag) {
     using T = decltype(tag);
-    const auto fn = pick(pool2d_table<T>(isa), cl);
-    const T* pdy = dy.const_data_ptr<T>();
-    T* pdx = dx.mutable_data_ptr<T>();
-    const int64_t rows = (cl ? g.N : g.planes()) * g.H;
-    parallel_items(rows, (cl ? g.C : 1) * (g.W + 2 * g.OW), [&](int64_t b, int64_t e) { fn(pdy, pdx, g, b, e); });
+    const auto fn = pick(pool2d_table<T>(isa), c.cl);
+    const T* pdy = c.in.const_data_ptr<T>();
+    T* pdx = c.out.mutable_data_ptr<T>();
+    const int64_t rows = (c.cl ? g.N : g.planes()) * g.H;
+    parallel_items(rows, (c.cl ? g.C : 1) * (g.W + 2 * g.OW), [&](int64_t b, int64_t e) { fn(pdy, pdx, g, b, e); });
   });
-  return dx;
+  return c.out;
 }
 
 Tensor avg_pool2d_backward_cpu(Tensor grad_output, IntList input_size, IntList kernel, IntList stride, IntList padding,
                                bool ceil_mode, bool count_include_pad, std::optional<int64_t> divisor_override) {
   const char* op = "avg_pool2d_backward";
-  check_dtype(grad_output, op, kDtypes);
-  const Pool2dGeometry g =
-      avg_pool2d_geometry(op, input_size, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override);
-  return avg_like_backward(op, grad_output, g,
+  const PoolCall c = avg_pool2d_backward_call(op, grad_output, input_size, kernel, stride, padding, ceil_mode,
+                                              count_include_pad, divisor_override, kDtypes);
+  return avg_like_backward(op, c,
                            [](const auto& t, bool cl) { return cl ? t.avg_backward_nhwc : t.avg_backward_nchw; });
 }
 
 Tensor adaptive_avg_pool2d_backward_cpu(Tensor grad_output, IntList input_size) {
   const char* op = "adaptive_avg_pool2d_backward";
-  check_dtype(grad_output, op, kDtypes);
-  DLK_CHECK(grad_output.dim() == 4, op, ": expected a 4-D grad_output, but got size ", grad_output.sizes());
-  const Pool2dGeometry g = adaptive_pool2d_geometry(op, input_size, IntList(grad_output.sizes().data() + 2, 2));
-  return avg_like_backward(op, grad_output, g, [](const auto& t, bool cl) {
-    return cl ? t.adaptive_backward_nhwc : t.adaptive_backward_nchw;
-  });
+  const PoolCall c = adaptive_avg_pool2d_backward_call(op, grad_output, input_size, kDtypes);
+  return avg_like_backward(
+      op, c, [](const auto& t, bool cl) { return cl ? t.adaptive_backward_nhwc : t.adaptive_backward_nchw; });
 }
 
 }  // namespace

@@ -14,17 +14,12 @@ constexpr std::initializer_list<ScalarType> kDtypes = {ScalarType::Float, Scalar
 
 std::tuple<Tensor, Tensor> max_forward(const char* op, const Tensor& self, IntList kernel, IntList stride,
                                        IntList padding, IntList dilation, bool ceil_mode, bool want_indices) {
-  check_dtype(self, op, kDtypes);
-  const Pool2dGeometry g = pool2d_geometry(op, self.sizes(), kernel, stride, padding, dilation, ceil_mode);
+  const PoolCall c = max_pool2d_call(op, self, kernel, stride, padding, dilation, ceil_mode, want_indices, kDtypes);
   const DeviceGuard guard(self);
-  const bool cl = is_channels_last(self);
-  const Tensor x = as_pool_layout(self, cl);
-  Tensor y = new_pool_output(self, g.N, g.C, g.OH, g.OW, cl);
-  Tensor idx = want_indices ? new_pool_output(self, g.N, g.C, g.OH, g.OW, cl, ScalarType::Long) : new_empty(self, {0});
-  check_launch(
-      op, max_pool2d_forward(to_dtype(self.scalar_type()), x.const_data_ptr(), y.mutable_data_ptr(),
-                             want_indices ? idx.mutable_data_ptr<int64_t>() : nullptr, g, cl, current_stream(self)));
-  return {y, idx};
+  check_launch(op, max_pool2d_forward(to_dtype(self.scalar_type()), c.in.const_data_ptr(), c.out.mutable_data_ptr(),
+                                      want_indices ? c.indices.mutable_data_ptr<int64_t>() : nullptr, c.g, c.cl,
+                                      current_stream(self)));
+  return {c.out, c.indices};
 }
 
 Tensor max_pool2d_cuda(Tensor self, IntList kernel, IntList stride, IntList padding, IntList dilation, bool ceil_mode) {
@@ -39,18 +34,13 @@ std::tuple<Tensor, Tensor> max_pool2d_with_indices_cuda(Tensor self, IntList ker
 Tensor max_pool2d_backward_cuda(Tensor grad_output, Tensor indices, IntList input_size, IntList kernel, IntList stride,
                                 IntList padding, IntList dilation, bool ceil_mode) {
   const char* op = "max_pool2d_backward";
-  check_dtype(grad_output, op, kDtypes);
-  check_indices(op, grad_output, indices);
-  const Pool2dGeometry g = pool2d_geometry(op, input_size, kernel, stride, padding, dilation, ceil_mode);
-  check_pool_grad_output(op, grad_output, g);
+  const PoolCall c = max_pool2d_backward_call(op, grad_output, indices, input_size, kernel, stride, padding, dilation,
+                                              ceil_mode, kDtypes);
   const DeviceGuard guard(grad_output);
-  const bool cl = is_channels_last(grad_output);
-  const Tensor dy = as_pool_layout(grad_output, cl), ix = as_pool_layout(indices, cl);
-  Tensor dx = new_pool_output(grad_output, g.N, g.C, g.H, g.W, cl);
-  check_launch(
-      op, max_pool2d_backward(to_dtype(grad_output.scalar_type()), dy.const_data_ptr(), ix.const_data_ptr<int64_t>(),
-                              dx.mutable_data_ptr(), g, cl, current_stream(grad_output)));
-  return dx;
+  check_launch(op, max_pool2d_backward(to_dtype(grad_output.scalar_type()), c.in.const_data_ptr(),
+                                       c.indices.const_data_ptr<int64_t>(), c.out.mutable_data_ptr(), c.g, c.cl,
+                                       current_stream(grad_output)));
+  return c.out;
 }
 
 Tensor max_pool2d_gather_cuda(Tensor self, Tensor indices, IntList kernel, IntList stride, IntList padding,
@@ -80,60 +70,41 @@ Tensor max_pool2d_gather_cuda(Tensor self, Tensor indices, IntList kernel, IntLi
 Tensor avg_pool2d_cuda(Tensor self, IntList kernel, IntList stride, IntList padding, bool ceil_mode,
                        bool count_include_pad, std::optional<int64_t> divisor_override) {
   const char* op = "avg_pool2d";
-  check_dtype(self, op, kDtypes);
-  const Pool2dGeometry g =
-      avg_pool2d_geometry(op, self.sizes(), kernel, stride, padding, ceil_mode, count_include_pad, divisor_override);
+  const PoolCall c =
+      avg_pool2d_call(op, self, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override, kDtypes);
   const DeviceGuard guard(self);
-  const bool cl = is_channels_last(self);
-  const Tensor x = as_pool_layout(self, cl);
-  Tensor y = new_pool_output(self, g.N, g.C, g.OH, g.OW, cl);
-  check_launch(op, avg_pool2d_forward(to_dtype(self.scalar_type()), x.const_data_ptr(), y.mutable_data_ptr(), g, cl,
-                                      current_stream(self)));
-  return y;
+  check_launch(op, avg_pool2d_forward(to_dtype(self.scalar_type()), c.in.const_data_ptr(), c.out.mutable_data_ptr(),
+                                      c.g, c.cl, current_stream(self)));
+  return c.out;
 }
 
 Tensor avg_pool2d_backward_cuda(Tensor grad_output, IntList input_size, IntList kernel, IntList stride, IntList padding,
                                 bool ceil_mode, bool count_include_pad, std::optional<int64_t> divisor_override) {
   const char* op = "avg_pool2d_backward";
-  check_dtype(grad_output, op, kDtypes);
-  const Pool2dGeometry g =
-      avg_pool2d_geometry(op, input_size, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override);
-  check_pool_grad_output(op, grad_output, g);
+  const PoolCall c = avg_pool2d_backward_call(op, grad_output, input_size, kernel, stride, padding, ceil_mode,
+                                              count_include_pad, divisor_override, kDtypes);
   const DeviceGuard guard(grad_output);
-  const bool cl = is_channels_last(grad_output);
-  const Tensor dy = as_pool_layout(grad_output, cl);
-  Tensor dx = new_pool_output(grad_output, g.N, g.C, g.H, g.W, cl);
-  check_launch(op, avg_pool2d_backward(to_dtype(grad_output.scalar_type()), dy.const_data_ptr(), dx.mutable_data_ptr(),
-                                       g, cl, current_stream(grad_output)));
-  return dx;
+  check_launch(op, avg_pool2d_backward(to_dtype(grad_output.scalar_type()), c.in.const_data_ptr(),
+                                       c.out.mutable_data_ptr(), c.g, c.cl, current_stream(grad_output)));
+  return c.out;
 }
 
 Tensor adaptive_avg_pool2d_cuda(Tensor self, IntList output_size) {
   const char* op = "adaptive_avg_pool2d";
-  check_dtype(self, op, kDtypes);
-  const Pool2dGeometry g = adaptive_pool2d_geometry(op, self.sizes(), output_size);
+  const PoolCall c = adaptive_avg_pool2d_call(op, self, output_size, kDtypes);
   const DeviceGuard guard(self);
-  const bool cl = is_channels_last(self);
-  const Tensor x = as_pool_layout(self, cl);
-  Tensor y = new_pool_output(self, g.N, g.C, g.OH, g.OW, cl);
-  check_launch(op, adaptive_avg_pool2d_forward(to_dtype(self.scalar_type()), x.const_data_ptr(), y.mutable_data_ptr(),
-                                               g, cl, current_stream(self)));
-  return y;
+  check_launch(op, adaptive_avg_pool2d_forward(to_dtype(self.scalar_type()), c.in.const_data_ptr(),
+                                               c.out.mutable_data_ptr(), c.g, c.cl, current_stream(self)));
+  return c.out;
 }
 
 Tensor adaptive_avg_pool2d_backward_cuda(Tensor grad_output, IntList input_size) {
   const char* op = "adaptive_avg_pool2d_backward";
-  check_dtype(grad_output, op, kDtypes);
-  DLK_CHECK(grad_output.dim() == 4, op, ": expected a 4-D grad_output, but got size ", grad_output.sizes());
-  const Pool2dGeometry g = adaptive_pool2d_geometry(op, input_size, IntList(grad_output.sizes().data() + 2, 2));
-  check_pool_grad_output(op, grad_output, g);
+  const PoolCall c = adaptive_avg_pool2d_backward_call(op, grad_output, input_size, kDtypes);
   const DeviceGuard guard(grad_output);
-  const bool cl = is_channels_last(grad_output);
-  const Tensor dy = as_pool_layout(grad_output, cl);
-  Tensor dx = new_pool_output(grad_output, g.N, g.C, g.H, g.W, cl);
-  check_launch(op, adaptive_avg_pool2d_backward(to_dtype(grad_output.scalar_type()), dy.const_data_ptr(),
-                                                dx.mutable_data_ptr(), g, cl, current_stream(grad_output)));
-  return dx;
+  check_launch(op, adaptive_avg_pool2d_backward(to_dtype(grad_output.scalar_type()), c.in.const_data_ptr(),
+                                                c.out.mutable_data_ptr(), c.g, c.cl, current_stream(grad_output)));
+  return c.out;
 }
 
 }  // namespace

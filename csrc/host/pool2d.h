@@ -116,4 +116,81 @@ inline Tensor new_pool_output(const Tensor& like, int64_t n, int64_t c, int64_t 
                               std::nullopt, channels_last ? MemoryFormat::ChannelsLast : MemoryFormat::Contiguous);
 }
 
+// ---------------------------------------------------------------------------------------------
+// What every device's pooling op does before its kernels run: checks, geometry, the data in the
+// kernels' layout and the output in the layout torch returns. The devices differ only after it.
+// ---------------------------------------------------------------------------------------------
+
+struct PoolCall {
+  Pool2dGeometry g;
+  bool cl;         // channels_last kernels
+  Tensor in;       // the input (forward) or grad_output (backward), in the kernels' layout
+  Tensor indices;  // max pooling: forward, allocated (or empty); backward, in the kernels' layout
+  Tensor out;
+};
+
+inline PoolCall pool_forward_call(const Tensor& self, const Pool2dGeometry& g) {
+  const bool cl = is_channels_last(self);
+  return {g, cl, as_pool_layout(self, cl), Tensor(), new_pool_output(self, g.N, g.C, g.OH, g.OW, cl)};
+}
+
+inline PoolCall pool_backward_call(const char* op, const Tensor& grad_output, const Pool2dGeometry& g) {
+  check_pool_grad_output(op, grad_output, g);
+  const bool cl = is_channels_last(grad_output);
+  return {g, cl, as_pool_layout(grad_output, cl), Tensor(), new_pool_output(grad_output, g.N, g.C, g.H, g.W, cl)};
+}
+
+inline PoolCall max_pool2d_call(const char* op, const Tensor& self, IntList kernel, IntList stride, IntList padding,
+                                IntList dilation, bool ceil_mode, bool want_indices,
+                                std::initializer_list<ScalarType> dtypes) {
+  check_dtype(self, op, dtypes);
+  PoolCall c = pool_forward_call(self, pool2d_geometry(op, self.sizes(), kernel, stride, padding, dilation, ceil_mode));
+  c.indices =
+      want_indices ? new_pool_output(self, c.g.N, c.g.C, c.g.OH, c.g.OW, c.cl, ScalarType::Long) : new_empty(self, {0});
+  return c;
+}
+
+inline PoolCall max_pool2d_backward_call(const char* op, const Tensor& grad_output, const Tensor& indices,
+                                         IntList input_size, IntList kernel, IntList stride, IntList padding,
+                                         IntList dilation, bool ceil_mode, std::initializer_list<ScalarType> dtypes) {
+  check_dtype(grad_output, op, dtypes);
+  check_indices(op, grad_output, indices);
+  PoolCall c = pool_backward_call(op, grad_output,
+                                  pool2d_geometry(op, input_size, kernel, stride, padding, dilation, ceil_mode));
+  c.indices = as_pool_layout(indices, c.cl);
+  return c;
+}
+
+inline PoolCall avg_pool2d_call(const char* op, const Tensor& self, IntList kernel, IntList stride, IntList padding,
+                                bool ceil_mode, bool count_include_pad, std::optional<int64_t> divisor_override,
+                                std::initializer_list<ScalarType> dtypes) {
+  check_dtype(self, op, dtypes);
+  return pool_forward_call(self, avg_pool2d_geometry(op, self.sizes(), kernel, stride, padding, ceil_mode,
+                                                     count_include_pad, divisor_override));
+}
+
+inline PoolCall avg_pool2d_backward_call(const char* op, const Tensor& grad_output, IntList input_size, IntList kernel,
+                                         IntList stride, IntList padding, bool ceil_mode, bool count_include_pad,
+                                         std::optional<int64_t> divisor_override,
+                                         std::initializer_list<ScalarType> dtypes) {
+  check_dtype(grad_output, op, dtypes);
+  return pool_backward_call(
+      op, grad_output,
+      avg_pool2d_geometry(op, input_size, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override));
+}
+
+inline PoolCall adaptive_avg_pool2d_call(const char* op, const Tensor& self, IntList output_size,
+                                         std::initializer_list<ScalarType> dtypes) {
+  check_dtype(self, op, dtypes);
+  return pool_forward_call(self, adaptive_pool2d_geometry(op, self.sizes(), output_size));
+}
+
+inline PoolCall adaptive_avg_pool2d_backward_call(const char* op, const Tensor& grad_output, IntList input_size,
+                                                  std::initializer_list<ScalarType> dtypes) {
+  check_dtype(grad_output, op, dtypes);
+  DLK_CHECK(grad_output.dim() == 4, op, ": expected a 4-D grad_output, but got size ", grad_output.sizes());
+  return pool_backward_call(op, grad_output,
+                            adaptive_pool2d_geometry(op, input_size, IntList(grad_output.sizes().data() + 2, 2)));
+}
+
 }  // namespace dlk
