@@ -2,10 +2,10 @@
 
 Compiles the C++ test programs of tests/cuda_sim with g++ as plain C++ under the emulator
 (-DDLK_CUDA_SIM), runs them and checks their verdicts: barrier and warp-collective semantics,
-planted bugs being caught, the PTX fragment layouts, cp.async, and csrc/cuda/activation.cu through
-its launchers. The sanitizer variant (tests named ``test_sanitizer_*``; select them with
-``-k sanitizer``) rebuilds the programs with ASan + UBSan and shows planted out-of-bounds shared
-and global accesses are reported.
+planted bugs being caught, the PTX fragment layouts, cp.async, csrc/cuda/activation.cu through its
+launchers and the GEMM core csrc/cuda/gemm.cu. The sanitizer variant (tests named
+``test_sanitizer_*``; select them with ``-k sanitizer``) rebuilds the programs with ASan + UBSan
+and shows planted out-of-bounds shared and global accesses are reported.
 
 Binaries are cached by a hash of every source and flag, in $DLK_CUDA_SIM_CACHE or the temp dir.
 """
@@ -52,6 +52,7 @@ PROGRAMS = {
     "ptx": ["tests/cuda_sim/test_ptx.cu"],
     "tc_gemm": ["tests/cuda_sim/test_tc_gemm.cu", "tests/cuda_sim/nvcc_tc_gemm.cu"],
     "activation": ["tests/cuda_sim/test_activation.cu", "csrc/cuda/activation.cu"],
+    "gemm": ["tests/cuda_sim/test_gemm_cuda.cu", "csrc/cuda/gemm.cu"],
     "asan_oob": ["tests/cuda_sim/asan_oob.cu"],
 }
 RUN_ENV = {
@@ -162,6 +163,15 @@ ACTIVATION_TESTS = [
     "activation_bf16",
     "activation_grid_stride",
 ]
+GEMM_TESTS = [
+    "gemm_f16",
+    "gemm_bf16",
+    "gemm_tf32",
+    "gemm_f32",
+    "gemm_f64",
+    "gemm_same_bits_under_every_seed",
+    "gemm_empty_and_bad_tile",
+]
 
 
 @pytest.mark.parametrize("name", CORE_TESTS)
@@ -207,11 +217,17 @@ def test_activation(name):
     assert name in passed(r.stdout), r.stdout
 
 
+@pytest.mark.parametrize("name", GEMM_TESTS)
+def test_gemm(name):
+    r = run("gemm", "opt", name)
+    assert name in passed(r.stdout), r.stdout
+
+
 # ---- sanitizer variant -------------------------------------------------------------------------
 
 
 @pytest.mark.sanitizer
-@pytest.mark.parametrize("name", ["core", "ptx", "tc_gemm", "activation"])
+@pytest.mark.parametrize("name", ["core", "ptx", "tc_gemm", "activation", "gemm"])
 def test_sanitizer_clean(name):
     r = run(name, "san")
     assert "0 failure(s)" in r.stdout

@@ -39,15 +39,25 @@ SHAPES = [
 ]
 
 
-def _bound(a, b, bias=None):
-    """Elementwise error bound of a @ b (+ bias) computed in a's dtype, from float64 operands."""
-    u = torch.finfo(a.dtype).eps / 2
+_LOW = (torch.float16, torch.bfloat16)
+
+
+def _bound(a, b, bias=None, tf32=False):
+    """Elementwise error bound of a @ b (+ bias) computed in a's dtype, from float64 operands. On
+    CUDA, float16 / bfloat16 (and float32 as TF32) accumulate in float32 and round once at the end
+    (u of the dtype times |c|, |c| <= |a| |b| + |b|); TF32 first rounds each operand to 11 bits
+    (relative error 2^-11 each, so 2 * 2^-11 |a| |b| more)."""
+    acc = torch.float32 if a.dtype in _LOW or tf32 else a.dtype
+    u = torch.finfo(acc).eps / 2
     k = a.shape[-1]
     gamma = (k + 1) * u / (1 - (k + 1) * u)
     mag = a.double().abs() @ b.double().abs()
     if bias is not None:
         mag = mag + bias.double().abs()
-    return gamma * mag + torch.finfo(a.dtype).smallest_normal
+    extra = torch.finfo(a.dtype).eps / 2 if a.dtype in _LOW else 0.0
+    if tf32:
+        extra += 2 * 2.0**-11
+    return (gamma + extra) * mag + torch.finfo(a.dtype).smallest_normal
 
 
 def _assert_within(actual, expected, bound, what):
@@ -70,35 +80,60 @@ def _tensors(lead, k, n, dtype, device, seed=0):
     return tuple(t.to(dtype).to(torch_device(device)) for t in (x, w, b, dy))
 
 
-def _check_all(x, w, b, dy, what):
-    """Forward and the three gradient ops against float64 products of the same values."""
+def _check_all(x, w, b, dy, what, tf32=False):
+    """Forward and the three gradient ops against float64 products of the same values; ``tf32``
+    is passed to the ops as allow_tf32, and widens the bound to TF32's."""
     xd, wd, bd, dyd = (t.double().cpu() for t in (x, w, b, dy))
     k = x.shape[-1]
     rows = x.numel() // k if k else int(torch.tensor(x.shape[:-1]).prod())
     x2, dy2 = xd.reshape(rows, k), dyd.reshape(rows, w.shape[0])
-    y = ops.linear(x, w, b)
-    _assert_within(
-        y.cpu(), xd @ wd.T + bd, _bound(x2.to(x.dtype), wd.T.to(x.dtype), bd).reshape(y.shape), what
-    )
-    y0 = ops.linear(x, w, None)
-    _assert_within(
-        y0.cpu(), xd @ wd.T, _bound(x2.to(x.dtype), wd.T.to(x.dtype)).reshape(y.shape), what + " no bias"
-    )
-    dx = ops.linear_grad_input(dy, w)
-    _assert_within(
-        dx.cpu(), dyd @ wd, _bound(dy2.to(x.dtype), wd.to(x.dtype)).reshape(x.shape), what + " grad_input"
-    )
-    dw = ops.linear_grad_weight(dy, x)
-    _assert_within(dw.cpu(), dy2.T @ x2, _bound(dy2.T.to(x.dtype), x2.to(x.dtype)), what + " grad_weight")
+
+    def bound(a, b_, bias=None):
+        return _bound(a.to(x.dtype), b_.to(x.dtype), bias, tf32)
+
+    y = ops.linear(x, w, b, tf32)
+    _assert_within(y.cpu(), xd @ wd.T + bd, bound(x2, wd.T, bd).reshape(y.shape), what)
+    y0 = ops.linear(x, w, None, tf32)
+    _assert_within(y0.cpu(), xd @ wd.T, bound(x2, wd.T).reshape(y.shape), what + " no bias")
+    dx = ops.linear_grad_input(dy, w, tf32)
+    _assert_within(dx.cpu(), dyd @ wd, bound(dy2, wd).reshape(x.shape), what + " grad_input")
+    dw = ops.linear_grad_weight(dy, x, tf32)
+    _assert_within(dw.cpu(), dy2.T @ x2, bound(dy2.T, x2), what + " grad_weight")
     db = ops.linear_grad_bias(dy)
-    ones = torch.ones(1, dy2.shape[0], dtype=x.dtype)
-    _assert_within(db.cpu(), dy2.sum(0), _bound(ones, dy2.to(x.dtype)).reshape(-1), what + " grad_bias")
+    ones = torch.ones(1, dy2.shape[0], dtype=torch.float64)
+    _assert_within(
+        db.cpu(), dy2.sum(0), _bound(ones.to(x.dtype), dy2.to(x.dtype)).reshape(-1), what + " grad_bias"
+    )
+    grads = ops.linear_backward(dy, x, w, [True, True, True], tf32)
+    for got, want, name in zip(grads, (dx, dw, db), ("grad_input", "grad_weight", "grad_bias")):
+        assert torch.equal(got, want), f"{what}: linear_backward's {name} differs from {name}'s"
 
 
 @pytest.mark.parametrize("lead,k,n", SHAPES, ids=[f"{lead}x{k}>{n}" for lead, k, n in SHAPES])
 def test_forward_and_gradients(device, dtype, lead, k, n):
     x, w, b, dy = _tensors(lead, k, n, dtype, device)
     _check_all(x, w, b, dy, f"{lead}x{k}>{n}")
+
+
+TF32_SHAPES = [((13,), 17, 5), ((9,), 257, 49), ((3, 5), 31, 11), ((129,), 513, 67)]
+
+
+@pytest.mark.parametrize("lead,k,n", TF32_SHAPES, ids=[f"{lead}x{k}>{n}" for lead, k, n in TF32_SHAPES])
+def test_float32_tf32(device, lead, k, n):
+    """allow_tf32: on CUDA float32 runs as TF32 on tensor cores (within TF32's bound, and not the
+    exact path's values); the CPU ignores it (the same bits as without)."""
+    x, w, b, dy = _tensors(lead, k, n, torch.float32, device)
+    on_cuda = device in ("cuda", "cuda_sim")
+    _check_all(x, w, b, dy, f"tf32 {lead}x{k}>{n}", tf32=on_cuda)
+    exact, fast = ops.linear(x, w, b), ops.linear(x, w, b, True)
+    assert torch.equal(exact, fast) != on_cuda
+    old = torch.backends.cuda.matmul.allow_tf32
+    try:
+        torch.backends.cuda.matmul.allow_tf32 = True
+        assert torch.equal(DF.linear(x, w, b), fast)  # dlkernels.functional passes torch's flag
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = old
+    assert torch.equal(DF.linear(x, w, b), exact)
 
 
 def test_autograd_matches_torch(device, dtype):

@@ -75,7 +75,7 @@ struct Rows {
 constexpr std::initializer_list<ScalarType> kDtypes = {ScalarType::Float, ScalarType::Double};
 
 // The ISA is read once per op, here, and passed to every kernel the op runs.
-Tensor linear_cpu(Tensor input, Tensor weight, std::optional<Tensor> bias) {
+Tensor linear_cpu(Tensor input, Tensor weight, std::optional<Tensor> bias, bool /*allow_tf32*/) {
   check_linear_tensors("linear", input, weight, bias, kDtypes);
   const int64_t R = leading_rows(input), in = weight.size(1), out = weight.size(0);
   Tensor y = dlk::new_empty(input, IntList(with_last(input, out)));
@@ -92,7 +92,7 @@ Tensor linear_cpu(Tensor input, Tensor weight, std::optional<Tensor> bias) {
   return y;
 }
 
-Tensor linear_grad_input_cpu(Tensor grad_output, Tensor weight) {
+Tensor linear_grad_input_cpu(Tensor grad_output, Tensor weight, bool /*allow_tf32*/ = false) {
   const char* op = "linear_grad_input";
   check_linear_grad_input(op, grad_output, weight, kDtypes);
   const int64_t R = leading_rows(grad_output), in = weight.size(1), out = weight.size(0);
@@ -108,7 +108,7 @@ Tensor linear_grad_input_cpu(Tensor grad_output, Tensor weight) {
   return dx;
 }
 
-Tensor linear_grad_weight_cpu(Tensor grad_output, Tensor input) {
+Tensor linear_grad_weight_cpu(Tensor grad_output, Tensor input, bool /*allow_tf32*/ = false) {
   const char* op = "linear_grad_weight";
   check_linear_grad_weight(op, grad_output, input, kDtypes);
   const int64_t R = leading_rows(input), in = input.size(input.dim() - 1);
@@ -169,9 +169,11 @@ Tensor linear_grad_bias_cpu(Tensor grad_output) {
 }
 
 std::tuple<Tensor, Tensor, Tensor> linear_backward_cpu(Tensor grad_output, Tensor input, Tensor weight,
-                                                       std::vector<bool> output_mask) {
-  return linear_backward_by_mask(grad_output, input, weight, output_mask, &linear_grad_input_cpu,
-                                 &linear_grad_weight_cpu, &linear_grad_bias_cpu);
+                                                       std::vector<bool> output_mask, bool /*allow_tf32*/) {
+  return linear_backward_by_mask(
+      grad_output, input, weight, output_mask,
+      [](const Tensor& dy, const Tensor& w) { return linear_grad_input_cpu(dy, w); },
+      [](const Tensor& dy, const Tensor& x) { return linear_grad_weight_cpu(dy, x); }, &linear_grad_bias_cpu);
 }
 
 }  // namespace

@@ -5,17 +5,18 @@
 //   grad_bias   = grad_output summed over its leading dimensions
 // linear_backward computes the gradients an output mask asks for in one call. Autograd records the
 // single-gradient ops instead, as torch's addmm does, so which gradients require grad in a double
-// backward follows torch (dlkernels/_ops/linear.py).
+// backward follows torch (dlkernels/_ops/linear.py). allow_tf32 lets a CUDA float32 product run
+// as TF32 on tensor cores (torch.backends.cuda.matmul.allow_tf32); the CPU ignores it.
 #include <torch/csrc/stable/library.h>
 
 #include "schema/namespace.h"
 
 STABLE_TORCH_LIBRARY_FRAGMENT(DLK_NAMESPACE, m) {
-  m.def("linear(Tensor input, Tensor weight, Tensor? bias) -> Tensor");
-  m.def("linear_grad_input(Tensor grad_output, Tensor weight) -> Tensor");
-  m.def("linear_grad_weight(Tensor grad_output, Tensor input) -> Tensor");
+  m.def("linear(Tensor input, Tensor weight, Tensor? bias, bool allow_tf32=False) -> Tensor");
+  m.def("linear_grad_input(Tensor grad_output, Tensor weight, bool allow_tf32=False) -> Tensor");
+  m.def("linear_grad_weight(Tensor grad_output, Tensor input, bool allow_tf32=False) -> Tensor");
   m.def("linear_grad_bias(Tensor grad_output) -> Tensor");
   m.def(
-      "linear_backward(Tensor grad_output, Tensor input, Tensor weight, bool[3] output_mask) -> (Tensor, Tensor, "
-      "Tensor)");
+      "linear_backward(Tensor grad_output, Tensor input, Tensor weight, bool[3] output_mask, bool allow_tf32=False) "
+      "-> (Tensor, Tensor, Tensor)");
 }

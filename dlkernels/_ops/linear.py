@@ -8,6 +8,7 @@ gives the double backward (leading dimensions folded into rows):
   <G, grad_input(dy, w)>  = <dy, linear(G, w)>   d/d dy = linear(G, w),  d/d w = grad_weight(dy, G)
   <H, grad_weight(dy, x)> = <dy, linear(x, H)>   d/d dy = linear(x, H),  d/d x = grad_input(dy, H)
   <h, grad_bias(dy)>      = <dy, h broadcast>    d/d dy = h broadcast to dy's shape
+The gradient ops inherit the forward's allow_tf32, as torch's matmul backward follows the flag.
 """
 
 import math
@@ -109,19 +110,19 @@ def _check_grad_bias(op, dy):
 
 
 @torch.library.register_fake(LIB + "linear")
-def _linear_fake(input, weight, bias):
+def _linear_fake(input, weight, bias, allow_tf32=False):
     check_linear("linear", input, weight, bias)
     return input.new_empty((*input.shape[:-1], weight.shape[0]))
 
 
 @torch.library.register_fake(LIB + "linear_grad_input")
-def _grad_input_fake(grad_output, weight):
+def _grad_input_fake(grad_output, weight, allow_tf32=False):
     _check_grad_input("linear_grad_input", grad_output, weight)
     return grad_output.new_empty((*grad_output.shape[:-1], weight.shape[1]))
 
 
 @torch.library.register_fake(LIB + "linear_grad_weight")
-def _grad_weight_fake(grad_output, input):
+def _grad_weight_fake(grad_output, input, allow_tf32=False):
     _check_grad_weight("linear_grad_weight", grad_output, input)
     return input.new_empty((grad_output.shape[-1], input.shape[-1]))
 
@@ -133,7 +134,7 @@ def _grad_bias_fake(grad_output):
 
 
 @torch.library.register_fake(LIB + "linear_backward")
-def _backward_fake(grad_output, input, weight, output_mask):
+def _backward_fake(grad_output, input, weight, output_mask, allow_tf32=False):
     if len(output_mask) != 3:
         raise RuntimeError("linear_backward: expected output_mask of 3 values")
     if (
@@ -159,27 +160,34 @@ def _backward_fake(grad_output, input, weight, output_mask):
 # ---- autograd -----------------------------------------------------------------------------------
 
 
+def _tf32(inputs, n):
+    """The op's allow_tf32 argument (the n-th), False where the call left it out."""
+    return bool(inputs[n]) if len(inputs) > n else False
+
+
 def _linear_setup(ctx, inputs, output):
-    input, weight, bias = inputs
+    input, weight, bias = inputs[:3]
     ctx.save_for_backward(input, weight)
     ctx.has_bias = bias is not None
+    ctx.tf32 = _tf32(inputs, 3)
 
 
 def _linear_bwd(ctx, grad_output):
     # One op per gradient, not linear_backward: torch's linear (addmm / matmul) records separate
     # nodes, so grad_bias does not require grad through x or w in a double backward.
     input, weight = ctx.saved_tensors
-    needs = ctx.needs_input_grad
-    dx = ops.linear_grad_input(grad_output, weight) if needs[0] else None
-    dw = ops.linear_grad_weight(grad_output, input) if needs[1] else None
+    needs, tf32 = ctx.needs_input_grad, ctx.tf32
+    dx = ops.linear_grad_input(grad_output, weight, tf32) if needs[0] else None
+    dw = ops.linear_grad_weight(grad_output, input, tf32) if needs[1] else None
     db = ops.linear_grad_bias(grad_output) if ctx.has_bias and needs[2] else None
-    return dx, dw, db
+    return dx, dw, db, None
 
 
 def _backward_setup(ctx, inputs, output):
-    grad_output, input, weight, mask = inputs
+    grad_output, input, weight, mask = inputs[:4]
     ctx.save_for_backward(grad_output, input, weight)
     ctx.mask = list(mask)
+    ctx.tf32 = _tf32(inputs, 4)
 
 
 def _sum(terms):
@@ -193,7 +201,7 @@ def _backward_bwd(ctx, ggx, ggw, ggb):
     """The derivative of linear_backward's outputs; the incoming gradients of outputs the mask
     left out are ignored (they are empty placeholders)."""
     dy, x, w = ctx.saved_tensors
-    mask, needs = ctx.mask, ctx.needs_input_grad
+    mask, needs, tf32 = ctx.mask, ctx.needs_input_grad, ctx.tf32
     ggx = ggx if mask[0] else None
     ggw = ggw if mask[1] else None
     ggb = ggb if mask[2] else None
@@ -201,40 +209,42 @@ def _backward_bwd(ctx, ggx, ggw, ggb):
     if needs[0]:
         terms = []
         if ggx is not None:
-            terms.append(ops.linear(ggx, w, None))
+            terms.append(ops.linear(ggx, w, None, tf32))
         if ggw is not None:
-            terms.append(ops.linear(x, ggw, None))
+            terms.append(ops.linear(x, ggw, None, tf32))
         if ggb is not None:
             terms.append(ggb.expand(dy.shape))
         if terms:
             d_dy = _sum(terms)
     if needs[1] and ggw is not None:
-        d_x = ops.linear_grad_input(dy, ggw)
+        d_x = ops.linear_grad_input(dy, ggw, tf32)
     if needs[2] and ggx is not None:
-        d_w = ops.linear_grad_weight(dy, ggx)
-    return d_dy, d_x, d_w, None
+        d_w = ops.linear_grad_weight(dy, ggx, tf32)
+    return d_dy, d_x, d_w, None, None
 
 
 def _grad_input_setup(ctx, inputs, output):
-    ctx.save_for_backward(*inputs)
+    ctx.save_for_backward(*inputs[:2])
+    ctx.tf32 = _tf32(inputs, 2)
 
 
 def _grad_input_bwd(ctx, g):
     dy, w = ctx.saved_tensors
-    d_dy = ops.linear(g, w, None) if ctx.needs_input_grad[0] else None
-    d_w = ops.linear_grad_weight(dy, g) if ctx.needs_input_grad[1] else None
-    return d_dy, d_w
+    d_dy = ops.linear(g, w, None, ctx.tf32) if ctx.needs_input_grad[0] else None
+    d_w = ops.linear_grad_weight(dy, g, ctx.tf32) if ctx.needs_input_grad[1] else None
+    return d_dy, d_w, None
 
 
 def _grad_weight_setup(ctx, inputs, output):
-    ctx.save_for_backward(*inputs)
+    ctx.save_for_backward(*inputs[:2])
+    ctx.tf32 = _tf32(inputs, 2)
 
 
 def _grad_weight_bwd(ctx, h):
     dy, x = ctx.saved_tensors
-    d_dy = ops.linear(x, h, None) if ctx.needs_input_grad[0] else None
-    d_x = ops.linear_grad_input(dy, h) if ctx.needs_input_grad[1] else None
-    return d_dy, d_x
+    d_dy = ops.linear(x, h, None, ctx.tf32) if ctx.needs_input_grad[0] else None
+    d_x = ops.linear_grad_input(dy, h, ctx.tf32) if ctx.needs_input_grad[1] else None
+    return d_dy, d_x, None
 
 
 def _grad_bias_setup(ctx, inputs, output):
@@ -257,14 +267,14 @@ register_autograd("linear_grad_bias", _grad_bias_bwd, setup_context=_grad_bias_s
 
 
 @torch.library.register_vmap(LIB + "linear")
-def _linear_vmap(info, in_dims, input, weight, bias):
+def _linear_vmap(info, in_dims, input, weight, bias, allow_tf32=False):
     if in_dims[0] is not None and in_dims[1] is None and in_dims[2] is None:
-        return ops.linear(input.movedim(in_dims[0], 0), weight, bias), 0
-    return vmap_per_sample(info, in_dims, ops.linear, (input, weight, bias))
+        return ops.linear(input.movedim(in_dims[0], 0), weight, bias, allow_tf32), 0
+    return vmap_per_sample(info, in_dims, ops.linear, (input, weight, bias, allow_tf32))
 
 
 for _name in ("linear_grad_input", "linear_grad_weight", "linear_grad_bias", "linear_backward"):
     _op = getattr(ops, _name)
     torch.library.register_vmap(
-        LIB + _name, lambda info, in_dims, *args, _op=_op: vmap_per_sample(info, in_dims, _op, args)
+        LIB + _name, lambda info, in_dims, *args, _op=_op: vmapvmap_per_sample(info, in_dims, _op, args)
     )

@@ -2,6 +2,7 @@
 
 import math
 
+import torch
 from torch import Tensor
 
 from .._ext import ops
@@ -61,5 +62,6 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         check_linear("linear", input, weight, bias)
     check_kernel_dtype("linear", input)
     check_linear("linear", input, weight, bias)
-    y = ops.linear(input, weight, bias)  # autograd: dlkernels/_ops/linear.py
+    # torch's flag for float32 matmuls on CUDA (TF32 tensor cores); the CPU kernels ignore it.
+    y = ops.linear(input, weight, bias, torch.backends.cuda.matmul.allow_tf32)  # autograd: _ops/linear.py
     return y.squeeze(-1) if vector_weight else y
