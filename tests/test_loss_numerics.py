@@ -320,3 +320,21 @@ def test_randomized_against_torch():
             continue
         tol = Tol(TOL[dtype].rtol * 10, TOL[dtype].atol * float(x.abs().max().clamp(min=1)), "random scale")
         _compare(ours, ref, tol, f"iter {it} {(n, c)} {dtype} {kw.keys()}")
+
+
+def test_reductions_repeat_bitwise(any_device):
+    """Every call gives the same bits (under cuda_sim each launch sees another block and thread
+    order, so an order-dependent sum would show here)."""
+    dev = torch_device(any_device)
+    x, t = torch.randn(50_000, device=dev), torch.randn(50_000, device=dev)
+    xl = torch.randn(300, 40, device=dev, requires_grad=True)
+    tl = torch.randint(40, (300,), device=dev)
+    w = torch.rand(40, device=dev)
+    runs = []
+    for _ in range(3):
+        xl.grad = None
+        loss = DF.cross_entropy(xl, tl, weight=w, label_smoothing=0.1)
+        loss.backward()
+        runs.append((DF.mse_loss(x, t, reduction="sum"), loss.detach(), xl.grad.clone()))
+    for r in runs[1:]:
+        assert all(torch.equal(a, b) for a, b in zip(r, runs[0]))
