@@ -4,6 +4,7 @@ ops raise RuntimeError / ValueError / IndexError with the offending value."""
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import torch_device
 
 import dlkernels
 
@@ -99,3 +100,21 @@ def test_raw_ops_raise_runtime_value_index_errors():
         ops.mse_loss(x, x, 3)
     with pytest.raises(RuntimeError, match="0-dim grad_output"):
         ops.mse_loss_backward(torch.ones(4, 3), x, x, 1)
+
+
+def test_target_out_of_range_on_every_device(any_device):
+    """The CUDA kernels flag a bad target instead of asserting; the host raises the CPU's
+    IndexError for the first offending row, and the next call runs normally."""
+    dev = torch_device(any_device)
+    x = torch.randn(20, 3, device=dev)
+    t = torch.randint(3, (20,), device=dev)
+    for bad in ({17: 5, 6: -2}, {0: 3}, {19: 100}):
+        tb = t.clone()
+        for row, value in bad.items():
+            tb[row] = value
+        first = bad[min(bad)]
+        with pytest.raises(IndexError, match=f"^Target {first} is out of bounds.$"):
+            ops.cross_entropy_forward(x, tb, None, 1, -100, 0.0)
+        with pytest.raises(IndexError, match=f"^Target {first} is out of bounds.$"):
+            DF.cross_entropy(x, tb, reduction="none")
+    torch.testing.assert_close(DF.cross_entropy(x, t), F.cross_entropy(x, t))

@@ -138,9 +138,12 @@ def _ce_bwd(ctx, grad_loss, grad_lse, grad_total):
     if ctx.needs_input_grad[1] and target.is_floating_point():
         scale = grad_loss / total if reduction == MEAN else grad_loss
         scale = scale.unsqueeze(-1) if reduction == NONE else scale
-        gt = -(1.0 - label_smoothing) * scale * (x - lse.to(x.dtype).unsqueeze(1))
+        # in the lse's dtype (float for half types): x - lse cancels, half would keep few bits of it
+        stat = lse.dtype
+        gt = -(1.0 - label_smoothing) * scale.to(stat) * (x.to(stat) - lse.unsqueeze(1))
         if weight is not None:
-            gt = gt * weight
+            gt = gt * weight.to(stat)
+        gt = gt.to(x.dtype)
     return gx, gt, None, None, None, None
 
 
