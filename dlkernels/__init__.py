@@ -2,7 +2,7 @@
 registered as PyTorch operators (``torch.ops.dlkernels``) with autograd, functional and
 ``torch.nn`` front ends."""
 
-from . import _ext, _ops, autograd, functional, nn  # noqa: F401  (load the library, then register its Python half)
+from . import _ext, _ops, autograd, functional, init, nn  # noqa: F401  (load the library, then register its Python half)
 from ._build_info import VERSION as __version__
 from .cpu import cpu_isa, cpu_isas, set_cpu_isa, use_cpu_isa
 
@@ -13,6 +13,7 @@ __all__ = [
     "ops",
     "autograd",
     "functional",
+    "init",
     "nn",
     "cpu_isa",
     "cpu_isas",

@@ -1,9 +1,10 @@
-"""The seed article's small ConvNet, built from plain ``torch.nn`` layers.
-
-It is built from torch layers on purpose: :func:`dlkernels.nn.convert` then swaps in every layer
-dlkernels implements, and the rest keeps running on torch, so the same model serves as the
-reference and as the converted network.
+"""The seed article's small ConvNet, built from one library's layers and initialised by one
+library's init functions: ``torch.nn`` / ``torch.nn.init`` for the reference, ``dlkernels.nn`` /
+``dlkernels.init`` for the network on dlkernels' kernels. Both have the same structure,
+``state_dict`` keys and initial distribution, so the two train comparably from one seed.
 """
+
+import functools
 
 import torch
 from torch import nn
@@ -22,17 +23,23 @@ class ConvNet(nn.Module):
     unpadded 3x3 convolutions 32 -> 30 -> 15 -> 13 -> 6, i.e. 6*6*32 = 1152 features. Here the
     flatten size is computed from the input size (28x28: 26 -> 13 -> 11 -> 5, 5*5*32 = 800).
     Each activation and pooling is its own module (the article shares one pool and calls
-    ``torch.relu``) so that :func:`dlkernels.nn.convert` can see and swap every one of them.
+    ``torch.relu``) so that every one of them is a layer of the chosen library.
+
+    ``layers`` is the namespace the layers come from (``torch.nn`` or ``dlkernels.nn``, which
+    share constructor arguments), ``init`` the one the He initialisation comes from
+    (``torch.nn.init`` or ``dlkernels.init``).
     """
 
-    def __init__(self, in_channels: int = 1, image_size: int = 28, num_classes: int = 10):
+    def __init__(
+        self, in_channels: int = 1, image_size: int = 28, num_classes: int = 10, layers=nn, init=nn.init
+    ):
         super().__init__()
-        self.conv1 = nn.Conv2d(in_channels, 16, kernel_size=3)
-        self.relu1 = nn.ReLU()
-        self.pool1 = nn.MaxPool2d(kernel_size=2, stride=2)
-        self.conv2 = nn.Conv2d(16, 32, kernel_size=3)
-        self.relu2 = nn.ReLU()
-        self.pool2 = nn.MaxPool2d(kernel_size=2, stride=2)
+        self.conv1 = layers.Conv2d(in_channels, 16, kernel_size=3)
+        self.relu1 = layers.ReLU()
+        self.pool1 = layers.MaxPool2d(kernel_size=2, stride=2)
+        self.conv2 = layers.Conv2d(16, 32, kernel_size=3)
+        self.relu2 = layers.ReLU()
+        self.pool2 = layers.MaxPool2d(kernel_size=2, stride=2)
 
         size = image_size
         for kernel, stride in ((3, 1), (2, 2), (3, 1), (2, 2)):
@@ -41,10 +48,10 @@ class ConvNet(nn.Module):
             raise ValueError(f"ConvNet needs images of at least 10x10 pixels, got {image_size}x{image_size}")
         self.flat_features = 32 * size * size
 
-        self.fc1 = nn.Linear(self.flat_features, 128)
-        self.relu3 = nn.ReLU()
-        self.fc2 = nn.Linear(128, num_classes)
-        init_he_(self)
+        self.fc1 = layers.Linear(self.flat_features, 128)
+        self.relu3 = layers.ReLU()
+        self.fc2 = layers.Linear(128, num_classes)
+        init_he_(self, init)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.pool1(self.relu1(self.conv1(x)))
@@ -53,15 +60,20 @@ class ConvNet(nn.Module):
         return self.fc2(self.relu3(self.fc1(x)))
 
 
-def init_he_(model: nn.Module) -> nn.Module:
-    """The article's He initialisation: weights ~ N(0, 2 / fan_in), biases zero.
+def init_he_(model: nn.Module, init=nn.init) -> nn.Module:
+    """The article's He initialisation: weights ~ N(0, 2 / fan_in), biases zero, drawn by
+    ``init`` (``torch.nn.init`` or ``dlkernels.init``, whose ``he_normal_`` is the article's name
+    for torch's ``kaiming_normal_(mode='fan_in', nonlinearity='relu')``).
 
     Every conv and linear layer gets it, as in the article (the last layer feeds softmax rather
     than ReLU; He scaling there only makes the first logits a little larger).
     """
+    he_normal_ = getattr(init, "he_normal_", None) or functools.partial(
+        init.kaiming_normal_, mode="fan_in", nonlinearity="relu"
+    )
     for m in model.modules():
-        if isinstance(m, (nn.Conv2d, nn.Linear)):
-            nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
+        if isinstance(m, (nn.Conv2d, nn.Linear)):  # dlkernels' layers subclass these
+            he_normal_(m.weight)
             if m.bias is not None:
-                nn.init.zeros_(m.bias)
+                init.zeros_(m.bias)
     return model

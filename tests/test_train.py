@@ -8,7 +8,6 @@ import torch
 
 import dlkernels
 from dlkernels import datasets, models, train
-from dlkernels.nn.convert import SUPPORTED
 
 # Recorded in dlkernels/data/README.md when the file was made; guards against a damaged file.
 ARRAYS_SHA256 = "a24784b1a3ccf641d0f71f6bbacb430f1de904ffba8c95aedf329e677b0628bc"
@@ -56,13 +55,33 @@ def test_convnet_rejects_too_small_images():
         models.ConvNet(image_size=9)
 
 
-def test_he_initialisation():
+@pytest.mark.parametrize("use_dlkernels", [True, False], ids=["dlkernels", "torch"])
+def test_he_initialisation(use_dlkernels):
     torch.manual_seed(0)
-    model = models.ConvNet()
-    for layer in (model.conv2, model.fc1):
+    model = train.make_model(use_dlkernels, 28)
+    for layer in (model.conv1, model.conv2, model.fc1, model.fc2):
         fan_in = layer.weight[0].numel()
-        assert layer.weight.std().item() == pytest.approx((2 / fan_in) ** 0.5, rel=0.1)
+        assert layer.weight.std().item() == pytest.approx((2 / fan_in) ** 0.5, rel=0.15)
         assert torch.count_nonzero(layer.bias) == 0
+    # reproducible from the seed
+    torch.manual_seed(0)
+    assert torch.equal(train.make_model(use_dlkernels, 28).fc1.weight, model.fc1.weight)
+
+
+def test_dlkernels_model_has_only_dlkernels_layers_and_init():
+    torch.manual_seed(0)
+    dl = train.make_model(True, 28)
+    torch.manual_seed(0)
+    ref = train.make_model(False, 28)
+    assert dl.state_dict().keys() == ref.state_dict().keys()
+    for (name, m), (_, r) in zip(dl.named_modules(), ref.named_modules()):
+        if name:
+            assert train.is_dlkernels_class(m) and not train.is_dlkernels_class(r), name
+    # the weights are dlkernels.init's draws from the seed, not torch.nn.init's
+    torch.manual_seed(0)
+    probe = models.ConvNet(init=dlkernels.init)  # torch's layers, dlkernels.init's draws
+    assert torch.equal(probe.conv1.weight, dl.conv1.weight)
+    assert not torch.equal(ref.conv1.weight, dl.conv1.weight)
 
 
 def table_rows(out: str) -> dict:
@@ -74,16 +93,25 @@ def test_quick_run_learns_and_reports_provenance(capsys):
     assert train.main(["--quick"]) == 0
     out = capsys.readouterr().out
     rows = table_rows(out)
-    # every layer convert supports ran dlkernels ops, every other one torch's: the table follows
-    # SUPPORTED as layers are added, so this test does too
-    for name, layer in models.ConvNet().named_modules():
-        if name and not list(layer.children()):
-            assert rows[name][1] == ("dlkernels" if type(layer) in SUPPORTED else "torch"), rows[name]
-    for name in ("relu1", "relu2", "relu3"):
-        assert rows[name] == ["dlkernels.nn.ReLU", "dlkernels", "relu"]
-    expected_loss = "dlkernels" if hasattr(dlkernels.nn, "CrossEntropyLoss") else "torch"
-    assert rows["loss"][1] == expected_loss
-    assert "dlkernels::relu_backward x3" in out
+    expected = {
+        **dict.fromkeys(("conv1", "conv2"), ["dlkernels.nn.Conv2d", "dlkernels", "conv2d"]),
+        **dict.fromkeys(("relu1", "relu2", "relu3"), ["dlkernels.nn.ReLU", "dlkernels", "relu"]),
+        **dict.fromkeys(
+            ("pool1", "pool2"), ["dlkernels.nn.MaxPool2d", "dlkernels", "max_pool2d_with_indices"]
+        ),
+        **dict.fromkeys(("fc1", "fc2"), ["dlkernels.nn.Linear", "dlkernels", "linear"]),
+        "loss": ["dlkernels.nn.CrossEntropyLoss", "dlkernels", "cross_entropy_forward"],
+    }
+    assert {k: v for k, v in rows.items() if k != "layer"} == expected
+    assert "10 of 10 (loss included) ran dlkernels ops" in out
+    assert "He-initialised by dlkernels.init" in out
+    for op in (
+        "conv2d_backward x2",
+        "max_pool2d_backward x2",
+        "relu_backward x3",
+        "cross_entropy_backward x1",
+    ):
+        assert f"dlkernels::{op}" in out
     assert "learned:" in out
 
 
@@ -96,15 +124,17 @@ def test_quick_run_loss_decreases():
 
 
 def test_torch_reference_run_uses_no_dlkernels_op():
-    hist = train.run(train.parse_args(["--quick", "--torch", "--epochs", "1"]), log=lambda *a: None)
+    hist = train.run(train.parse_args(["--quick", "--torch"]), log=lambda *a: None)
     assert all(row[2] == "torch" and row[3] == "" for row in hist.rows)
     assert not hist.backward_ops
+    losses = [e["train_loss"] for e in hist.epochs]
+    assert losses[1] < losses[0] and hist.test_accuracy > 0.5  # the reference learns too
 
 
 def test_table_reports_what_ran_not_the_class_name(monkeypatch):
     # a dlkernels-named layer that still computes with torch must not be reported as dlkernels
     fake = type("Linear", (torch.nn.Linear,), {"__module__": "dlkernels.nn.linear"})
-    monkeypatch.setitem(SUPPORTED, torch.nn.Linear, fake)
+    monkeypatch.setattr(dlkernels.nn, "Linear", fake)
     hist = train.run(train.parse_args(["--quick", "--epochs", "1"]), log=lambda *a: None)
     rows = {row[0]: row[1:] for row in hist.rows}
     assert rows["fc1"][1].startswith("torch (no dlkernels op ran")
