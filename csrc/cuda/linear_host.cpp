@@ -49,7 +49,8 @@ Tensor linear_cuda(Tensor input, Tensor weight, std::optional<Tensor> bias, bool
   Tensor y = dlk::new_empty(input, IntList(with_last(input, out)));
   if (y.numel() == 0) return y;
   const Rows x(input);
-  const std::optional<Tensor> b = bias.has_value() ? std::optional<Tensor>(as_contiguous(*bias)) : std::nullopt;
+  // An undefined Tensor for "no bias" (an optional<Tensor> here trips GCC 12's -Wmaybe-uninitialized).
+  const Tensor b = bias.has_value() ? as_contiguous(*bias) : Tensor();
   const GemmProblem p{R,
                       out,
                       in,
@@ -61,7 +62,7 @@ Tensor linear_cuda(Tensor input, Tensor weight, std::optional<Tensor> bias, bool
                       weight.stride(0),
                       y.mutable_data_ptr(),
                       out,
-                      b.has_value() ? b->const_data_ptr() : nullptr};
+                      b.defined() ? b.const_data_ptr() : nullptr};
   run_gemm("linear", input, p, allow_tf32);
   return y;
 }
@@ -116,11 +117,10 @@ Tensor linear_grad_bias_cuda(Tensor grad_output) {
   const Rows dy(grad_output);
   const int64_t chunks = column_sum_chunks(R);
   const ScalarType acc = grad_output.scalar_type() == ScalarType::Double ? ScalarType::Double : ScalarType::Float;
-  const std::optional<Tensor> partial =
-      chunks > 1 ? std::optional<Tensor>(torch::stable::new_empty(grad_output, {chunks * out}, acc)) : std::nullopt;
+  const Tensor partial = chunks > 1 ? torch::stable::new_empty(grad_output, {chunks * out}, acc) : Tensor();
   check_launch(op,
                column_sums(to_dtype(grad_output.scalar_type()), dy.ptr(), dy.rs, dy.cs, R, out, db.mutable_data_ptr(),
-                           partial.has_value() ? partial->mutable_data_ptr() : nullptr, current_stream(grad_output)));
+                           partial.defined() ? partial.mutable_data_ptr() : nullptr, current_stream(grad_output)));
   return db;
 }
 

@@ -276,5 +276,5 @@ def _linear_vmap(info, in_dims, input, weight, bias, allow_tf32=False):
 for _name in ("linear_grad_input", "linear_grad_weight", "linear_grad_bias", "linear_backward"):
     _op = getattr(ops, _name)
     torch.library.register_vmap(
-        LIB + _name, lambda info, in_dims, *args, _op=_op: vmapvmap_per_sample(info, in_dims, _op, args)
+        LIB + _name, lambda info, in_dims, *args, _op=_op: vmap_per_sample(info, in_dims, _op, args)
     )
