@@ -5,12 +5,24 @@ Out of place, these call the operators, whose autograd is registered with them
 in place with autograd recording, they go through dlkernels.autograd's Functions, which mark the
 input dirty."""
 
+import torch
 from torch import Tensor
 
 from .._ext import ops
 from .._ops._common import direct_keyset
 from ..autograd.activation import LeakyReLUFunction, ReLUFunction
 from ._checks import check_inplace, check_kernel_dtype, check_number, check_tensor, needs_grad
+
+
+def _inplace(op, input, *args) -> None:
+    """The raw in-place op, or, when no autograd is involved, its device kernel directly plus the
+    version bump its ADInplaceOrView kernel would make (two Python dispatcher kernels saved)."""
+    keys = direct_keyset(input)
+    if keys and not input.is_inference():
+        op.default.redispatch(keys, input, *args)
+        torch.autograd.graph.increment_version(input)
+    else:
+        op(input, *args)
 
 
 def relu(input: Tensor, inplace: bool = False) -> Tensor:
@@ -22,7 +34,7 @@ def relu(input: Tensor, inplace: bool = False) -> Tensor:
     check_inplace(input)
     if needs_grad(input):
         return ReLUFunction.apply(input, True)
-    ops.relu_(input)
+    _inplace(ops.relu_, input)
     return input
 
 
@@ -43,7 +55,7 @@ def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = Fals
     check_inplace(input)
     if needs_grad(input):
         return LeakyReLUFunction.apply(input, negative_slope, True)
-    ops.leaky_relu_(input, negative_slope)
+    _inplace(ops.leaky_relu_, input, negative_slope)
     return input
 
 
