@@ -31,6 +31,24 @@ inline Vec<T> load_strided(const T* p, int64_t s) {
   return Vec<T>::load(buf);
 }
 
+// The first m < W lanes of load_strided, the rest -inf (no maximum): reads only what those lanes
+// need, so a row shorter than a vector (the seed ConvNet's 13 outputs per row) still runs in lanes.
+template <class T>
+inline Vec<T> load_strided_n(const T* p, int64_t s, int64_t m) {
+  alignas(64) T buf[Vec<T>::W];
+  for (int l = 0; l < Vec<T>::W; ++l) buf[l] = l < m ? p[l * s] : neg_inf<T>();
+  return Vec<T>::load(buf);
+}
+
+template <class T>
+inline void store_n(Vec<T> v, T* p, int64_t m) {
+  if (m == Vec<T>::W) {
+    v.store(p);
+  } else {
+    v.store(p, m);
+  }
+}
+
 // The output columns [lo, hi) whose windows (and what load_strided reads for them) lie inside the
 // row; `reach`: columns read from a window's start.
 inline void interior(const WindowAxis& a, int64_t reach, int64_t& lo, int64_t& hi) {
@@ -93,18 +111,22 @@ void max_nchw(const T* x, T* y, int64_t* indices, const Pool2dGeometry& g, int64
     int64_t ow = 0;
     if (vec && rh.begin < rh.end) {
       for (; ow < lo; ++ow) scalar(ow);
-      for (; ow + L <= hi; ow += L) {
+      // Full vectors, then one partial vector for the interior columns left (at least 4 of them).
+      for (int64_t m = L; ow < hi && (m = std::min<int64_t>(L, hi - ow)) >= 4; ow += m) {
         V best(neg_inf<T>()), code(T(0));
         T t = 0;
         for (int64_t ih = rh.begin; ih < rh.end; ih += ah.d) {
           const T* p = xp + ih * W + ow * aw.s - aw.p;
-          for (int64_t s = 0; s < aw.k; ++s, t += T(1)) max_step(load_strided(p + s * aw.d, aw.s), V(t), best, code);
+          for (int64_t s = 0; s < aw.k; ++s, t += T(1)) {
+            const T* q = p + s * aw.d;
+            max_step(m == L ? load_strided(q, aw.s) : load_strided_n(q, aw.s, m), V(t), best, code);
+          }
         }
-        best.store(yr + ow);
+        store_n(best, yr + ow, m);
         if constexpr (kIdx) {
           alignas(64) T buf[L];
           code.store(buf);
-          for (int l = 0; l < L; ++l) {
+          for (int l = 0; l < m; ++l) {
             const int64_t c = static_cast<int64_t>(buf[l]);
             ir[ow + l] = (rh.begin + (c / aw.k) * ah.d) * W + (ow + l) * aw.s - aw.p + (c % aw.k) * aw.d;
           }
@@ -271,15 +293,6 @@ inline Vec<T> sum_nhwc(const T* xn, int64_t W, int64_t C, int64_t c, int64_t m, 
     }
   }
   return sum;
-}
-
-template <class T>
-inline void store_n(Vec<T> v, T* p, int64_t m) {
-  if (m == Vec<T>::W) {
-    v.store(p);
-  } else {
-    v.store(p, m);
-  }
 }
 
 template <class T>
