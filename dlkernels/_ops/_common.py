@@ -243,3 +243,9 @@ def vmap_per_sample(info, in_dims, op, args):
     if isinstance(outs[0], tuple):
         return tuple(torch.stack(o) for o in zip(*outs)), (0,) * len(outs[0])
     return torch.stack(outs), 0
+
+
+def call(op, *args):
+    """op(*args), through the backend kernel directly when no autograd is needed (direct_keyset)."""
+    keys = direct_keyset(*(a for a in args if isinstance(a, torch.Tensor)))
+    return op.default.redispatch(keys, *args) if keys else op(*args)

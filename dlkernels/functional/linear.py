@@ -6,6 +6,7 @@ import torch
 from torch import Tensor
 
 from .._ext import ops
+from .._ops._common import call
 from .._ops.linear import check_linear
 from ._checks import check_kernel_dtype, check_tensor
 
@@ -63,5 +64,7 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     check_kernel_dtype("linear", input)
     check_linear("linear", input, weight, bias)
     # torch's flag for float32 matmuls on CUDA (TF32 tensor cores); the CPU kernels ignore it.
-    y = ops.linear(input, weight, bias, torch.backends.cuda.matmul.allow_tf32)  # autograd: _ops/linear.py
+    y = call(
+        ops.linear, input, weight, bias, torch.backends.cuda.matmul.allow_tf32
+    )  # autograd: _ops/linear.py
     return y.squeeze(-1) if vector_weight else y

@@ -10,6 +10,7 @@ from torch import Tensor
 from torch.nn import _reduction
 
 from .._ext import ops
+from .._ops._common import call
 from ._checks import check_kernel_dtype, check_number, check_tensor
 
 _REDUCTIONS = {"none": 0, "mean": 1, "sum": 2}
@@ -50,7 +51,7 @@ def mse_loss(
             dtype = torch.get_default_dtype()
         input, target = input.to(dtype), target.to(dtype)
     check_kernel_dtype("mse_loss", input)
-    return ops.mse_loss(input, target, code)
+    return call(ops.mse_loss, input, target, code)
 
 
 def cross_entropy(
@@ -137,9 +138,7 @@ def cross_entropy(
         x2 = input.movedim(1, -1).reshape(-1, classes)
         t2 = target.movedim(1, -1).reshape(-1, classes) if soft else target.reshape(-1)
         out_shape = (input.shape[0], *input.shape[2:])
-    loss, _, _ = ops.cross_entropy_forward(
-        x2, t2, weight, code, ignore_index, label_smoothing
-    )  # autograd: _ops
+    loss, _, _ = call(ops.cross_entropy_forward, x2, t2, weight, code, ignore_index, label_smoothing)
     return loss.reshape(out_shape) if code == 0 else loss
 
 

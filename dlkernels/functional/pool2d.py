@@ -7,6 +7,7 @@ import operator
 from torch import Tensor
 
 from .._ext import ops
+from .._ops._common import call
 from ._checks import check_kernel_dtype, check_tensor, needs_grad
 
 INT32_MAX = 2**31 - 1
@@ -118,11 +119,11 @@ def max_pool2d(
     _check_window(fn, kernel, stride, dilation)
     conf = (kernel, stride, padding, dilation, bool(ceil_mode))
     if return_indices or needs_grad(x):
-        out, indices = ops.max_pool2d_with_indices(x, *conf)
+        out, indices = call(ops.max_pool2d_with_indices, x, *conf)
         if return_indices:
             return _restore(out, unbatched), _restore(indices, unbatched)
         return _restore(out, unbatched)
-    return _restore(ops.max_pool2d(x, *conf), unbatched)
+    return _restore(call(ops.max_pool2d, x, *conf), unbatched)
 
 
 def avg_pool2d(
@@ -150,8 +151,8 @@ def avg_pool2d(
         if d == 0:
             raise RuntimeError("divisor must be not zero")
         divisor_override = _fits(d)
-    out = ops.avg_pool2d(
-        x, kernel, stride, padding, bool(ceil_mode), bool(count_include_pad), divisor_override
+    out = call(
+        ops.avg_pool2d, x, kernel, stride, padding, bool(ceil_mode), bool(count_include_pad), divisor_override
     )
     return _restore(out, unbatched)
 
@@ -186,4 +187,4 @@ def adaptive_avg_pool2d(input: Tensor, output_size) -> Tensor:
         )
     if max(size) > 2**62 or x.shape[0] * x.shape[1] * size[0] * size[1] * x.element_size() > 2**63 - 1:
         raise RuntimeError("numel: integer multiplication overflow")
-    return _restore(ops.adaptive_avg_pool2d(x, size), unbatched)
+    return _restore(call(ops.adaptive_avg_pool2d, x, size), unbatched)
