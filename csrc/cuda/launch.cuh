@@ -14,6 +14,8 @@
 #include <cstdint>
 #include <utility>
 
+#include "common/dtype.h"
+
 namespace dlk::cuda {
 
 // Unnamed namespace: under the emulator each translation unit must keep its own instantiation
@@ -121,6 +123,23 @@ inline unsigned int grid_for(int64_t work, int64_t per_block) {
   const int64_t cap = static_cast<int64_t>(sm_count()) * 32;
   const int64_t blocks = needed < cap ? needed : cap;
   return static_cast<unsigned int>(blocks < 1 ? 1 : blocks);
+}
+
+// Calls f.template operator()<T>() with the element type of the runtime dtype: the one dtype switch
+// of the launchers (the host side has refused other dtypes before a launcher runs).
+template <class F>
+cudaError_t by_dtype(DType dtype, F f) {
+  switch (dtype) {
+    case DType::f32:
+      return f.template operator()<float>();
+    case DType::f64:
+      return f.template operator()<double>();
+    case DType::f16:
+      return f.template operator()<__half>();
+    case DType::bf16:
+      return f.template operator()<__nv_bfloat16>();
+  }
+  return cudaErrorInvalidValue;
 }
 
 }  // namespace dlk::cuda

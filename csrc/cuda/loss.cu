@@ -330,21 +330,6 @@ __global__ void __launch_bounds__(kThreads) ce_backward_kernel(CrossEntropyArgs 
   }
 }
 
-template <class F>
-cudaError_t by_dtype(DType dtype, F f) {
-  switch (dtype) {
-    case DType::f32:
-      return f.template operator()<float>();
-    case DType::f64:
-      return f.template operator()<double>();
-    case DType::f16:
-      return f.template operator()<__half>();
-    case DType::bf16:
-      return f.template operator()<__nv_bfloat16>();
-  }
-  return cudaErrorInvalidValue;
-}
-
 unsigned int grid_of(int64_t blocks) {
   constexpr int64_t kMax = 0x7fffffff;
   return static_cast<unsigned int>(blocks < 1 ? 1 : blocks > kMax ? kMax : blocks);

@@ -231,22 +231,6 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-// Calls f.template operator()<T>() for the runtime dtype.
-template <class F>
-cudaError_t by_dtype(DType dtype, F f) {
-  switch (dtype) {
-    case DType::f32:
-      return f.template operator()<float>();
-    case DType::f64:
-      return f.template operator()<double>();
-    case DType::f16:
-      return f.template operator()<__half>();
-    case DType::bf16:
-      return f.template operator()<__nv_bfloat16>();
-  }
-  return cudaErrorInvalidValue;
-}
-
 // Calls f.template operator()<V, CL>() for the layout: NCHW one element per item, channels_last
 // 16 bytes of channels when C and every pointer allow it, else one channel.
 template <class T, class F>
