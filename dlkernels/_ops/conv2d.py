@@ -248,10 +248,7 @@ def _backward_bwd(ctx, ggx, ggw, ggb):
             terms.append(ops.conv2d(x, ggw, None, *conf))
         if ggb is not None:
             terms.append(ggb.view(1, -1, 1, 1).expand(dy.shape))
-        if terms:
-            d_dy = terms[0]
-            for t in terms[1:]:
-                d_dy = d_dy + t
+        d_dy = add_tangents(*terms)
     if needs[1] and ggw is not None:
         d_x = ops.conv2d_grad_input(dy, ggw, list(x.shape), *conf)
     if needs[2] and ggx is not None:

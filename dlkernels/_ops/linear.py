@@ -15,7 +15,15 @@ import math
 
 import torch
 
-from ._common import LIB, check_dtype, check_same_device, dtype_name, register_autograd, vmap_per_sample
+from ._common import (
+    LIB,
+    add_tangents,
+    check_dtype,
+    check_same_device,
+    dtype_name,
+    register_autograd,
+    vmap_per_sample,
+)
 
 ops = torch.ops.dlkernels
 
@@ -190,13 +198,6 @@ def _backward_setup(ctx, inputs, output):
     ctx.tf32 = _tf32(inputs, 4)
 
 
-def _sum(terms):
-    out = terms[0]
-    for t in terms[1:]:
-        out = out + t
-    return out
-
-
 def _backward_bwd(ctx, ggx, ggw, ggb):
     """The derivative of linear_backward's outputs; the incoming gradients of outputs the mask
     left out are ignored (they are empty placeholders)."""
@@ -214,8 +215,7 @@ def _backward_bwd(ctx, ggx, ggw, ggb):
             terms.append(ops.linear(x, ggw, None, tf32))
         if ggb is not None:
             terms.append(ggb.expand(dy.shape))
-        if terms:
-            d_dy = _sum(terms)
+        d_dy = add_tangents(*terms)
     if needs[1] and ggw is not None:
         d_x = ops.linear_grad_input(dy, ggw, tf32)
     if needs[2] and ggx is not None:

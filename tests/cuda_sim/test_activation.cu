@@ -11,30 +11,13 @@
 #include <vector>
 
 #include "common/activation.h"
+#include "convert.h"
 #include "cuda/activation.h"
 #include "harness.h"
 
 using dlk::Activation;
 using dlk::DType;
 
-template <class T>
-static double to_d(T v) {
-  if constexpr (std::is_same_v<T, __half>)
-    return __half2float(v);
-  else if constexpr (std::is_same_v<T, __nv_bfloat16>)
-    return __bfloat162float(v);
-  else
-    return static_cast<double>(v);
-}
-template <class T>
-static T from_d(double v) {
-  if constexpr (std::is_same_v<T, __half>)
-    return __float2half_rn(static_cast<float>(v));
-  else if constexpr (std::is_same_v<T, __nv_bfloat16>)
-    return __float2bfloat16_rn(static_cast<float>(v));
-  else
-    return static_cast<T>(v);
-}
 template <class T>
 using M = std::conditional_t<std::is_same_v<T, double>, double, float>;
 

@@ -15,31 +15,13 @@
 #include <random>
 #include <vector>
 
+#include "convert.h"
 #include "cuda/gemm.cuh"
 #include "harness.h"
 
 using dlk::DType;
 using dlk::cuda::GemmOptions;
 using dlk::cuda::GemmProblem;
-
-template <class T>
-static double to_d(T v) {
-  if constexpr (std::is_same_v<T, __half>)
-    return __half2float(v);
-  else if constexpr (std::is_same_v<T, __nv_bfloat16>)
-    return __bfloat162float(v);
-  else
-    return static_cast<double>(v);
-}
-template <class T>
-static T from_d(double v) {
-  if constexpr (std::is_same_v<T, __half>)
-    return __float2half_rn(static_cast<float>(v));
-  else if constexpr (std::is_same_v<T, __nv_bfloat16>)
-    return __float2bfloat16_rn(static_cast<float>(v));
-  else
-    return static_cast<T>(v);
-}
 
 // A rows x cols operand in one of the layouts, inside a buffer whose other elements are NaN (a
 // read outside the operand poisons the result).
