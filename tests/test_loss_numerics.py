@@ -248,6 +248,37 @@ def test_cross_entropy_extreme_logits(device, dtype):
         assert torch.isfinite(ours[1]).all()
 
 
+@pytest.mark.parametrize("classes", [1, 3, 10, 16, 17, 37, 70])
+@pytest.mark.parametrize("variant", ["plain", "weight", "smoothing", "soft"])
+def test_cross_entropy_nonfinite_rows(device, dtype, classes, variant):
+    """A NaN logit makes its row's loss and gradient NaN; a row of -inf logits (the live ones of a
+    masked vector too) has lse = -inf and a NaN loss; a +inf logit gives NaN; the other rows stay
+    exact. As in torch, at every width around the vector length."""
+    dev = torch_device(device)
+    gen = torch.Generator().manual_seed(classes)
+    x = torch.randn(5, classes, dtype=torch.float64, generator=gen).to(dtype=dtype, device=dev)
+    x[0, classes // 2] = float("nan")
+    x[1] = float("-inf")
+    x[2, classes - 1] = float("inf")
+    x[4, 0] = float("nan") if classes > 1 else x[4, 0]
+    kw = {}
+    if variant == "weight":
+        kw["weight"] = torch.rand(classes, dtype=torch.float64, generator=gen).to(dtype=dtype, device=dev)
+    if variant == "smoothing":
+        kw["label_smoothing"] = 0.2
+    if variant == "soft":
+        t = torch.softmax(torch.randn(5, classes, dtype=torch.float64, generator=gen), 1).to(dtype=dtype, device=dev)
+    else:
+        t = torch.randint(classes, (5,), generator=gen).to(dev)
+    for red in REDUCTIONS:
+        torch.manual_seed(3)
+        ours = _fwd_bwd(DF.cross_entropy, x, t, reduction=red, **kw)
+        torch.manual_seed(3)
+        ref = _ref(F.cross_entropy, x, t, reduction=red, **kw)
+        _compare(ours, ref, TOL[dtype], f"non-finite {variant} {red}")
+        assert ours[1][0].isnan().all() and ours[1][1].isnan().all() and torch.isfinite(ours[1][3]).all()
+
+
 def test_cross_entropy_empty_batch(any_device):
     x = torch.randn(0, 4, device=torch_device(any_device), requires_grad=True)
     t = torch.zeros(0, dtype=torch.long, device=torch_device(any_device))

@@ -212,7 +212,8 @@ __global__ void __launch_bounds__(kThreads) ce_forward_kernel(CrossEntropyArgs p
       const A v = to_opmath(x[c]);
       // the finite lowest start keeps m - v from being inf - inf for -inf logits
       if (v > a.m) {
-        a.s = a.s * exp(a.m - v) + A(1);
+        // e^{v - v}: 1, or NaN for v = +inf, as torch's log_softmax gets from inf - inf
+        a.s = a.s * exp(a.m - v) + exp(v - v);
         a.m = v;
       } else {
         a.s += exp(v - a.m);

@@ -78,12 +78,14 @@ constexpr T lowest() {
 
 // e^d with results below the smallest normal number flushed to exactly 0. The vector exp returns
 // subnormals there, and subnormal operands cost a microcode assist per instruction (the masked
-// lanes and the first rescale of every row hit this).
+// lanes and the first rescale of every row hit this). NaN stays NaN: a NaN logit makes its row's
+// loss and gradient NaN, as in torch (the clamp is a select, since the ISAs' max differ on NaN).
 template <class T>
 inline Vec<T> exp_flush(Vec<T> d) {
   using V = Vec<T>;
   const V lim(sizeof(T) == 4 ? T(-87.0) : T(-708.0));
-  return where(d < lim, V(T(0)), exp(max(d, lim)));
+  const auto tiny = d < lim;
+  return where(tiny, V(T(0)), exp(where(tiny, lim, d)));
 }
 
 template <class T>
@@ -110,6 +112,15 @@ RowSums<T> row_sums(const T* x, const T* q, const T* w, int64_t classes) {
       }
     }
   };
+  if (classes <= W) {
+    // One masked vector (the seed's 10 classes): the row's max first, then a single exp.
+    const V v = V::load(x, classes);
+    T big = x[0];
+    for (int64_t l = 1; l < classes; ++l) big = x[l] > big ? x[l] : big;
+    const T sum = reduce_add(where(V::load(kLane) < V(T(classes)), exp_flush(v - V(big)), V(T(0))));
+    extras(v, q, w, classes);
+    return {big + std::log(sum), reduce_add(wx), reduce_add(wq), reduce_add(wqx)};
+  }
   int64_t i = 0;
   for (; i + 4 * W <= classes; i += 4 * W) {
     const V v0 = V::load(x + i), v1 = V::load(x + i + W), v2 = V::load(x + i + 2 * W), v3 = V::load(x + i + 3 * W);
@@ -127,11 +138,14 @@ RowSums<T> row_sums(const T* x, const T* q, const T* w, int64_t classes) {
     extras(v, q + i, w + i, W);
   }
   if (i < classes) {
+    // Masked lanes hold the lowest value for the max and add nothing to the sum, so a row whose
+    // live values are all -inf sums to 0 and gets lse = -inf (its loss is NaN, as in torch).
     const int64_t live = classes - i;
     const V v = V::load(x + i, live);
-    const V vl = where(V::load(kLane) < V(T(live)), v, low);
+    const auto on = V::load(kLane) < V(T(live));
+    const V vl = where(on, v, low);
     const V mn = max(m, vl);
-    s = fmadd(s, exp_flush(m - mn), exp_flush(vl - mn));
+    s = fmadd(s, exp_flush(m - mn), where(on, exp_flush(vl - mn), V(T(0))));
     m = mn;
     extras(v, q + i, w + i, live);
   }
