@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "cpu/loss_table.h"
+#include "cpu/workspace.h"
 #include "host/loss.h"
 
 namespace dlk::cpu {
@@ -40,14 +41,14 @@ void mse_sum_typed(const Tensor& x, const Tensor& t, const Tensor& out, Reductio
   const T* pt = t.const_data_ptr<T>();
   const int64_t n = x.numel();
   const int64_t blocks = (n + kBlock - 1) / kBlock;
-  std::vector<double> part(blocks);
+  double* part = workspace<double>(Slot::loss_terms, blocks);
   torch::stable::parallel_for(0, blocks, 2, [&](int64_t b, int64_t e) {
     for (int64_t k = b; k < e; ++k) {
       const int64_t lo = k * kBlock, len = n - lo < kBlock ? n - lo : kBlock;
       part[k] = table.squared_error_sum(px + lo, pt + lo, len);
     }
   });
-  double s = tree_sum(part.data(), blocks);
+  double s = tree_sum(part, blocks);
   if (red == Reduction::mean) s /= static_cast<double>(n);
   *out.mutable_data_ptr<T>() = static_cast<T>(s);
 }
@@ -106,9 +107,8 @@ void ce_forward_typed(const CrossEntropyCall& c) {
   const auto& table = loss_table<T>(active_isa());
   CrossEntropyRows<T> a = ce_rows<T>(c);
   const int64_t rows = c.logits->size(0);
-  std::vector<double> row_loss(rows), row_weight(rows);
-  a.row_loss = row_loss.data();
-  a.row_weight = row_weight.data();
+  a.row_loss = workspace<double>(Slot::loss_terms, 2 * rows);
+  a.row_weight = a.row_loss + rows;
   a.lse = c.lse->mutable_data_ptr<T>();
   const auto fn = table.cross_entropy_forward[cross_entropy_variant(a.weight, a.smoothing > 0.0, c.soft)];
   std::atomic<int64_t> bad{std::numeric_limits<int64_t>::max()};
@@ -124,13 +124,13 @@ void ce_forward_typed(const CrossEntropyCall& c) {
   if (bad.load() != std::numeric_limits<int64_t>::max()) {
     throw std::out_of_range(cat("Target ", a.target[bad.load()], " is out of bounds."));
   }
-  const double total = c.soft ? static_cast<double>(rows) : tree_sum(row_weight.data(), rows);
+  const double total = c.soft ? static_cast<double>(rows) : tree_sum(a.row_weight, rows);
   *c.total_weight->mutable_data_ptr<T>() = static_cast<T>(total);
   T* out = c.loss->mutable_data_ptr<T>();
   if (c.reduction == Reduction::none) {
-    for (int64_t r = 0; r < rows; ++r) out[r] = static_cast<T>(row_loss[r]);
+    for (int64_t r = 0; r < rows; ++r) out[r] = static_cast<T>(a.row_loss[r]);
   } else {
-    const double s = tree_sum(row_loss.data(), rows);
+    const double s = tree_sum(a.row_loss, rows);
     *out = static_cast<T>(c.reduction == Reduction::mean ? s / total : s);
   }
 }

@@ -20,6 +20,7 @@ enum class Slot : int {
   input_planes,    // the input as zero-padded stride-phase planes (common/conv2d_geometry.h)
   flipped_weight,  // the transposed, flipped weight of a data gradient run as a forward conv
   partial_sums,    // per-part weight gradients, added up after the loop
+  loss_terms,      // a loss's per-block or per-row sums (and weights), added up after the loop
   // per worker (Scratch)
   packed_a,     // GEMM A block
   packed_b,     // GEMM B block

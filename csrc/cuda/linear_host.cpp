@@ -117,7 +117,7 @@ Tensor linear_grad_bias_cuda(Tensor grad_output) {
   const Rows dy(grad_output);
   const int64_t chunks = column_sum_chunks(R);
   const ScalarType acc = grad_output.scalar_type() == ScalarType::Double ? ScalarType::Double : ScalarType::Float;
-  const Tensor partial = chunks > 1 ? torch::stable::new_empty(grad_output, {chunks * out}, acc) : Tensor();
+  const Tensor partial = chunks > 1 ? new_empty(grad_output, {chunks * out}, acc) : Tensor();
   check_launch(op,
                column_sums(to_dtype(grad_output.scalar_type()), dy.ptr(), dy.rs, dy.cs, R, out, db.mutable_data_ptr(),
                            partial.defined() ? partial.mutable_data_ptr() : nullptr, current_stream(grad_output)));

@@ -53,7 +53,7 @@ struct CudaBackend {
   static void mse_sum(const Tensor& x, const Tensor& t, const Tensor& out, Reduction red) {
     const DeviceGuard guard(x);
     const int64_t n = x.numel();
-    Tensor part = torch::stable::new_empty(x, IntList({mse_sum_workspace(n)}), stat_of(x.scalar_type()));
+    Tensor part = new_empty(x, {mse_sum_workspace(n)}, stat_of(x.scalar_type()));
     check_launch("mse_loss",
                  mse_loss_sum(to_dtype(x.scalar_type()), x.const_data_ptr(), t.const_data_ptr(), out.mutable_data_ptr(),
                               n, red == Reduction::mean, part.mutable_data_ptr(), current_stream(x)));
@@ -75,8 +75,8 @@ struct CudaBackend {
     const DeviceGuard guard(x);
     const cudaStream_t stream = current_stream(x);
     CrossEntropyArgs a = args_of(c);
-    Tensor work = torch::stable::new_empty(x, IntList({cross_entropy_workspace(a.rows)}), stat_of(x.scalar_type()));
-    Tensor flag = torch::stable::new_empty(x, IntList({1}), ScalarType::Long);
+    Tensor work = new_empty(x, {cross_entropy_workspace(a.rows)}, stat_of(x.scalar_type()));
+    Tensor flag = new_empty(x, {1}, ScalarType::Long);
     const bool check = !c.soft && a.rows > 0;
     if (check) check_launch("cross_entropy_forward", cudaMemsetAsync(flag.mutable_data_ptr(), 0xff, 8, stream));
     a.loss = c.loss->mutable_data_ptr();

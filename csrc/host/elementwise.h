@@ -15,7 +15,7 @@ namespace dlk {
 // y = f(x): `run(x, y)` gets non-empty, equally laid out, dense tensors.
 template <class Run>
 Tensor elementwise_unary(const Tensor& x, Run&& run) {
-  Tensor y = torch::stable::empty_like(x);
+  Tensor y = dlk::empty_like(x);
   if (x.numel() == 0) return y;
   run(as_layout_of(x, y), y);
   return y;
@@ -38,7 +38,7 @@ void elementwise_inplace(const char* op, Tensor& x, Run&& run) {
 // out = f(a, b) for a and b of one shape (a gradient and a saved tensor): `run(a, b, out)`.
 template <class Run>
 Tensor elementwise_binary(const Tensor& a, const Tensor& b, Run&& run) {
-  Tensor out = torch::stable::empty_like(a);
+  Tensor out = dlk::empty_like(a);
   if (a.numel() == 0) return out;
   run(as_layout_of(a, out), as_layout_of(b, out), out);
   return out;

@@ -24,7 +24,7 @@ struct InitOps {
               "location. Please clone() the tensor before performing the operation.");
     if (x.numel() == 0) return;
     if (x.is_contiguous()) return run(x);
-    Tensor tmp = torch::stable::new_empty(x, x.sizes());
+    Tensor tmp = dlk::new_empty(x, x.sizes());
     run(tmp);
     torch::stable::copy_(x, tmp);
   }

@@ -73,7 +73,7 @@ struct LossOps {
       DLK_CHECK(g.scalar_type() == x.scalar_type() && g.dim() == 0, op, ": expected a 0-dim grad_output of dtype ",
                 dtype_name(x.scalar_type()), ", but got shape ", g.sizes(), " and dtype ", dtype_name(g.scalar_type()));
     }
-    Tensor dx = torch::stable::empty_like(x);
+    Tensor dx = dlk::empty_like(x);
     if (x.numel() == 0) return dx;
     Backend::mse_grad(red == Reduction::none ? as_layout_of(g, dx) : g, as_layout_of(x, dx), as_layout_of(t, dx), dx,
                       red);
@@ -115,8 +115,8 @@ struct LossOps {
     const int64_t rows = x.size(0);
     const ScalarType stat = Backend::stat_dtype(x.scalar_type());
     Tensor loss = red == Reduction::none ? new_empty(x, {rows}) : new_empty(x, {});
-    Tensor lse = torch::stable::new_empty(x, IntList({rows}), stat);
-    Tensor total = torch::stable::new_empty(x, IntList({}), stat);
+    Tensor lse = new_empty(x, {rows}, stat);
+    Tensor total = new_empty(x, {}, stat);
     const Tensor xc = as_contiguous(x), tc = as_contiguous(target);
     std::optional<Tensor> wc;
     if (weight) wc = as_contiguous(*weight);

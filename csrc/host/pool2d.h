@@ -112,8 +112,13 @@ inline Tensor as_pool_layout(const Tensor& t, bool channels_last) {
 inline Tensor new_pool_output(const Tensor& like, int64_t n, int64_t c, int64_t h, int64_t w, bool channels_last,
                               std::optional<ScalarType> dtype = std::nullopt) {
   const int64_t sizes[4] = {n, c, h, w};
-  return torch::stable::empty(IntList(sizes, 4), dtype.value_or(like.scalar_type()), std::nullopt, like.device(),
-                              std::nullopt, channels_last ? MemoryFormat::ChannelsLast : MemoryFormat::Contiguous);
+  if (!channels_last) return dlk::new_empty(like, IntList(sizes, 4), dtype);
+  if (n * c * h * w == 0) {  // torch's own strides for the degenerate case
+    return torch::stable::empty(IntList(sizes, 4), dtype.value_or(like.scalar_type()), std::nullopt, like.device(),
+                                std::nullopt, MemoryFormat::ChannelsLast);
+  }
+  const int64_t strides[4] = {h * w * c, 1, w * c, c};
+  return empty_strided(IntList(sizes, 4), IntList(strides, 4), dtype.value_or(like.scalar_type()), like);
 }
 
 // ---------------------------------------------------------------------------------------------
