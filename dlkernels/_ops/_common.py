@@ -101,38 +101,73 @@ def register_inplace(lib: torch.library.Library, name: str) -> None:
     lib.impl(name, refuse, "Autograd", with_keyset=True)
 
 
-# ---- the no-autograd fast path ------------------------------------------------------------------
-# A call whose tensors need no autograd still runs the Python autograd kernel of register_autograd
-# (about 3.5 us of a 5 us call to a small op here). When nothing above the backend has work to do
-# (plain tensors, none requiring grad or grad mode off, no functorch transform, dispatch mode or
-# compilation, no lazy negation), the backend kernel is called directly, as the dispatcher would
-# end up doing.
-_BACKEND_KEYS = {
-    "cpu": torch._C.DispatchKeySet(torch._C.DispatchKey.CPU),
-    "cuda": torch._C.DispatchKeySet(torch._C.DispatchKey.CUDA),
-}
+# ---- the direct path ----------------------------------------------------------------------------
+# A call through the dispatcher pays for the Python kernels registered above the backend: the
+# autograd kernel of register_autograd (about 3.5 us of a 5 us call to a small op here, even when
+# nothing needs a gradient), and below it a second trip through the dispatcher. When nothing above
+# the backend has other work to do (plain tensors, no functorch transform, dispatch or function
+# mode, compilation, forward-mode level or lazy negation), `call` goes to the backend kernel
+# directly, or records the op's autograd node itself and runs the backend kernel inside it: what
+# the dispatcher would end up doing, in fewer steps.
+_CPU_KEYS = torch._C.DispatchKeySet(torch._C.DispatchKey.CPU)
+_CUDA_KEYS = torch._C.DispatchKeySet(torch._C.DispatchKey.CUDA)
 _Tensor = torch.Tensor
+_KeySet = torch._C.DispatchKeySet
+_is_compiling = torch.compiler.is_compiling
+_grad_enabled = torch.is_grad_enabled
+_dispatch_modes = torch._C._len_torch_dispatch_stack
+_function_modes = torch._C._is_torch_function_mode_enabled
+_transforms = torch._C._are_functorch_transforms_active
+
+
+def _route(args):
+    """(the backend's dispatch key set, whether autograd must record) when a call with `args`
+    can skip the dispatcher's layers above the backend, else (None, False). Non-tensor arguments
+    are skipped; every tensor must be a plain one on the first tensor's device."""
+    if _is_compiling():  # first: the checks below do not trace
+        return None, False
+    if forward_ad._current_level >= 0 or _dispatch_modes() or _function_modes() or _transforms():
+        return None, False
+    first = None
+    record = False
+    for a in args:
+        if type(a) is not _Tensor:
+            if isinstance(a, _Tensor):  # a subclass: its own dispatch
+                return None, False
+            continue
+        if a.is_neg():  # a lazy negation the kernel would not apply
+            return None, False
+        if first is None:
+            first = a
+        elif a.device != first.device:
+            return None, False
+        record = record or a.requires_grad
+    if first is None:
+        return None, False
+    keys = _CPU_KEYS if first.is_cpu else _CUDA_KEYS if first.is_cuda else None
+    return keys, record and _grad_enabled()
 
 
 def direct_keyset(*tensors):
-    """The backend's dispatch key set when `tensors` (None entries allowed) can skip everything
-    above it, else None."""
-    if torch.compiler.is_compiling():  # first: the checks below do not trace
-        return None
-    if forward_ad._current_level >= 0:  # dual tensors carry tangents the kernel would drop
-        return None
-    first = tensors[0]
-    if type(first) is not _Tensor:
-        return None
-    grad = torch.is_grad_enabled()
-    for t in tensors:
-        if t is None:
-            continue
-        if type(t) is not _Tensor or (grad and t.requires_grad) or t.is_neg() or t.device != first.device:
-            return None
-    if torch._C._len_torch_dispatch_stack() or torch._C._are_functorch_transforms_active():
-        return None
-    return _BACKEND_KEYS.get(first.device.type)
+    """The backend's dispatch key set when a call on `tensors` needs nothing above it (no autograd
+    either), else None."""
+    keys, record = _route(tensors)
+    return None if record else keys
+
+
+# op packet -> record(keys, *args): its autograd node around the backend kernel (register_autograd)
+_DIRECT_RECORD = {}
+
+
+def call(op, *args):
+    """op(*args) (an op packet of torch.ops.dlkernels), by the direct path when it applies."""
+    keys, record = _route(args)
+    if keys is None:
+        return op(*args)
+    if not record:
+        return op.default.redispatch(keys, *args)
+    direct = _DIRECT_RECORD.get(op)
+    return direct(keys, *args) if direct is not None else op(*args)
 
 
 # ---- autograd -----------------------------------------------------------------------------------
@@ -164,6 +199,8 @@ def register_autograd(name: str, backward, setup_context, jvp=None) -> None:
             if modes is None:  # no transform or dual level above: nothing to restore
                 with torch._C._AutoDispatchBelowAutograd():
                     return op(*args)
+            if type(modes) is _KeySet:  # the direct path (call): the backend kernel itself
+                return op.redispatch(modes, *args)
             grad_mode, fwd_grad_mode = modes
             previous = torch._C._is_fwd_grad_enabled()
             torch._C._set_fwd_grad_enabled(fwd_grad_mode)
@@ -213,6 +250,7 @@ def register_autograd(name: str, backward, setup_context, jvp=None) -> None:
         return op.redispatch(keyset & after_autograd, *args)
 
     _AUTOGRAD_LIB.impl(name, kernel, "Autograd", with_keyset=True)
+    _DIRECT_RECORD[getattr(torch.ops.dlkernels, name)] = lambda keys, *args: record(*args, keys)
 
 
 def add_tangents(*terms):
@@ -243,9 +281,3 @@ def vmap_per_sample(info, in_dims, op, args):
     if isinstance(outs[0], tuple):
         return tuple(torch.stack(o) for o in zip(*outs)), (0,) * len(outs[0])
     return torch.stack(outs), 0
-
-
-def call(op, *args):
-    """op(*args), through the backend kernel directly when no autograd is needed (direct_keyset)."""
-    keys = direct_keyset(*(a for a in args if isinstance(a, torch.Tensor)))
-    return op.default.redispatch(keys, *args) if keys else op(*args)

@@ -8,7 +8,7 @@ d/dg = sigmoid_backward(., y) and d/dy = g (1 - 2 y)."""
 
 import torch
 
-from ._common import LIB, add_tangents, check_dtype, check_like, register_autograd, register_inplace
+from ._common import LIB, add_tangents, call, check_dtype, check_like, register_autograd, register_inplace
 
 ops = torch.ops.dlkernels
 _lib = torch.library.Library("dlkernels", "FRAGMENT")
@@ -68,28 +68,28 @@ def _save_sigmoid_backward(ctx, inputs, output):
 
 
 def _relu_bwd(ctx, grad):
-    return ops.relu_backward(grad, ctx.saved_tensors[0])
+    return call(ops.relu_backward, grad, ctx.saved_tensors[0])
 
 
 def _sigmoid_bwd(ctx, grad):
-    return ops.sigmoid_backward(grad, ctx.saved_tensors[0])
+    return call(ops.sigmoid_backward, grad, ctx.saved_tensors[0])
 
 
 def _leaky_relu_bwd(ctx, grad):
-    return ops.leaky_relu_backward(grad, ctx.saved_tensors[0], ctx.negative_slope), None
+    return call(ops.leaky_relu_backward, grad, ctx.saved_tensors[0], ctx.negative_slope), None
 
 
 def _relu_backward_bwd(ctx, grad):
-    return ops.relu_backward(grad, ctx.saved_tensors[0]), None
+    return call(ops.relu_backward, grad, ctx.saved_tensors[0]), None
 
 
 def _leaky_relu_backward_bwd(ctx, grad):
-    return ops.leaky_relu_backward(grad, ctx.saved_tensors[0], *ctx.extra), None, None
+    return call(ops.leaky_relu_backward, grad, ctx.saved_tensors[0], *ctx.extra), None, None
 
 
 def _sigmoid_backward_bwd(ctx, grad):
     grad_output, result = ctx.saved_tensors
-    d_grad = ops.sigmoid_backward(grad, result) if ctx.needs_input_grad[0] else None
+    d_grad = call(ops.sigmoid_backward, grad, result) if ctx.needs_input_grad[0] else None
     d_result = grad * grad_output * (1 - 2 * result) if ctx.needs_input_grad[1] else None
     return d_grad, d_result
 

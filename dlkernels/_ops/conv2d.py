@@ -15,6 +15,7 @@ import torch
 from ._common import (
     LIB,
     add_tangents,
+    call,
     check_dtype,
     check_same_device,
     dtype_name,
@@ -207,7 +208,7 @@ def backward_of_conv2d(grad_output, input, weight, has_bias, conf, needs):
     mask = [bool(needs[0]), bool(needs[1]), bool(has_bias and needs[2])]
     if not any(mask):
         return None, None, None
-    grads = ops.conv2d_backward(grad_output, input, weight, *conf, mask)
+    grads = call(ops.conv2d_backward, grad_output, input, weight, *conf, mask)
     return tuple(g if m else None for g, m in zip(grads, mask))
 
 

@@ -18,6 +18,7 @@ import torch
 from ._common import (
     LIB,
     add_tangents,
+    call,
     check_dtype,
     check_same_device,
     dtype_name,
@@ -185,9 +186,9 @@ def _linear_bwd(ctx, grad_output):
     # nodes, so grad_bias does not require grad through x or w in a double backward.
     input, weight = ctx.saved_tensors
     needs, tf32 = ctx.needs_input_grad, ctx.tf32
-    dx = ops.linear_grad_input(grad_output, weight, tf32) if needs[0] else None
-    dw = ops.linear_grad_weight(grad_output, input, tf32) if needs[1] else None
-    db = ops.linear_grad_bias(grad_output) if ctx.has_bias and needs[2] else None
+    dx = call(ops.linear_grad_input, grad_output, weight, tf32) if needs[0] else None
+    dw = call(ops.linear_grad_weight, grad_output, input, tf32) if needs[1] else None
+    db = call(ops.linear_grad_bias, grad_output) if ctx.has_bias and needs[2] else None
     return dx, dw, db, None
 
 

@@ -8,7 +8,7 @@ saved lse (no kernel needs it on the common path)."""
 
 import torch
 
-from ._common import LIB, check_dtype, check_like, check_same_device, register_autograd
+from ._common import LIB, call, check_dtype, check_like, check_same_device, register_autograd
 
 ops = torch.ops.dlkernels
 NONE, MEAN, SUM = 0, 1, 2
@@ -81,7 +81,7 @@ def _mse_setup(ctx, inputs, output):
 
 def _mse_bwd(ctx, grad):
     x, t = ctx.saved_tensors
-    gx = ops.mse_loss_backward(grad, x, t, ctx.reduction)
+    gx = call(ops.mse_loss_backward, grad, x, t, ctx.reduction)
     return (
         gx if ctx.needs_input_grad[0] else None,
         -gx if ctx.needs_input_grad[1] else None,
@@ -134,7 +134,7 @@ def _ce_bwd(ctx, grad_loss, grad_lse, grad_total):
         grad_loss = x.new_zeros(()) if reduction != NONE else x.new_zeros((x.shape[0],))
     gx = gt = None
     if ctx.needs_input_grad[0]:
-        gx = ops.cross_entropy_backward(grad_loss, x, target, weight, lse, total, *ctx.args)
+        gx = call(ops.cross_entropy_backward, grad_loss, x, target, weight, lse, total, *ctx.args)
     if ctx.needs_input_grad[1] and target.is_floating_point():
         scale = grad_loss / total if reduction == MEAN else grad_loss
         scale = scale.unsqueeze(-1) if reduction == NONE else scale

@@ -10,7 +10,15 @@ gather) is. Every backward op is linear in grad_output, which gives the double b
 
 import torch
 
-from ._common import LIB, check_dtype, check_same_device, dtype_name, is_channels_last, register_autograd
+from ._common import (
+    LIB,
+    call,
+    check_dtype,
+    check_same_device,
+    dtype_name,
+    is_channels_last,
+    register_autograd,
+)
 
 ops = torch.ops.dlkernels
 INT64_MAX = 2**63 - 1
@@ -222,7 +230,7 @@ def _max_setup(ctx, inputs, output):
 def _max_bwd(ctx, grad):
     (x,) = ctx.saved_tensors
     _, idx = ops.max_pool2d_with_indices(x, *ctx.conf)
-    return (ops.max_pool2d_backward(grad, idx, list(x.shape), *ctx.conf), None, None, None, None, None)
+    return (call(ops.max_pool2d_backward, grad, idx, list(x.shape), *ctx.conf), None, None, None, None, None)
 
 
 def _max_indices_setup(ctx, inputs, output):
@@ -233,7 +241,7 @@ def _max_indices_setup(ctx, inputs, output):
 
 def _max_indices_bwd(ctx, grad, _grad_indices):
     (idx,) = ctx.saved_tensors
-    return (ops.max_pool2d_backward(grad, idx, ctx.input_size, *ctx.conf), None, None, None, None, None)
+    return (call(ops.max_pool2d_backward, grad, idx, ctx.input_size, *ctx.conf), None, None, None, None, None)
 
 
 def _max_backward_setup(ctx, inputs, output):
@@ -256,11 +264,27 @@ def _gather_setup(ctx, inputs, output):
 
 def _gather_bwd(ctx, grad):
     (idx,) = ctx.saved_tensors
-    return (ops.max_pool2d_backward(grad, idx, ctx.input_size, *ctx.conf), None, None, None, None, None, None)
+    return (
+        call(ops.max_pool2d_backward, grad, idx, ctx.input_size, *ctx.conf),
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+    )
 
 
 def _avg_bwd(ctx, grad):
-    return (ops.avg_pool2d_backward(grad, ctx.input_size, *ctx.conf), None, None, None, None, None, None)
+    return (
+        call(ops.avg_pool2d_backward, grad, ctx.input_size, *ctx.conf),
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+    )
 
 
 def _avg_backward_setup(ctx, inputs, output):

@@ -22,6 +22,8 @@ def check_number(fn: str, value, name: str, position: int) -> float:
     including a tensor that is not 0-dimensional (float() would raise ValueError for it),
     OverflowError for an int outside [-2**63, 2**64) (float() would accept it), RuntimeError for a
     complex number with an imaginary part."""
+    if type(value) is float:  # the common case, first
+        return value
     is_scalar_tensor = isinstance(value, torch.Tensor) and value.dim() == 0
     if not (isinstance(value, numbers.Number) or is_scalar_tensor):
         raise TypeError(
@@ -71,7 +73,7 @@ CUDA_SIM = None
 def check_kernel_dtype(fn: str, value: torch.Tensor) -> None:
     """torch's NotImplementedError for a dtype the device's kernel lacks, raised here: the C++ op
     (stable ABI) can only raise RuntimeError for it."""
-    device = value.device.type
+    device = "cpu" if value.is_cpu else "cuda" if value.is_cuda else value.device.type
     if CUDA_SIM is not None and device == "cpu":
         emulated, on_fallback = CUDA_SIM
         if fn in emulated:

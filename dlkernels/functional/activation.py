@@ -1,7 +1,7 @@
 """relu, leaky_relu and sigmoid with the signatures of ``torch.nn.functional``.
 
 Out of place, these call the operators, whose autograd is registered with them
-(dlkernels/_ops), or their CPU/CUDA kernel directly when no autograd is needed (direct_keyset);
+(dlkernels/_ops), by the direct path of dlkernels._ops._common.call where it applies;
 in place with autograd recording, they go through dlkernels.autograd's Functions, which mark the
 input dirty."""
 
@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from .._ext import ops
-from .._ops._common import direct_keyset
+from .._ops._common import call, direct_keyset
 from ..autograd.activation import LeakyReLUFunction, ReLUFunction
 from ._checks import check_inplace, check_kernel_dtype, check_number, check_tensor, needs_grad
 
@@ -29,8 +29,7 @@ def relu(input: Tensor, inplace: bool = False) -> Tensor:
     check_tensor("relu_" if inplace else "relu", input)
     check_kernel_dtype("relu_" if inplace else "relu", input)
     if not inplace:
-        keys = direct_keyset(input)
-        return ops.relu.default.redispatch(keys, input) if keys else ops.relu(input)
+        return call(ops.relu, input)
     check_inplace(input)
     if needs_grad(input):
         return ReLUFunction.apply(input, True)
@@ -48,10 +47,7 @@ def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = Fals
     check_kernel_dtype(name, input)
     negative_slope = check_number(name, negative_slope, "negative_slope", 2)
     if not inplace:
-        keys = direct_keyset(input)
-        if keys:
-            return ops.leaky_relu.default.redispatch(keys, input, negative_slope)
-        return ops.leaky_relu(input, negative_slope)
+        return call(ops.leaky_relu, input, negative_slope)
     check_inplace(input)
     if needs_grad(input):
         return LeakyReLUFunction.apply(input, negative_slope, True)
@@ -66,5 +62,4 @@ def leaky_relu_(input: Tensor, negative_slope: float = 0.01) -> Tensor:
 def sigmoid(input: Tensor) -> Tensor:
     check_tensor("sigmoid", input)
     check_kernel_dtype("sigmoid", input)
-    keys = direct_keyset(input)
-    return ops.sigmoid.default.redispatch(keys, input) if keys else ops.sigmoid(input)
+    return call(ops.sigmoid, input)

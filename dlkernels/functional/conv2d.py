@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from .._ext import ops
-from .._ops._common import direct_keyset
+from .._ops._common import call
 from ._checks import check_kernel_dtype, check_tensor
 
 
@@ -131,9 +131,5 @@ def conv2d(
             raise RuntimeError(f"Invalid padding string: '{padding}'")
     else:
         padding = _pair("padding", padding)
-    keys = direct_keyset(input, weight, bias)
-    if keys:  # no autograd needed: the device's kernel directly
-        out = ops.conv2d.default.redispatch(keys, input, weight, bias, stride, padding, dilation, groups)
-    else:
-        out = ops.conv2d(input, weight, bias, stride, padding, dilation, groups)  # autograd: dlkernels/_ops
+    out = call(ops.conv2d, input, weight, bias, stride, padding, dilation, groups)  # autograd: dlkernels/_ops
     return out.squeeze(0) if unbatched else out

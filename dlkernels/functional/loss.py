@@ -76,15 +76,16 @@ def cross_entropy(
         raise TypeError(
             f"cross_entropy(): argument 'ignore_index' must be int, not {type(ignore_index).__name__}"
         )
-    if input.dim() == 0:
+    dim = input.dim()
+    if dim == 0:
         raise RuntimeError("cross_entropy: input tensor should be 1D or more, but got a 0-dim tensor")
     soft = target.is_floating_point()
-    batched = input.dim() > 1
+    batched = dim > 1
     classes = input.shape[1] if batched else input.shape[0]
 
     if soft:
         if target.shape != input.shape:
-            if batched and target.dim() == input.dim() and target.shape[0] != input.shape[0]:
+            if batched and target.dim() == dim and target.shape[0] != input.shape[0]:
                 raise _batch_mismatch(input, target)
             raise RuntimeError(
                 f"cross_entropy: expected probability targets of the input's shape {list(input.shape)}, "
@@ -100,18 +101,19 @@ def cross_entropy(
             raise RuntimeError(
                 f"expected target dtype to be Long or Byte, but got {names.get(dtype_name, dtype_name)}"
             )
-        target = target.long()
+        if target.dtype != torch.int64:
+            target = target.long()
         if not batched:
             if target.numel() != 1 or target.dim() > 1:
                 raise RuntimeError("0D or 1D target tensor expected, multi-target not supported")
-        elif input.dim() == 2:
+        elif dim == 2:
             if target.dim() != 1:
                 raise RuntimeError("0D or 1D target tensor expected, multi-target not supported")
             if target.shape[0] != input.shape[0]:
                 raise _batch_mismatch(input, target)
         else:
             expected = [input.shape[0], *input.shape[2:]]
-            if target.dim() == input.dim() - 1 and target.shape[0] != input.shape[0]:
+            if target.dim() == dim - 1 and target.shape[0] != input.shape[0]:
                 raise _batch_mismatch(input, target)
             if list(target.shape) != expected:
                 raise RuntimeError(f"Expected target size {expected}, got {list(target.shape)}")
@@ -131,7 +133,7 @@ def cross_entropy(
         x2 = input.unsqueeze(0)
         t2 = target.unsqueeze(0) if soft else target.reshape(1)
         out_shape = ()
-    elif input.dim() == 2:
+    elif dim == 2:
         x2, t2 = input, target
         out_shape = (input.shape[0],)
     else:
