@@ -182,7 +182,9 @@ def _ce_bwd(ctx, grad_loss, grad_lse, grad_total):
 # weights a = w (1 - e) onehot(y) + w e / C on kept rows (class targets) or a = w ((1 - e) q + e / C)
 # (probabilities); the mean divides by the total weight T (sum of w[y] over kept rows, or the row
 # count). So d/dx = A p - a per row (A = sum_c a, the backward op's gradient), d/da = -log p, and
-# a tangent of w moves T too.
+# a tangent of w moves T too. The lse and total weight passed to cross_entropy_backward are those
+# of x, target and weight by contract: their change is derived from x's, target's and weight's
+# tangents (they carry none, being non-differentiable outputs).
 
 
 def _ce_target_weights(x, target, weight, ignore_index, label_smoothing, t_target, t_weight, stat):
@@ -231,4 +233,41 @@ def _jvp_ce(inputs, outs, tx, t_target, t_weight, *_):
     return None if t is None else t.to(x.dtype), None, None
 
 
+def _jvp_ce_backward(inputs, out, t_grad, tx, t_target, t_weight, *_):
+    g, x, target, weight, lse, total, reduction, ignore_index, label_smoothing = inputs
+    stat = lse.dtype
+    terms = []
+    if t_grad is not None:
+        terms.append(ops.cross_entropy_backward(t_grad, *inputs[1:]).to(stat))
+    if tx is not None or t_target is not None or t_weight is not None:
+        # out = s (A p - a), s the row's scale: g (g[r] unreduced), over T for the mean
+        a, da, dT = _ce_target_weights(
+            x, target, weight, ignore_index, label_smoothing, t_target, t_weight, stat
+        )
+        s = g.to(stat) / total if reduction == MEAN else g.to(stat)
+        s = s.unsqueeze(1) if reduction == NONE else s
+        p = torch.exp(x.to(stat) - lse.unsqueeze(1))
+        if tx is not None:
+            tx = tx.to(stat)
+            dp = p * (tx - (p * tx).sum(1, keepdim=True))
+            terms.append(s * a.sum(1, keepdim=True) * dp)
+        if da is not None:
+            terms.append(s * (da.sum(1, keepdim=True) * p - da))
+        if dT is not None and reduction == MEAN:
+            terms.append(-out.to(stat) * dT / total)
+    t = add_tangents(*terms)
+    return None if t is None else t.to(x.dtype)
+
+
+def _ce_backward_setup(ctx, inputs, output):
+    pass
+
+
+def _ce_backward_bwd(ctx, grad):
+    # registered for its forward-mode formula (hessian = jacfwd(jacrev)); reverse over reverse
+    # is not implemented, and raising beats the silently partial gradient of no autograd kernel
+    raise NotImplementedError("dlkernels::cross_entropy_backward: double backward is not implemented")
+
+
 register_autograd("cross_entropy_forward", _ce_bwd, _ce_setup, _jvp_ce)
+register_autograd("cross_entropy_backward", _ce_backward_bwd, _ce_backward_setup, _jvp_ce_backward)
