@@ -263,7 +263,9 @@ def _jvp_linear(inputs, out, tx, tw, tb, *_):
     x, w = inputs[:2]
     tf32 = _tf32(inputs, 3)
     if tx is not None:
-        return add_tangents(ops.linear(tx, w, tb, tf32), None if tw is None else ops.linear(x, tw, None, tf32))
+        return add_tangents(
+            ops.linear(tx, w, tb, tf32), None if tw is None else ops.linear(x, tw, None, tf32)
+        )
     if tw is not None:
         return ops.linear(x, tw, tb, tf32)
     return None if tb is None else tb.expand(out.shape)
