@@ -267,7 +267,8 @@ def test_cross_entropy_nonfinite_rows(device, dtype, classes, variant):
     if variant == "smoothing":
         kw["label_smoothing"] = 0.2
     if variant == "soft":
-        t = torch.softmax(torch.randn(5, classes, dtype=torch.float64, generator=gen), 1).to(dtype=dtype, device=dev)
+        q = torch.softmax(torch.randn(5, classes, dtype=torch.float64, generator=gen), 1)
+        t = q.to(dtype=dtype, device=dev)
     else:
         t = torch.randint(classes, (5,), generator=gen).to(dev)
     for red in REDUCTIONS:

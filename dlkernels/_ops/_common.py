@@ -173,6 +173,11 @@ def call(op, *args):
 # ---- autograd -----------------------------------------------------------------------------------
 
 
+# Marks a tensor argument's place among the saved inputs of a jvp; not None, which is the value
+# of an absent optional argument (bias, weight, divisor_override) and must stay one.
+_SAVED = object()
+
+
 def register_autograd(name: str, backward, setup_context, jvp=None) -> None:
     """torch.library.register_autograd's contract (a backward and a setup_context per op), plus
     an optional forward-mode formula, through an autograd kernel that torch.func works with.
@@ -216,7 +221,7 @@ def register_autograd(name: str, backward, setup_context, jvp=None) -> None:
             setup_context(ctx, inputs, output)
             if forward_ad._current_level >= 0:
                 outs = output if isinstance(output, tuple) else (output,)
-                ctx.jvp_inputs = [None if isinstance(a, torch.Tensor) else a for a in inputs]
+                ctx.jvp_inputs = [_SAVED if isinstance(a, torch.Tensor) else a for a in inputs]
                 ctx.save_for_forward(*(a for a in inputs if isinstance(a, torch.Tensor)), *outs)
 
         @staticmethod
@@ -229,7 +234,7 @@ def register_autograd(name: str, backward, setup_context, jvp=None) -> None:
             if jvp is None:
                 raise NotImplementedError(f"dlkernels::{name}: forward-mode AD (jvp) is not implemented")
             saved = list(ctx.saved_tensors)
-            inputs = [saved.pop(0) if a is None else a for a in ctx.jvp_inputs]
+            inputs = [saved.pop(0) if a is _SAVED else a for a in ctx.jvp_inputs]
             output = saved[0] if len(saved) == 1 else tuple(saved)
             return jvp(inputs, output, *tangents[:-1])
 

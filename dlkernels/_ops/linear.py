@@ -256,11 +256,59 @@ def _grad_bias_bwd(ctx, h):
     return h.expand(ctx.shape)
 
 
-register_autograd("linear", _linear_bwd, setup_context=_linear_setup)
-register_autograd("linear_backward", _backward_bwd, setup_context=_backward_setup)
-register_autograd("linear_grad_input", _grad_input_bwd, setup_context=_grad_input_setup)
-register_autograd("linear_grad_weight", _grad_weight_bwd, setup_context=_grad_weight_setup)
-register_autograd("linear_grad_bias", _grad_bias_bwd, setup_context=_grad_bias_setup)
+# Forward mode: every op is linear in each tensor argument, so a tangent is the op applied to
+# one argument's tangent at a time, summed; linear's bias tangent rides on the first term's bias.
+
+
+def _jvp_linear(inputs, out, tx, tw, tb, *_):
+    x, w = inputs[:2]
+    tf32 = _tf32(inputs, 3)
+    if tx is not None:
+        return add_tangents(
+            ops.linear(tx, w, tb, tf32), None if tw is None else ops.linear(x, tw, None, tf32)
+        )
+    if tw is not None:
+        return ops.linear(x, tw, tb, tf32)
+    return None if tb is None else tb.expand(out.shape)
+
+
+def _jvp_grad_input(inputs, out, t_dy, t_w, *_):
+    dy, w = inputs[:2]
+    tf32 = _tf32(inputs, 2)
+    return add_tangents(
+        None if t_dy is None else ops.linear_grad_input(t_dy, w, tf32),
+        None if t_w is None else ops.linear_grad_input(dy, t_w, tf32),
+    )
+
+
+def _jvp_grad_weight(inputs, out, t_dy, t_x, *_):
+    dy, x = inputs[:2]
+    tf32 = _tf32(inputs, 2)
+    return add_tangents(
+        None if t_dy is None else ops.linear_grad_weight(t_dy, x, tf32),
+        None if t_x is None else ops.linear_grad_weight(dy, t_x, tf32),
+    )
+
+
+def _jvp_grad_bias(inputs, out, t_dy):
+    return None if t_dy is None else ops.linear_grad_bias(t_dy)
+
+
+def _jvp_backward(inputs, outs, t_dy, t_x, t_w, *_):
+    dy, x, w, mask = inputs[:4]
+    tf32 = _tf32(inputs, 4)
+    gi = _jvp_grad_input((dy, w, tf32), None, t_dy, t_w) if mask[0] else None
+    gw = _jvp_grad_weight((dy, x, tf32), None, t_dy, t_x) if mask[1] else None
+    gb = _jvp_grad_bias((dy,), None, t_dy) if mask[2] else None
+    # outputs the mask left out are empty placeholders: their tangent is as empty
+    return tuple(torch.zeros_like(o) if t is None else t for t, o in zip((gi, gw, gb), outs))
+
+
+register_autograd("linear", _linear_bwd, _linear_setup, _jvp_linear)
+register_autograd("linear_backward", _backward_bwd, _backward_setup, _jvp_backward)
+register_autograd("linear_grad_input", _grad_input_bwd, _grad_input_setup, _jvp_grad_input)
+register_autograd("linear_grad_weight", _grad_weight_bwd, _grad_weight_setup, _jvp_grad_weight)
+register_autograd("linear_grad_bias", _grad_bias_bwd, _grad_bias_setup, _jvp_grad_bias)
 
 # ---- vmap ---------------------------------------------------------------------------------------
 # A batched input with an unbatched weight and bias is one call with one more leading dimension;

@@ -8,7 +8,7 @@ saved lse (no kernel needs it on the common path)."""
 
 import torch
 
-from ._common import LIB, call, check_dtype, check_like, check_same_device, register_autograd
+from ._common import LIB, add_tangents, call, check_dtype, check_like, check_same_device, register_autograd
 
 ops = torch.ops.dlkernels
 NONE, MEAN, SUM = 0, 1, 2
@@ -115,8 +115,39 @@ def _mse_backward_bwd(ctx, gg):
     )
 
 
-register_autograd("mse_loss", _mse_bwd, setup_context=_mse_setup)
-register_autograd("mse_loss_backward", _mse_backward_bwd, setup_context=_mse_backward_setup)
+# Forward mode: the loss moves with d = dx - dt; mse_loss_backward is linear in grad_output and
+# in x - t.
+
+
+def _difference(tx, tt):
+    if tt is None:
+        return tx
+    return -tt if tx is None else tx - tt
+
+
+def _jvp_mse(inputs, out, tx, tt, *_):
+    x, t, reduction = inputs
+    d = _difference(tx, tt)
+    if d is None:
+        return None
+    per_element = ops.mse_loss_backward(d, x, t, NONE)  # 2 (x - t) d
+    if reduction == NONE:
+        return per_element
+    return per_element.mean() if reduction == MEAN else per_element.sum()
+
+
+def _jvp_mse_backward(inputs, out, tg, tx, tt, *_):
+    g, x, t, reduction = inputs
+    c = 2.0 / x.numel() if reduction == MEAN and x.numel() else 2.0
+    d = _difference(tx, tt)
+    return add_tangents(
+        None if tg is None else ops.mse_loss_backward(tg, x, t, reduction),
+        None if d is None else c * g * d,
+    )
+
+
+register_autograd("mse_loss", _mse_bwd, _mse_setup, _jvp_mse)
+register_autograd("mse_loss_backward", _mse_backward_bwd, _mse_backward_setup, _jvp_mse_backward)
 
 
 def _ce_setup(ctx, inputs, output):
@@ -147,4 +178,96 @@ def _ce_bwd(ctx, grad_loss, grad_lse, grad_total):
     return gx, gt, None, None, None, None
 
 
-register_autograd("cross_entropy_forward", _ce_bwd, setup_context=_ce_setup)
+# Forward mode. Row r's loss is -sum_c a[r, c] log p[r, c] with log p = x - lse and the target
+# weights a = w (1 - e) onehot(y) + w e / C on kept rows (class targets) or a = w ((1 - e) q + e / C)
+# (probabilities); the mean divides by the total weight T (sum of w[y] over kept rows, or the row
+# count). So d/dx = A p - a per row (A = sum_c a, the backward op's gradient), d/da = -log p, and
+# a tangent of w moves T too. The lse and total weight passed to cross_entropy_backward are those
+# of x, target and weight by contract: their change is derived from x's, target's and weight's
+# tangents (they carry none, being non-differentiable outputs).
+
+
+def _ce_target_weights(x, target, weight, ignore_index, label_smoothing, t_target, t_weight, stat):
+    """(a, da, dT): the target weights, their tangent (None without tangents of target or
+    weight) and the total weight's tangent (None unless a class-target weight has one)."""
+    classes = x.shape[1]
+    w = None if weight is None else weight.to(stat)
+    if target.is_floating_point():
+        base = (1.0 - label_smoothing) * target.to(stat) + label_smoothing / classes
+        d_base, dT = None if t_target is None else (1.0 - label_smoothing) * t_target.to(stat), None
+    else:
+        keep = (target != ignore_index).unsqueeze(1)
+        onehot = target.unsqueeze(1) == torch.arange(classes, device=x.device)
+        base = ((1.0 - label_smoothing) * onehot.to(stat) + label_smoothing / classes) * keep
+        d_base = None
+        dT = None if t_weight is None else (t_weight.to(stat) * (onehot & keep)).sum()
+    a = base if w is None else base * w
+    da = add_tangents(
+        None if d_base is None else (d_base if w is None else d_base * w),
+        None if t_weight is None else base * t_weight.to(stat),
+    )
+    return a, da, dT
+
+
+def _jvp_ce(inputs, outs, tx, t_target, t_weight, *_):
+    x, target, weight, reduction, ignore_index, label_smoothing = inputs
+    loss, lse, total = outs
+    stat = lse.dtype
+    rows = []  # per-row terms, scaled as the reduction scales the rows
+    dT = None
+    if tx is not None:
+        gx = ops.cross_entropy_backward(torch.ones_like(loss), *inputs[:3], lse, total, *inputs[3:])
+        rows.append((gx.to(stat) * tx.to(stat)).sum(1))
+    if t_target is not None or t_weight is not None:
+        _, da, dT = _ce_target_weights(
+            x, target, weight, ignore_index, label_smoothing, t_target, t_weight, stat
+        )
+        d_rows = -(da * (x.to(stat) - lse.unsqueeze(1))).sum(1)
+        rows.append(d_rows / total if reduction == MEAN else d_rows)
+    t = add_tangents(*rows)
+    if t is not None and reduction != NONE:
+        t = t.sum()
+    if dT is not None and reduction == MEAN:  # the mean's divisor moves with the weight
+        t = t - loss.to(stat) * dT / total
+    # lse and total weight are not differentiable: no tangent
+    return None if t is None else t.to(x.dtype), None, None
+
+
+def _jvp_ce_backward(inputs, out, t_grad, tx, t_target, t_weight, *_):
+    g, x, target, weight, lse, total, reduction, ignore_index, label_smoothing = inputs
+    stat = lse.dtype
+    terms = []
+    if t_grad is not None:
+        terms.append(ops.cross_entropy_backward(t_grad, *inputs[1:]).to(stat))
+    if tx is not None or t_target is not None or t_weight is not None:
+        # out = s (A p - a), s the row's scale: g (g[r] unreduced), over T for the mean
+        a, da, dT = _ce_target_weights(
+            x, target, weight, ignore_index, label_smoothing, t_target, t_weight, stat
+        )
+        s = g.to(stat) / total if reduction == MEAN else g.to(stat)
+        s = s.unsqueeze(1) if reduction == NONE else s
+        p = torch.exp(x.to(stat) - lse.unsqueeze(1))
+        if tx is not None:
+            tx = tx.to(stat)
+            dp = p * (tx - (p * tx).sum(1, keepdim=True))
+            terms.append(s * a.sum(1, keepdim=True) * dp)
+        if da is not None:
+            terms.append(s * (da.sum(1, keepdim=True) * p - da))
+        if dT is not None and reduction == MEAN:
+            terms.append(-out.to(stat) * dT / total)
+    t = add_tangents(*terms)
+    return None if t is None else t.to(x.dtype)
+
+
+def _ce_backward_setup(ctx, inputs, output):
+    pass
+
+
+def _ce_backward_bwd(ctx, grad):
+    # registered for its forward-mode formula (hessian = jacfwd(jacrev)); reverse over reverse
+    # is not implemented, and raising beats the silently partial gradient of no autograd kernel
+    raise NotImplementedError("dlkernels::cross_entropy_backward: double backward is not implemented")
+
+
+register_autograd("cross_entropy_forward", _ce_bwd, _ce_setup, _jvp_ce)
+register_autograd("cross_entropy_backward", _ce_backward_bwd, _ce_backward_setup, _jvp_ce_backward)

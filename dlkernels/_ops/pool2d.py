@@ -307,13 +307,54 @@ def _adaptive_backward_bwd(ctx, gg):
     return ops.adaptive_avg_pool2d(gg, ctx.output_size), None
 
 
-register_autograd("max_pool2d", _max_bwd, setup_context=_max_setup)
-register_autograd("max_pool2d_with_indices", _max_indices_bwd, setup_context=_max_indices_setup)
-register_autograd("max_pool2d_backward", _max_backward_bwd, setup_context=_max_backward_setup)
-register_autograd("max_pool2d_gather", _gather_bwd, setup_context=_gather_setup)
-register_autograd("avg_pool2d", _avg_bwd, setup_context=_save_input)
-register_autograd("avg_pool2d_backward", _avg_backward_bwd, setup_context=_avg_backward_setup)
-register_autograd("adaptive_avg_pool2d", _adaptive_bwd, setup_context=_save_input)
+# Forward mode: every op is linear in its one differentiable argument, so the tangent is the op
+# applied to the tangent; max pooling's is the tangent gathered at the maxima's indices.
+
+
+def _jvp_max(inputs, out, t, *_):
+    if t is None:
+        return None
+    x, *conf = inputs
+    _, idx = ops.max_pool2d_with_indices(x, *conf)
+    return ops.max_pool2d_gather(t, idx, *conf)
+
+
+def _jvp_max_indices(inputs, outs, t, *_):
+    # the indices are not differentiable: no tangent
+    return (None if t is None else ops.max_pool2d_gather(t, outs[1], *inputs[1:])), None
+
+
+def _jvp_max_backward(inputs, out, t_grad, *_):
+    return None if t_grad is None else ops.max_pool2d_backward(t_grad, *inputs[1:])
+
+
+def _jvp_gather(inputs, out, t, *_):
+    return None if t is None else ops.max_pool2d_gather(t, *inputs[1:])
+
+
+def _jvp_avg(inputs, out, t, *_):
+    return None if t is None else ops.avg_pool2d(t, *inputs[1:])
+
+
+def _jvp_avg_backward(inputs, out, t_grad, *_):
+    return None if t_grad is None else ops.avg_pool2d_backward(t_grad, *inputs[1:])
+
+
+def _jvp_adaptive(inputs, out, t, *_):
+    return None if t is None else ops.adaptive_avg_pool2d(t, inputs[1])
+
+
+def _jvp_adaptive_backward(inputs, out, t_grad, *_):
+    return None if t_grad is None else ops.adaptive_avg_pool2d_backward(t_grad, inputs[1])
+
+
+register_autograd("max_pool2d", _max_bwd, _max_setup, _jvp_max)
+register_autograd("max_pool2d_with_indices", _max_indices_bwd, _max_indices_setup, _jvp_max_indices)
+register_autograd("max_pool2d_backward", _max_backward_bwd, _max_backward_setup, _jvp_max_backward)
+register_autograd("max_pool2d_gather", _gather_bwd, _gather_setup, _jvp_gather)
+register_autograd("avg_pool2d", _avg_bwd, _save_input, _jvp_avg)
+register_autograd("avg_pool2d_backward", _avg_backward_bwd, _avg_backward_setup, _jvp_avg_backward)
+register_autograd("adaptive_avg_pool2d", _adaptive_bwd, _save_input, _jvp_adaptive)
 register_autograd(
-    "adaptive_avg_pool2d_backward", _adaptive_backward_bwd, setup_context=_adaptive_backward_setup
+    "adaptive_avg_pool2d_backward", _adaptive_backward_bwd, _adaptive_backward_setup, _jvp_adaptive_backward
 )
