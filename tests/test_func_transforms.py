@@ -104,11 +104,6 @@ def _input():
 def test_transform_matches_torch(name, transform):
     ours, theirs = PAIRS[name]
     x = _input()
-    if transform == "grad_of_grad" and name.startswith("cross_entropy"):
-        # reverse over reverse of cross entropy is not implemented (forward over reverse is)
-        with pytest.raises(NotImplementedError, match="double backward"):
-            TRANSFORMS[transform](ours)(x)
-        return
     torch.testing.assert_close(TRANSFORMS[transform](ours)(x), TRANSFORMS[transform](theirs)(x))
 
 
@@ -393,11 +388,6 @@ def test_cross_entropy_hessian(reduction, target, weighted, label_smoothing):
     assert_close(h(F), h(TF), TOL[D])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cross_entropy's reverse gradient of probability targets treats the saved lse as a "
-    "constant, so its derivative in the logits (jacfwd of jacrev) misses the lse's change",
-)
 def test_cross_entropy_hessian_logits_and_probabilities():
     x, t, _ = _ce_case(D, "soft", False, rows=3, classes=4)
 
@@ -425,14 +415,33 @@ def test_hessian_of_a_small_classifier():
     assert_close(h(F), h(TF), TOL[D])
 
 
-def test_cross_entropy_double_backward_raises():
-    """Reverse over reverse is not implemented: it raises rather than giving a gradient that
-    misses the logits' second derivative."""
-    x, t, _ = _ce_case(D, "class", False)
-    x.requires_grad_()
-    (g,) = torch.autograd.grad(F.cross_entropy(x, t), x, create_graph=True)
-    with pytest.raises(NotImplementedError, match="double backward"):
-        g.pow(2).sum().backward()
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize(
+    "target, weighted, smoothing",
+    [("class", False, 0.0), ("class", True, 0.2), ("soft", False, 0.0), ("soft", True, 0.3)],
+)
+def test_cross_entropy_double_backward_matches_torch(reduction, target, weighted, smoothing):
+    """Reverse over reverse: the gradient of a function of the first gradients (logits, and the
+    probability targets and class weight where they have one) against torch's."""
+    x, t, w = _ce_case(D, target, weighted)
+    v = torch.randn(x.shape, dtype=D, generator=torch.Generator().manual_seed(5))
+
+    def second(mod):
+        leaves = [x.clone().requires_grad_()]
+        tt, ww = t, w
+        if target == "soft":
+            tt = t.clone().requires_grad_()
+            leaves.append(tt)
+            if weighted:
+                ww = w.clone().requires_grad_()
+                leaves.append(ww)
+        loss = _ce(mod, reduction, smoothing)(leaves[0], tt, ww)
+        firsts = torch.autograd.grad(loss.pow(2).sum(), leaves, create_graph=True)
+        inner = sum((f * v.sum(0) if f.dim() == 1 else f * v).sum() for f in firsts)
+        return torch.autograd.grad(inner, leaves)
+
+    for ours, ref in zip(second(F), second(TF)):
+        assert_close(ours, ref, TOL[D])
 
 
 # ---- gradcheck of the raw ops, forward mode included --------------------------------------------

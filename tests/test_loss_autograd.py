@@ -51,6 +51,42 @@ def test_cross_entropy_gradcheck(any_device, reduction, variant):
     assert gradcheck(fn, args)
 
 
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("smoothing", [0.0, 0.3])
+def test_cross_entropy_soft_targets_weight_grad_and_double_backward(any_device, reduction, smoothing):
+    """Probability targets: the class weight gets its gradient (torch's composite gives one), and
+    grad-of-grad through the targets' gradient sees the lse move with the logits."""
+    dev = torch_device(any_device)
+    x = torch.randn(4, 6, dtype=torch.float64, device=dev, requires_grad=True)
+    q = torch.softmax(torch.randn(4, 6, dtype=torch.float64, device=dev), 1).requires_grad_()
+    w = (torch.rand(6, dtype=torch.float64, device=dev) + 0.1).requires_grad_()
+
+    def fn(a, b, c):
+        return DF.cross_entropy(a, b, weight=c, reduction=reduction, label_smoothing=smoothing)
+
+    assert gradcheck(fn, (x, q, w))
+    assert gradgradcheck(fn, (x, q, w))
+    ours = torch.autograd.grad(fn(x, q, w).sum(), (x, q, w))
+    ref = torch.autograd.grad(
+        F.cross_entropy(x, q, weight=w, reduction=reduction, label_smoothing=smoothing).sum(), (x, q, w)
+    )
+    for a, b in zip(ours, ref):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_cross_entropy_class_target_weight_requires_grad_refused(any_device):
+    dev = torch_device(any_device)
+    x = torch.randn(3, 4, device=dev, requires_grad=True)
+    w = torch.rand(4, device=dev, requires_grad=True)
+    t = torch.tensor([0, 1, 3], device=dev)
+    with pytest.raises(RuntimeError, match="not differentiable with respect to argument 'weight'"):
+        F.cross_entropy(x, t, weight=w)
+    with pytest.raises(RuntimeError, match="not differentiable with respect to argument 'weight'"):
+        DF.cross_entropy(x, t, weight=w)
+    with torch.no_grad():
+        torch.testing.assert_close(DF.cross_entropy(x, t, weight=w), F.cross_entropy(x, t, weight=w))
+
+
 def test_cross_entropy_spatial_gradcheck(any_device):
     x = torch.randn(2, 3, 2, 2, dtype=torch.float64, device=torch_device(any_device), requires_grad=True)
     t = torch.randint(3, (2, 2, 2), device=torch_device(any_device))

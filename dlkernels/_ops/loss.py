@@ -161,21 +161,49 @@ def _ce_setup(ctx, inputs, output):
 def _ce_bwd(ctx, grad_loss, grad_lse, grad_total):
     x, target, weight, lse, total = ctx.saved_tensors
     reduction, ignore_index, label_smoothing = ctx.args
+    needs = ctx.needs_input_grad
     if grad_loss is None:
         grad_loss = x.new_zeros(()) if reduction != NONE else x.new_zeros((x.shape[0],))
-    gx = gt = None
-    if ctx.needs_input_grad[0]:
+    gx = gt = gw = None
+    if needs[0]:
         gx = call(ops.cross_entropy_backward, grad_loss, x, target, weight, lse, total, *ctx.args)
-    if ctx.needs_input_grad[1] and target.is_floating_point():
-        scale = grad_loss / total if reduction == MEAN else grad_loss
-        scale = scale.unsqueeze(-1) if reduction == NONE else scale
-        # in the lse's dtype (float for half types): x - lse cancels, half would keep few bits of it
+    soft = target.is_floating_point()
+    if needs[2] and not soft:
+        raise RuntimeError(_CLASS_WEIGHT_GRAD)
+    if (needs[1] and soft) or needs[2]:
+        # Probability targets: d/dq = -(1 - e) w log p and d/dw = -sum_rows q' log p, with
+        # q' = (1 - e) q + e / C and log p = x - lse, in the lse's dtype (float for half types:
+        # x - lse cancels, half would keep few bits of it).
         stat = lse.dtype
-        gt = -(1.0 - label_smoothing) * scale.to(stat) * (x.to(stat) - lse.unsqueeze(1))
-        if weight is not None:
-            gt = gt * weight.to(stat)
-        gt = gt.to(x.dtype)
-    return gx, gt, None, None, None, None
+        log_p = _log_probs(x, lse)
+        scale = grad_loss / total if reduction == MEAN else grad_loss
+        scale = (scale.unsqueeze(-1) if reduction == NONE else scale).to(stat)
+        if needs[1]:
+            gt = -(1.0 - label_smoothing) * scale * log_p
+            if weight is not None:
+                gt = gt * weight.to(stat)
+            gt = gt.to(x.dtype)
+        if needs[2]:
+            q = (1.0 - label_smoothing) * target.to(stat) + label_smoothing / x.shape[1]
+            gw = (-(scale * q * log_p).sum(0)).to(weight.dtype)
+    return gx, gt, gw, None, None, None
+
+
+def _log_probs(x, lse):
+    """log p = x - lse in the lse's dtype. Under create_graph the lse is recomputed so that it
+    carries its derivative in x (the saved one is a constant to autograd): row r's loss against
+    class 0 is lse_r - x_r0."""
+    xs = x.to(lse.dtype)
+    if torch.is_grad_enabled() and x.shape[1] > 0:
+        zeros = torch.zeros(x.shape[0], dtype=torch.int64, device=x.device)
+        lse = ops.cross_entropy_forward(xs, zeros, None, NONE, -1, 0.0)[0] + xs[:, 0]
+    return xs - lse.unsqueeze(1)
+
+
+_CLASS_WEIGHT_GRAD = (
+    "The function 'cross_entropy_forward' is not differentiable with respect to argument 'weight' "
+    "for class-index targets. This input cannot have requires_grad True."
+)
 
 
 # Forward mode. Row r's loss is -sum_c a[r, c] log p[r, c] with log p = x - lse and the target
@@ -260,13 +288,44 @@ def _jvp_ce_backward(inputs, out, t_grad, tx, t_target, t_weight, *_):
 
 
 def _ce_backward_setup(ctx, inputs, output):
-    pass
+    g, x, target, weight, lse, total, *args = inputs
+    ctx.save_for_backward(g, x, target, weight, lse, total)
+    ctx.args = tuple(args)
 
 
-def _ce_backward_bwd(ctx, grad):
-    # registered for its forward-mode formula (hessian = jacfwd(jacrev)); reverse over reverse
-    # is not implemented, and raising beats the silently partial gradient of no autograd kernel
-    raise NotImplementedError("dlkernels::cross_entropy_backward: double backward is not implemented")
+def _ce_backward_bwd(ctx, h):
+    # out = s (A p - a) per row (see the forward-mode note above); for an upstream h, with
+    # hp = sum_c h_c p_c: d/dx = s A p (h - hp), d/dq_k = s (1 - e) w_k (hp - h_k),
+    # d/dw_k = sum_rows s q'_k (hp - h_k), and out is linear in g. lse and total weight are the
+    # forward's by contract: their dependence on x is in d/dx, and they get no gradient.
+    g, x, target, weight, lse, total = ctx.saved_tensors
+    reduction, ignore_index, label_smoothing = ctx.args
+    needs = ctx.needs_input_grad
+    soft = target.is_floating_point()
+    if needs[3] and not soft:
+        raise RuntimeError(_CLASS_WEIGHT_GRAD)
+    stat = lse.dtype
+    hs = h.to(stat)
+    p = torch.exp(_log_probs(x, lse))
+    a, _, _ = _ce_target_weights(x, target, weight, ignore_index, label_smoothing, None, None, stat)
+    big_a = a.sum(1, keepdim=True)
+    hp = (hs * p).sum(1, keepdim=True)
+    s = g.to(stat) / total if reduction == MEAN else g.to(stat)
+    s = s.unsqueeze(1) if reduction == NONE else s
+    d_g = d_x = d_t = d_w = None
+    if needs[0]:
+        per_row = ((big_a * p - a) * hs).sum(1)
+        d_g = per_row if reduction == NONE else per_row.sum() / total if reduction == MEAN else per_row.sum()
+        d_g = d_g.to(g.dtype)
+    if needs[1]:
+        d_x = (s * big_a * p * (hs - hp)).to(x.dtype)
+    if needs[2] and soft:
+        w = 1.0 if weight is None else weight.to(stat)
+        d_t = (s * (1.0 - label_smoothing) * w * (hp - hs)).to(target.dtype)
+    if needs[3]:
+        q = (1.0 - label_smoothing) * target.to(stat) + label_smoothing / x.shape[1]
+        d_w = (s * q * (hp - hs)).sum(0).to(weight.dtype)
+    return d_g, d_x, d_t, d_w, None, None, None, None, None
 
 
 register_autograd("cross_entropy_forward", _ce_bwd, _ce_setup, _jvp_ce)

@@ -125,6 +125,13 @@ def cross_entropy(
             )
         if weight.dtype != input.dtype:
             raise RuntimeError(f"expected scalar type {_c10(input.dtype)} but found {_c10(weight.dtype)}")
+        if not soft and weight.requires_grad and torch.is_grad_enabled():
+            # torch refuses it too (nll_loss has no derivative in the weight); probability
+            # targets do get one
+            raise RuntimeError(
+                "The function 'cross_entropy_forward' is not differentiable with respect to argument "
+                "'weight'. This input cannot have requires_grad True."
+            )
     # named after the op: dlkernels.testing.cuda_sim() admits CUDA's dtypes by the op's name
     check_kernel_dtype("cross_entropy_forward", input)
 
