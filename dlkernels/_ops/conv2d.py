@@ -230,6 +230,8 @@ def _backward_setup(ctx, inputs, output):
     ctx.save_for_backward(grad_output, input, weight)
     ctx.conf = tuple(conf)
     ctx.mask = list(mask)
+    # an output no later op used gets None, not a zero tensor that a term would then multiply
+    ctx.set_materialize_grads(False)
 
 
 def _backward_bwd(ctx, ggx, ggw, ggb):

@@ -197,6 +197,8 @@ def _backward_setup(ctx, inputs, output):
     ctx.save_for_backward(grad_output, input, weight)
     ctx.mask = list(mask)
     ctx.tf32 = _tf32(inputs, 4)
+    # an output no later op used gets None, not a zero tensor that a term would then multiply
+    ctx.set_materialize_grads(False)
 
 
 def _backward_bwd(ctx, ggx, ggw, ggb):

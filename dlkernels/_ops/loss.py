@@ -154,6 +154,7 @@ def _ce_setup(ctx, inputs, output):
     x, target, weight, reduction, ignore_index, label_smoothing = inputs
     _, lse, total = output
     ctx.mark_non_differentiable(lse, total)
+    ctx.set_materialize_grads(False)  # no zero tensors for the lse and total weight (backward reads neither)
     ctx.save_for_backward(x, target, weight, lse, total)
     ctx.args = (reduction, ignore_index, label_smoothing)
 

@@ -236,11 +236,14 @@ def _max_bwd(ctx, grad):
 def _max_indices_setup(ctx, inputs, output):
     _save_input(ctx, inputs, output)
     ctx.mark_non_differentiable(output[1])
+    ctx.set_materialize_grads(False)  # no int64 zeros the size of the output for the indices
     ctx.save_for_backward(output[1])
 
 
 def _max_indices_bwd(ctx, grad, _grad_indices):
     (idx,) = ctx.saved_tensors
+    if grad is None:
+        return None, None, None, None, None, None
     return (call(ops.max_pool2d_backward, grad, idx, ctx.input_size, *ctx.conf), None, None, None, None, None)
 
 
