@@ -267,6 +267,11 @@ def add_tangents(*terms):
     return total
 
 
+def bilinear_tangent(op, a, b, ta, tb, *args):
+    """The tangent of op(a, b, *args) for an op linear in a and in b: op(ta, b) + op(a, tb)."""
+    return add_tangents(None if ta is None else op(ta, b, *args), None if tb is None else op(a, tb, *args))
+
+
 _AUTOGRAD_LIB = torch.library.Library("dlkernels", "FRAGMENT")
 
 

@@ -15,6 +15,7 @@ import torch
 from ._common import (
     LIB,
     add_tangents,
+    bilinear_tangent,
     call,
     check_dtype,
     check_same_device,
@@ -308,18 +309,12 @@ def _jvp_conv2d(inputs, out, tx, tw, tb, *_):
 
 def _jvp_grad_input(inputs, out, t_dy, t_w, *_):
     dy, w, size, *conf = inputs
-    return add_tangents(
-        None if t_dy is None else ops.conv2d_grad_input(t_dy, w, size, *conf),
-        None if t_w is None else ops.conv2d_grad_input(dy, t_w, size, *conf),
-    )
+    return bilinear_tangent(ops.conv2d_grad_input, dy, w, t_dy, t_w, size, *conf)
 
 
 def _jvp_grad_weight(inputs, out, t_dy, t_x, *_):
     dy, x, size, *conf = inputs
-    return add_tangents(
-        None if t_dy is None else ops.conv2d_grad_weight(t_dy, x, size, *conf),
-        None if t_x is None else ops.conv2d_grad_weight(dy, t_x, size, *conf),
-    )
+    return bilinear_tangent(ops.conv2d_grad_weight, dy, x, t_dy, t_x, size, *conf)
 
 
 def _jvp_grad_bias(inputs, out, t_dy):

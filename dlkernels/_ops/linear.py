@@ -18,6 +18,7 @@ import torch
 from ._common import (
     LIB,
     add_tangents,
+    bilinear_tangent,
     call,
     check_dtype,
     check_same_device,
@@ -275,21 +276,11 @@ def _jvp_linear(inputs, out, tx, tw, tb, *_):
 
 
 def _jvp_grad_input(inputs, out, t_dy, t_w, *_):
-    dy, w = inputs[:2]
-    tf32 = _tf32(inputs, 2)
-    return add_tangents(
-        None if t_dy is None else ops.linear_grad_input(t_dy, w, tf32),
-        None if t_w is None else ops.linear_grad_input(dy, t_w, tf32),
-    )
+    return bilinear_tangent(ops.linear_grad_input, *inputs[:2], t_dy, t_w, _tf32(inputs, 2))
 
 
 def _jvp_grad_weight(inputs, out, t_dy, t_x, *_):
-    dy, x = inputs[:2]
-    tf32 = _tf32(inputs, 2)
-    return add_tangents(
-        None if t_dy is None else ops.linear_grad_weight(t_dy, x, tf32),
-        None if t_x is None else ops.linear_grad_weight(dy, t_x, tf32),
-    )
+    return bilinear_tangent(ops.linear_grad_weight, *inputs[:2], t_dy, t_x, _tf32(inputs, 2))
 
 
 def _jvp_grad_bias(inputs, out, t_dy):

@@ -267,27 +267,11 @@ def _gather_setup(ctx, inputs, output):
 
 def _gather_bwd(ctx, grad):
     (idx,) = ctx.saved_tensors
-    return (
-        call(ops.max_pool2d_backward, grad, idx, ctx.input_size, *ctx.conf),
-        None,
-        None,
-        None,
-        None,
-        None,
-        None,
-    )
+    return call(ops.max_pool2d_backward, grad, idx, ctx.input_size, *ctx.conf), *(None,) * 6
 
 
 def _avg_bwd(ctx, grad):
-    return (
-        call(ops.avg_pool2d_backward, grad, ctx.input_size, *ctx.conf),
-        None,
-        None,
-        None,
-        None,
-        None,
-        None,
-    )
+    return call(ops.avg_pool2d_backward, grad, ctx.input_size, *ctx.conf), *(None,) * 6
 
 
 def _avg_backward_setup(ctx, inputs, output):
