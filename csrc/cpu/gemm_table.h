@@ -42,6 +42,9 @@ struct GemmTable {
   // Packs B (kc x nc), B(k, j) at b[k * rs + j * cs], into ceil(nc / NR) panels. Vector copies
   // for cs == 1 (row-major), register transposes for rs == 1 (column-major).
   void (*pack_b)(const T* b, int64_t rs, int64_t cs, int64_t kc, int64_t nc, T* dst);
+  // dst[j * ldd + i] = src[i * lds + j] for i < rows, j < cols: a C block that was computed as
+  // its transpose (C^T = B^T A^T), written back in W x W register transposes.
+  void (*transpose)(const T* src, int64_t lds, int64_t rows, int64_t cols, T* dst, int64_t ldd);
 };
 
 #define DLK_DECLARE(ns)             \

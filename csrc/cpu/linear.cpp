@@ -24,28 +24,153 @@ struct Operand {
   int64_t rs, cs;
 };
 
+// Costs in micro-tiles (one MR x NR x kc tile at the micro-kernel's rate; 2 M N K / (MR NR)
+// of them in a product), from single-thread measurements on the AVX-512 Xeon (benchmarks/README.md):
+// packing a B panel (kc x NR) costs 1.3 tiles from a row-major B (copies), 2.5 from a column-major
+// one (register transposes); an A panel (MR x kc) 0.2-0.4, nothing when A is read in place. With
+// 64 rows, a panel serves 8 tiles: packing is a third of the work and decides how to split it.
+template <class T>
+double b_pack_tiles(Operand<T> b) {
+  return b.cs == 1 ? 1.3 : b.rs == 1 ? 2.5 : 6.0;
+}
+template <class T>
+bool a_in_place(Operand<T> a) {
+  return a.cs == 1 && a.rs > 0;  // the micro-kernel reads MR rows lda = rs apart
+}
+template <class T>
+double a_pack_tiles(Operand<T> a) {
+  return a_in_place(a) ? 0.0 : a.rs == 1 ? 0.2 : 0.4 + (a.cs == 1 ? 0.0 : 1.0);
+}
+
+// A split of C into row_blocks x col_blocks tasks: rows in whole MR panels, columns in whole
+// vectors (a last panel narrower than NR runs the narrower micro-kernels, nearly as fast here:
+// 173-192 GFLOP/s for 1-3 vectors of float32 on one core), so 64 or 128 columns split evenly.
+struct Plan {
+  int64_t row_block = 0, col_block = 0, row_blocks = 0, col_blocks = 0;
+  double cost = 0;  // micro-tiles of the busiest thread
+  int64_t tasks() const { return row_blocks * col_blocks; }
+};
+
+template <class T>
+Plan plan_product(const GemmTable<T>& gt, const GemmBlocking& blk, int64_t M, int64_t N, int64_t K, double a_pack,
+                  double b_pack, double epilogue, int64_t threads) {
+  const int MR = gt.mr, W = gt.w, NV = gt.nr / gt.w;
+  const int64_t mp = std::max<int64_t>(1, (M + MR - 1) / MR), nv = std::max<int64_t>(1, (N + W - 1) / W);
+  const int64_t max_vecs = std::max<int64_t>(1, blk.nc / W);
+  const int64_t min_cb = (nv + max_vecs - 1) / max_vecs;
+  // A task's fixed cost (dispatch, buffers, C-tile edges): about half a microsecond, in tiles.
+  const double per_task = 0.2 + 100.0 / static_cast<double>(std::max<int64_t>(K, 1));
+  Plan best;
+  for (int64_t rb = 1; rb <= std::min<int64_t>(mp, 8); ++rb) {
+    const int64_t rpb = (mp + rb - 1) / rb;
+    for (int64_t cb = min_cb; cb <= std::min<int64_t>(nv, min_cb + 64); ++cb) {
+      const int64_t vpb = (nv + cb - 1) / cb;  // vectors per column block
+      const double panels = static_cast<double>(vpb) / NV + (vpb % NV ? 0.05 : 0.0);
+      const Plan p{rpb * MR, vpb * W, (mp + rpb - 1) / rpb, (nv + vpb - 1) / vpb, 0.0};
+      const double task = static_cast<double>(rpb) * panels * (1.0 + epilogue) + b_pack * panels +
+                          a_pack * static_cast<double>(rpb) + per_task;
+      const double cost = static_cast<double>((p.tasks() + threads - 1) / threads) * task;
+      if (best.row_blocks == 0 || cost < best.cost * 0.999) {
+        best = p;
+        best.cost = cost;
+      }
+    }
+  }
+  return best;
+}
+
+struct Choice {
+  Plan plan;
+  bool transposed = false;
+};
+
+// The cheaper of C = A B and C^T = B^T A^T with its split. The search costs microseconds (a
+// few hundred candidates), as much as a small product's packing: the last few answers are kept
+// per calling thread (a layer calls the same shapes every step).
+template <class T>
+Choice choose(const GemmTable<T>& gt, const GemmBlocking& blk, int64_t M, int64_t N, int64_t K, Operand<T> a,
+              Operand<T> b, int64_t threads) {
+  const Operand<T> at{b.p, b.cs, b.rs}, bt{a.p, a.cs, a.rs};
+  const double costs[4] = {a_pack_tiles(a), b_pack_tiles(b), a_pack_tiles(at), b_pack_tiles(bt)};
+  struct Entry {
+    const void* table = nullptr;
+    int64_t m = 0, n = 0, k = 0, threads = 0;
+    double costs[4] = {};
+    Choice choice;
+  };
+  static thread_local Entry cache[4];
+  static thread_local int next = 0;
+  for (const Entry& e : cache) {
+    if (e.table == &gt && e.m == M && e.n == N && e.k == K && e.threads == threads &&
+        std::equal(costs, costs + 4, e.costs)) {
+      return e.choice;
+    }
+  }
+  const Plan direct = plan_product(gt, blk, M, N, K, costs[0], costs[1], 0.0, threads);
+  // The write-back: about 0.2 ns per element against 4K ns per tile of MR x NR elements.
+  const double back = 20.0 / static_cast<double>(std::max<int64_t>(K, 1));
+  const Plan trans = plan_product(gt, blk, N, M, K, costs[2], costs[3], back, threads);
+  Choice c;
+  c.transposed = trans.cost < direct.cost * 0.97;
+  c.plan = c.transposed ? trans : direct;
+  Entry& e = cache[next];
+  next = (next + 1) % 4;
+  e = Entry{&gt, M, N, K, threads, {costs[0], costs[1], costs[2], costs[3]}, c};
+  return c;
+}
+
 // C[M x N] (row-major, contiguous) = A[M x K] B[K x N] (+ col_bias[j]), threads splitting C into
-// tiles of whole micro-panels.
+// tasks. Two ways to run it, the cheaper one taken:
+//  - as written: A read in place when its rows are contiguous, B packed;
+//  - transposed, C^T = B^T A^T, into a per-thread buffer written back transposed: for a linear
+//    layer's forward with few rows (Y^T = W X^T) the weight is then read in place and only the
+//    input is packed, instead of transposing the whole weight into panels.
+// Both orders add the same products in the same order (the K blocks depend on K alone, and
+// fma(a, b, c) = fma(b, a, c)), so the choice, which depends on the thread count, never changes
+// a result bit.
 template <class T>
 void gemm_strided(const GemmTable<T>& gt, int64_t M, int64_t N, int64_t K, Operand<T> a, Operand<T> b, T* c,
                   const T* col_bias) {
   const GemmBlocking blk = gemm_blocking(gt, K);
-  const TaskGrid grid = plan_tasks(M, N, 1, gt.mr, gt.nr, torch::stable::get_num_threads(), blk.nc);
+  const int64_t threads = torch::stable::get_num_threads();
+  const Operand<T> at{b.p, b.cs, b.rs}, bt{a.p, a.cs, a.rs};  // B^T (N x K), A^T (K x N)
+  const Choice choice = choose(gt, blk, M, N, K, a, b, threads);
+  const bool transposed = choice.transposed;
+  const Plan& plan = choice.plan;
+  const Operand<T> pa = transposed ? at : a, pb = transposed ? bt : b;
+  const int64_t rows = transposed ? N : M, cols = transposed ? M : N;
+  const int64_t lda = a_in_place(pa) ? pa.rs : 0;
+  constexpr int64_t resident = 64;  // B panels resident for A blocks of a batch's size
   const Scratch<T> abuf(Slot::packed_a, gemm_a_buffer_size(gt, blk)), bbuf(Slot::packed_b, gemm_b_buffer_size(gt, blk));
-  torch::stable::parallel_for(0, grid.tasks(1), 1, [&](int64_t first, int64_t last) {
+  const Scratch<T> stage(Slot::c_stage, transposed ? std::min(blk.mc, plan.row_block) * plan.col_block : 0);
+  torch::stable::parallel_for(0, plan.tasks(), 1, [&](int64_t first, int64_t last) {
     T* ab = abuf.get();
     T* bb = bbuf.get();
+    T* cs = transposed ? stage.get() : nullptr;
+    auto get_a = [&](int64_t ic, int64_t pc, int64_t mc, int64_t kc, T* dst) {
+      if (lda) return pa.p + ic * pa.rs + pc;
+      gt.pack_a(pa.p + ic * pa.rs + pc * pa.cs, pa.rs, pa.cs, mc, kc, dst);
+      return static_cast<const T*>(dst);
+    };
+    auto pack_b = [&](int64_t pc, int64_t jc, int64_t kc, int64_t nc, T* dst) {
+      gt.pack_b(pb.p + pc * pb.rs + jc * pb.cs, pb.rs, pb.cs, kc, nc, dst);
+    };
     for (int64_t task = first; task < last; ++task) {
-      const int64_t m0 = task / grid.col_blocks * grid.row_block, j0 = task % grid.col_blocks * grid.col_block;
-      auto get_a = [&](int64_t ic, int64_t pc, int64_t mc, int64_t kc, T* dst) {
-        gt.pack_a(a.p + ic * a.rs + pc * a.cs, a.rs, a.cs, mc, kc, dst);
-        return static_cast<const T*>(dst);
-      };
-      auto pack_b = [&](int64_t pc, int64_t jc, int64_t kc, int64_t nc, T* dst) {
-        gt.pack_b(b.p + pc * b.rs + jc * b.cs, b.rs, b.cs, kc, nc, dst);
-      };
-      gemm_blocked<T>(gt, blk, m0, std::min(M, m0 + grid.row_block), j0, std::min(N, j0 + grid.col_block), K, get_a,
-                      pack_b, c, N, ColumnMap{N}, false, nullptr, ab, bb, nullptr, 0, col_bias);
+      const int64_t m0 = task / plan.col_blocks * plan.row_block, n0 = task % plan.col_blocks * plan.col_block;
+      const int64_t m1 = std::min(rows, m0 + plan.row_block), n1 = std::min(cols, n0 + plan.col_block);
+      if (!transposed) {
+        gemm_blocked<T>(gt, blk, m0, m1, n0, n1, K, get_a, pack_b, c, N, ColumnMap{N}, false, nullptr, ab, bb, nullptr,
+                        lda, col_bias, resident);
+        continue;
+      }
+      // Row chunks of C^T keep the buffer in L2; the bias is per row of C^T.
+      const int64_t w = n1 - n0;
+      for (int64_t r0 = m0; r0 < m1; r0 += blk.mc) {
+        const int64_t r1 = std::min(m1, r0 + blk.mc);
+        gemm_blocked<T>(gt, blk, r0, r1, n0, n1, K, get_a, pack_b, cs - r0 * w, w, ColumnMap{w, 0, n0}, false, col_bias,
+                        ab, bb, nullptr, lda, nullptr, resident);
+        gt.transpose(cs, w, r1 - r0, w, c + n0 * N + r0, N);
+      }
     }
   });
 }

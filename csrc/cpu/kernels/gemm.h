@@ -204,6 +204,32 @@ void pack_b(const T* b, int64_t rs, int64_t cs, int64_t kc, int64_t nc, T* dst) 
   }
 }
 
+template <class T>
+void transpose_block(const T* src, int64_t lds, int64_t rows, int64_t cols, T* dst, int64_t ldd) {
+  using V = Vec<T>;
+  constexpr int W = V::W;
+  for (int64_t i0 = 0; i0 < rows; i0 += W) {
+    const int64_t ni = rows - i0 < W ? rows - i0 : W;
+    for (int64_t j0 = 0; j0 < cols; j0 += W) {
+      const int64_t nj = cols - j0 < W ? cols - j0 : W;
+      V v[W];
+      for (int i = 0; i < W; ++i) {
+        const T* row = src + (i0 + i) * lds + j0;
+        v[i] = i >= ni ? V(T(0)) : nj == W ? V::load(row) : V::load(row, nj);
+      }
+      transpose(v);
+      for (int64_t j = 0; j < nj; ++j) {
+        T* out = dst + (j0 + j) * ldd + i0;
+        if (ni == W) {
+          v[j].store(out);
+        } else {
+          v[j].store(out, ni);
+        }
+      }
+    }
+  }
+}
+
 // micro_kernel<T, 1 .. Tile::NV> as a table indexed by NV - 1.
 template <class T, int... I>
 constexpr typename GemmTable<T>::Micro micro_for(int nv, std::integer_sequence<int, I...>) {
@@ -225,6 +251,7 @@ const GemmTable<T>& gemm_table() {
       &pack_a<T>,
       &pack_a_segmented<T>,
       &pack_b<T>,
+      &transpose_block<T>,
   };
   return table;
 }
