@@ -120,7 +120,7 @@ _function_modes = torch._C._is_torch_function_mode_enabled
 _transforms = torch._C._are_functorch_transforms_active
 
 
-def _route(args):
+def route(args):
     """(the backend's dispatch key set, whether autograd must record) when a call with `args`
     can skip the dispatcher's layers above the backend, else (None, False). Non-tensor arguments
     are skipped; every tensor must be a plain one on the first tensor's device."""
@@ -151,7 +151,7 @@ def _route(args):
 def direct_keyset(*tensors):
     """The backend's dispatch key set when a call on `tensors` needs nothing above it (no autograd
     either), else None."""
-    keys, record = _route(tensors)
+    keys, record = route(tensors)
     return None if record else keys
 
 
@@ -161,7 +161,7 @@ _DIRECT_RECORD = {}
 
 def call(op, *args):
     """op(*args) (an op packet of torch.ops.dlkernels), by the direct path when it applies."""
-    keys, record = _route(args)
+    keys, record = route(args)
     if keys is None:
         return op(*args)
     if not record:

@@ -11,6 +11,7 @@ from torch.nn import _reduction
 
 from .._ext import ops
 from .._ops._common import call
+from .._ops.loss import cross_entropy_loss
 from ._checks import check_kernel_dtype, check_number, check_tensor
 
 _REDUCTIONS = {"none": 0, "mean": 1, "sum": 2}
@@ -147,7 +148,7 @@ def cross_entropy(
         x2 = input.movedim(1, -1).reshape(-1, classes)
         t2 = target.movedim(1, -1).reshape(-1, classes) if soft else target.reshape(-1)
         out_shape = (input.shape[0], *input.shape[2:])
-    loss, _, _ = call(ops.cross_entropy_forward, x2, t2, weight, code, ignore_index, label_smoothing)
+    loss = cross_entropy_loss(x2, t2, weight, code, ignore_index, label_smoothing)
     return loss.reshape(out_shape) if code == 0 else loss
 
 
