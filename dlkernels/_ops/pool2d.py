@@ -345,3 +345,71 @@ register_autograd("adaptive_avg_pool2d", _adaptive_bwd, _save_input, _jvp_adapti
 register_autograd(
     "adaptive_avg_pool2d_backward", _adaptive_backward_bwd, _adaptive_backward_setup, _jvp_adaptive_backward
 )
+
+# ---- vmap ---------------------------------------------------------------------------------------
+# Every pooling op works plane by plane, and max pooling's indices count within a plane, so the
+# vmapped dimension folds into N: one call over batch x N images. An unbatched operand of a
+# two-tensor op (the indices, in jacrev/jacfwd) is expanded to the batch first.
+
+
+def _batch_first(t, dim, size):
+    return t.movedim(dim, 0) if dim is not None else t.expand(size, *t.shape)
+
+
+def _fold(t):
+    """(B, N, C, H, W) -> (B * N, C, H, W), keeping a channels_last sample channels_last (the
+    ops' outputs follow their input's layout)."""
+    b, n, c, h, w = t.shape
+    if is_channels_last(t.select(0, 0)):
+        return t.permute(0, 1, 3, 4, 2).reshape(b * n, h, w, c).permute(0, 3, 1, 2)
+    return t.reshape(b * n, c, h, w)
+
+
+def _unfold(t, b, n):
+    return t.reshape(b, n, *t.shape[1:])
+
+
+def _folded_size(size, input_size):
+    return [size * input_size[0], *input_size[1:]]
+
+
+def _vmap_pool(op):
+    """Rule of an op whose tensor arguments lead (data, then max pooling's indices)."""
+
+    def rule(info, in_dims, *args):
+        b = info.batch_size
+        tensors = [i for i, a in enumerate(args) if isinstance(a, torch.Tensor)]
+        args = list(args)
+        for i in tensors:
+            args[i] = _batch_first(args[i], in_dims[i], b)
+        n = args[0].shape[1]
+        for i in tensors:
+            args[i] = _fold(args[i])
+        if op is ops.max_pool2d_backward:
+            args[2] = _folded_size(b, args[2])
+        out = op(*args)
+        if isinstance(out, tuple):
+            return tuple(_unfold(o, b, n) for o in out), (0,) * len(out)
+        return _unfold(out, b, n), 0
+
+    return rule
+
+
+def _vmap_pool_backward(op):
+    """Rule of avg_pool2d_backward and adaptive_avg_pool2d_backward(grad_output, input_size, ...)."""
+
+    def rule(info, in_dims, grad_output, input_size, *conf):
+        b = info.batch_size
+        g = _batch_first(grad_output, in_dims[0], b)
+        n = g.shape[1]
+        return _unfold(op(_fold(g), _folded_size(b, input_size), *conf), b, n), 0
+
+    return rule
+
+
+for _name in ("max_pool2d", "max_pool2d_with_indices", "max_pool2d_backward", "max_pool2d_gather"):
+    torch.library.register_vmap(LIB + _name, _vmap_pool(getattr(ops, _name)))
+torch.library.register_vmap(LIB + "avg_pool2d", _vmap_pool(ops.avg_pool2d))
+torch.library.register_vmap(LIB + "adaptive_avg_pool2d", _vmap_pool(ops.adaptive_avg_pool2d))
+for _name in ("avg_pool2d_backward", "adaptive_avg_pool2d_backward"):
+    torch.library.register_vmap(LIB + _name, _vmap_pool_backward(getattr(ops, _name)))
