@@ -17,6 +17,7 @@ from ._common import (
     check_same_device,
     register_autograd,
     route,
+    vmap_per_sample,
 )
 
 ops = torch.ops.dlkernels
@@ -376,3 +377,122 @@ def cross_entropy_loss(x, target, weight, reduction, ignore_index, label_smoothi
 
 
 register_autograd("cross_entropy_backward", _ce_backward_bwd, _ce_backward_setup, _jvp_ce_backward)
+
+# ---- vmap ---------------------------------------------------------------------------------------
+# Unreduced losses are per element (mse) or per row (cross entropy), so the vmapped dimension
+# folds into the elements or rows: one kernel call. A sample's mean or sum is then formed from the
+# unreduced call in float64, as the kernels accumulate in double; the cross entropy mean's divisor
+# (each sample's total weight) is summed the same way. The backward ops take one scale for every
+# row, so a per-sample scale (a vmapped grad_output, or the mean's per-sample total) is passed as
+# an unreduced grad_output holding g (or g / total, the kernels' own double division): the same
+# bits as a call per sample. Vmapped class weights cannot share a call: one call per sample.
+
+
+def _batch_first(t, dim, size):
+    return t.movedim(dim, 0) if dim is not None else t.expand(size, *t.shape)
+
+
+def _sample_sums(values, size):
+    """Each sample's sum of its unreduced losses, in float64 (values: the batch first)."""
+    return values.reshape(size, values.numel() // size).to(torch.float64).sum(1)
+
+
+@torch.library.register_vmap(LIB + "mse_loss")
+def _mse_vmap(info, in_dims, x, t, reduction):
+    b = info.batch_size
+    x, t = _batch_first(x, in_dims[0], b), _batch_first(t, in_dims[1], b)
+    out = ops.mse_loss(x, t, NONE)
+    if reduction == NONE:
+        return out, 0
+    s = _sample_sums(out, b)
+    if reduction == MEAN:
+        s = s / (out.numel() // b)  # 0 / 0 = NaN for empty samples, as the kernel gives
+    return s.to(x.dtype), 0
+
+
+@torch.library.register_vmap(LIB + "mse_loss_backward")
+def _mse_backward_vmap(info, in_dims, g, x, t, reduction):
+    b = info.batch_size
+    x, t = _batch_first(x, in_dims[1], b), _batch_first(t, in_dims[2], b)
+    if reduction == NONE:
+        return ops.mse_loss_backward(_batch_first(g, in_dims[0], b), x, t, NONE), 0
+    n = x.numel() // b
+    if in_dims[0] is None:
+        # One scale for all samples: the sum's kernel, given g / n for the mean (the kernel's
+        # T(2 g / n) equals 2 T(g / n), so the bits are the mean's).
+        if reduction == MEAN:
+            g = (g.to(torch.float64) / max(n, 1)).to(g.dtype)
+        return ops.mse_loss_backward(g, x, t, SUM), 0
+    g = g.movedim(in_dims[0], 0)
+    if reduction == MEAN:
+        g = (g.to(torch.float64) / max(n, 1)).to(g.dtype)
+    g = g.reshape(b, *([1] * (x.dim() - 1))).expand(x.shape)
+    return ops.mse_loss_backward(g, x, t, NONE), 0
+
+
+def _ce_totals(target, weight, ignore_index, rows):
+    """Each sample's total weight in float64, as the kernel forms it: the row count for
+    probability targets, else the class weights (or the count) of the rows not ignored."""
+    if target.is_floating_point():
+        return torch.full(target.shape[:1], float(rows), dtype=torch.float64, device=target.device)
+    keep = target != ignore_index
+    if weight is None:
+        return keep.to(torch.float64).sum(1)
+    return (weight.to(torch.float64)[target.where(keep, 0)] * keep).sum(1)
+
+
+@torch.library.register_vmap(LIB + "cross_entropy_forward")
+def _ce_forward_vmap(info, in_dims, x, target, weight, reduction, ignore_index, label_smoothing):
+    if in_dims[2] is not None:
+        args = (x, target, weight, reduction, ignore_index, label_smoothing)
+        return vmap_per_sample(info, in_dims, ops.cross_entropy_forward, args)
+    b = info.batch_size
+    x, target = _batch_first(x, in_dims[0], b), _batch_first(target, in_dims[1], b)
+    rows, classes = x.shape[1], x.shape[2]
+    loss, lse, _ = ops.cross_entropy_forward(
+        x.reshape(b * rows, classes),
+        target.reshape(b * rows, *target.shape[2:]),
+        weight,
+        NONE,
+        ignore_index,
+        label_smoothing,
+    )
+    loss, lse = loss.view(b, rows), lse.view(b, rows)
+    # after the kernel's call, which reports a target out of range
+    total = _ce_totals(target, weight, ignore_index, rows)
+    if reduction != NONE:
+        s = _sample_sums(loss, b)
+        loss = (s / total if reduction == MEAN else s).to(x.dtype)
+    # the total weight is not differentiable (it moved the mean above)
+    return (loss, lse, total.detach().to(lse.dtype)), (0, 0, 0)
+
+
+@torch.library.register_vmap(LIB + "cross_entropy_backward")
+def _ce_backward_vmap(
+    info, in_dims, g, x, target, weight, lse, total, reduction, ignore_index, label_smoothing
+):
+    if in_dims[3] is not None:
+        args = (g, x, target, weight, lse, total, reduction, ignore_index, label_smoothing)
+        return vmap_per_sample(info, in_dims, ops.cross_entropy_backward, args)
+    b = info.batch_size
+    x, target, lse = (_batch_first(a, in_dims[i], b) for i, a in ((1, x), (2, target), (4, lse)))
+    rows, classes = x.shape[1], x.shape[2]
+
+    def flat(t):
+        return t.reshape(b * rows, *t.shape[2:])
+
+    one_total = total if in_dims[5] is None else total.select(in_dims[5], 0)
+    if reduction != NONE and in_dims[0] is None and (reduction == SUM or in_dims[5] is None):
+        # one scale (g, or g / total) for every row of every sample: the reduced kernel as it is
+        reduced, red = g, reduction
+    else:
+        g = _batch_first(g, in_dims[0], b)
+        if reduction == MEAN:
+            totals = _batch_first(total, in_dims[5], b)
+            g = (g.to(torch.float64) / totals.to(torch.float64)).to(g.dtype)
+        reduced, red = (g if reduction == NONE else g.unsqueeze(1).expand(b, rows)), NONE
+        reduced = flat(reduced)
+    dx = ops.cross_entropy_backward(
+        reduced, flat(x), flat(target), weight, flat(lse), one_total, red, ignore_index, label_smoothing
+    )
+    return dx.view(b, rows, classes), 0
