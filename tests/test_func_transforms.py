@@ -8,7 +8,11 @@ and tangents, with tangents on only some inputs (the others reach the formula as
 torch.func.jvp and through dual tensors; hessians of the losses against torch's; gradcheck with
 check_forward_ad on the raw ops, their backward ops included (against finite differences)."""
 
+import contextlib
 import itertools
+import os
+import tempfile
+import warnings
 
 import pytest
 import torch
@@ -528,3 +532,472 @@ def test_gradcheck_forward_ad(name):
     fn, args = _CASES[name]
     args = tuple(a.clone().requires_grad_() for a in args)
     assert gradcheck(fn, args, check_forward_ad=True, check_backward_ad=not name.startswith(_FORWARD_ONLY))
+
+
+# ---- vmap rules ---------------------------------------------------------------------------------
+# The pooling and loss ops have vmap rules (dlkernels/_ops/pool2d.py, loss.py): torch.vmap over
+# them, and the transforms built on it (jacrev, jacfwd, hessian, vmap of grad), makes one folded
+# kernel call instead of torch's per-sample fallback loop, which warns "There is a performance
+# drop". Each result is checked against torch.vmap of torch.nn.functional (or of torch's aten
+# backward op) on the same inputs, or a loop of torch's calls where torch's vmap cannot run the
+# case, and no call of ours may take the fallback.
+
+B = 3  # the vmapped size
+REDUCTION_CODES = {"none": 0, "mean": 1, "sum": 2}
+
+
+@contextlib.contextmanager
+def _stderr_text():
+    """What is written to file descriptor 2 inside the block (c10's log goes there)."""
+    text = []
+    with tempfile.TemporaryFile() as tmp:
+        saved = os.dup(2)
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield text
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            text.append(tmp.read().decode(errors="replace"))
+
+
+def _ours(fn, *args):
+    """fn(*args), failing if torch's per-sample vmap fallback ran. Its warning is a Python
+    warning when the op runs under a Python warning handler (autograd's engine), else a line of
+    c10's log on stderr (an op called through torch.ops): both are checked."""
+    with _stderr_text() as err, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = fn(*args)
+    drops = [str(w.message) for w in caught] + err[0].splitlines()
+    drops = [d for d in drops if "performance drop" in d]
+    assert not drops, f"vmap fell back to the per-sample loop: {drops[0]}"
+    return out
+
+
+_NO_RULE = torch.library.Library("dlkernels_vmap_test", "DEF")  # an op without a vmap rule
+_NO_RULE.define("twice(Tensor x) -> Tensor")
+_NO_RULE.impl("twice", lambda x: x * 2, "CPU")
+
+
+def test_vmap_fallback_is_detected():
+    """The check above sees the fallback of an op that has no vmap rule."""
+    with pytest.raises(AssertionError, match="fell back"):
+        _ours(torch.func.vmap(torch.ops.dlkernels_vmap_test.twice), torch.ones(B, 2))
+
+
+def _sample(args, dims, i):
+    return tuple(a if d is None or a is None else a.select(d, i) for a, d in zip(args, dims))
+
+
+def _stack(outs):
+    return torch.stack(outs) if isinstance(outs[0], torch.Tensor) else tuple(map(torch.stack, zip(*outs)))
+
+
+def _torch_loop(fn, in_dims, args):
+    return _stack([fn(*_sample(args, in_dims, i)) for i in range(B)])
+
+
+def _torch_vmap(fn, in_dims, args):
+    """torch.vmap of torch's function; where torch's vmap cannot run it (its class-target label
+    smoothing writes in place and masks by a vmapped tensor), a loop of torch's per-sample calls."""
+    try:
+        return torch.func.vmap(fn, in_dims=in_dims)(*args)
+    except RuntimeError as e:
+        if "vmap" not in str(e):
+            raise
+    return _torch_loop(fn, in_dims, args)
+
+
+def _batched(shape, dtype, dim=0, seed=0, layout="contiguous"):
+    """A (B, *shape) tensor with the vmapped dimension moved to `dim`. Layouts of the samples
+    (N, C, H, W): channels_last strides, with the vmapped dimension outermost in memory or
+    ("channels_last_interleaved") between N and the planes, where folding it into N takes a copy."""
+    gen = torch.Generator().manual_seed(seed)
+    if layout == "channels_last":
+        n, c, h, w = shape
+        t = torch.randn(B, n, h, w, c, generator=gen, dtype=dtype).permute(0, 1, 4, 2, 3)
+    elif layout == "channels_last_interleaved":
+        n, c, h, w = shape
+        t = torch.randn(n, B, h, w, c, generator=gen, dtype=dtype).permute(1, 0, 4, 2, 3)
+    else:
+        t = torch.randn(B, *shape, generator=gen, dtype=dtype)
+    return t.movedim(0, dim)
+
+
+def _unbatch(args, dims):
+    """Each batched argument with its vmapped dimension moved to its in_dim, or its first sample
+    where the in_dim is None."""
+    return tuple(a if a is None else a[0] if d is None else a.movedim(0, d) for a, d in zip(args, dims))
+
+
+_VMAP_POOLS = {
+    **_POOLS,
+    "max_with_indices": lambda m: lambda x: m.max_pool2d(x, 3, 2, 1, return_indices=True),
+    "max_dilation_ceil_indices": lambda m: (
+        lambda x: m.max_pool2d(x, (2, 3), 2, (1, 0), dilation=(2, 1), ceil_mode=True, return_indices=True)
+    ),
+    "avg_ceil_include_pad": lambda m: lambda x: m.avg_pool2d(x, 3, 2, 1, ceil_mode=True),
+}
+
+
+def _first(out):
+    return out[0] if isinstance(out, tuple) else out
+
+
+def _pool_loss(pool, mod):
+    return lambda u: _first(_VMAP_POOLS[pool](mod)(u)).pow(3).sum()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(
+    "layout, dim",
+    [
+        ("contiguous", 0),
+        ("contiguous", 2),
+        ("channels_last", 0),
+        ("channels_last", 3),
+        ("channels_last_interleaved", 0),
+        ("unbatched", 1),
+    ],
+)
+@pytest.mark.parametrize("pool", _VMAP_POOLS)
+def test_vmap_pool(dtype, layout, dim, pool):
+    """Samples of (N, C, H, W) (or (C, H, W)), the vmapped dimension anywhere; a channels_last
+    sample keeps a channels_last output, as the op gives one."""
+    shape = (3, 5, 6) if layout == "unbatched" else (2, 3, 5, 6)
+    x = _batched(shape, dtype, dim, layout=layout if layout != "unbatched" else "contiguous")
+    ours = _ours(torch.func.vmap(_VMAP_POOLS[pool](F), in_dims=dim), x)
+    assert_close(ours, torch.func.vmap(_VMAP_POOLS[pool](TF), in_dims=dim)(x), TOL[dtype], pool)
+    if layout.startswith("channels_last"):
+        assert _first(ours)[0].is_contiguous(memory_format=torch.channels_last), pool
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("pool", _VMAP_POOLS)
+def test_vmap_pool_transforms(dtype, pool):
+    """jacrev and jacfwd (vmap over cotangents and tangents: the backward and gather ops with
+    unbatched indices), vmap of grad, of jvp and of hessian (every operand batched), against
+    torch's."""
+    x = _batched((2, 2, 4, 5), dtype)
+    tol = TOL[dtype]
+
+    def out(mod):
+        return lambda u: _first(_VMAP_POOLS[pool](mod)(u))
+
+    for name, transform in (("jacrev", torch.func.jacrev), ("jacfwd", torch.func.jacfwd)):
+        assert_close(_ours(transform(out(F)), x[0]), transform(out(TF))(x[0]), tol, f"{pool} {name}")
+    for name, transform in (
+        ("vmap(grad)", lambda mod: torch.func.vmap(torch.func.grad(_pool_loss(pool, mod)))),
+        ("vmap(jvp)", lambda mod: torch.func.vmap(lambda u: torch.func.jvp(out(mod), (u,), (u.cos(),))[1])),
+        ("vmap(hessian)", lambda mod: torch.func.vmap(torch.func.hessian(_pool_loss(pool, mod)))),
+    ):
+        xs = x[:, :1, :1] if name == "vmap(hessian)" else x
+        assert_close(_ours(transform(F), xs), transform(TF)(xs), tol, f"{pool} {name}")
+
+
+_MAX_CONF = ([3, 2], [2, 1], [1, 1], [1, 2], True)
+_AVG_CONF = ([3, 2], [2, 1], [1, 0], True, False, 4)
+
+# name: (our raw op, torch's op, the forward that gives the grad_output's shape and any indices);
+# the ops take (grad_output, input[, indices])
+_POOL_BACKWARD_OPS = {
+    "max_pool2d_backward": (
+        lambda g, a, idx: ops.max_pool2d_backward(g, idx, list(a.shape), *_MAX_CONF),
+        lambda g, a, idx: torch.ops.aten.max_pool2d_with_indices_backward(g, a, *_MAX_CONF, idx),
+        lambda a: TF.max_pool2d(a, *_MAX_CONF[:4], ceil_mode=True, return_indices=True),
+    ),
+    "max_pool2d_gather": (
+        lambda g, a, idx: ops.max_pool2d_gather(a, idx, *_MAX_CONF),
+        lambda g, a, idx: a.flatten(2).gather(2, idx.flatten(2)).view_as(idx),
+        lambda a: TF.max_pool2d(a, *_MAX_CONF[:4], ceil_mode=True, return_indices=True),
+    ),
+    "avg_pool2d_backward": (
+        lambda g, a: ops.avg_pool2d_backward(g, list(a.shape), *_AVG_CONF),
+        lambda g, a: torch.ops.aten.avg_pool2d_backward(g, a, *_AVG_CONF),
+        lambda a: TF.avg_pool2d(a, *_AVG_CONF),
+    ),
+    "adaptive_avg_pool2d_backward": (
+        lambda g, a: ops.adaptive_avg_pool2d_backward(g, list(a.shape)),
+        lambda g, a: torch.ops.aten._adaptive_avg_pool2d_backward(g, a),
+        lambda a: TF.adaptive_avg_pool2d(a, (4, 3)),
+    ),
+}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last", "channels_last_interleaved"])
+@pytest.mark.parametrize("name", _POOL_BACKWARD_OPS)
+def test_vmap_pool_backward_ops(dtype, layout, name):
+    """The raw backward ops with each operand batched or not (indices per sample or shared, the
+    vmapped dimension anywhere), against torch's backward ops under torch.vmap."""
+    ours, theirs, forward = _POOL_BACKWARD_OPS[name]
+    xs = _batched((2, 3, 5, 6), dtype, layout=layout)
+    out = torch.func.vmap(forward)(xs)
+    out, idxs = out if isinstance(out, tuple) else (out, None)
+    gs = _batched(out.shape[1:], dtype, seed=1, layout=layout)
+    if idxs is None:
+        combos = [(0, None), (0, 0), (None, 0), (3, 1)]
+        batched = (gs, xs)
+    else:
+        combos = [(0, None, None), (0, 0, 0), (None, 0, 0), (2, None, 1), (None, None, 0)]
+        batched = (gs, xs, idxs)
+    for dims in combos:
+        args = _unbatch(batched, dims)
+        got = _ours(torch.func.vmap(ours, in_dims=dims), *args)
+        assert_close(got, torch.func.vmap(theirs, in_dims=dims)(*args), TOL[dtype], f"in_dims={dims}")
+
+
+@pytest.mark.parametrize(
+    "pool", ["max_dilation_ceil_indices", "avg_3x3_s2_p1_ceil_exclude_pad", "adaptive_3x2"]
+)
+def test_vmap_pool_nested(pool):
+    """vmap of vmap (the outer level over dimension 1): the inner rule's folded call meets the
+    outer rule; values and per-sample gradients."""
+    x = torch.randn(2, B, 1, 2, 5, 5, generator=torch.Generator().manual_seed(0), dtype=D)
+    for mod_fn in (lambda mod: _VMAP_POOLS[pool](mod), lambda mod: torch.func.grad(_pool_loss(pool, mod))):
+        ours = _ours(torch.func.vmap(torch.func.vmap(mod_fn(F)), in_dims=1), x)
+        assert_close(ours, torch.func.vmap(torch.func.vmap(mod_fn(TF)), in_dims=1)(x), TOL[D], pool)
+
+
+# losses
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("shape", [(3, 5), (4,), ()], ids=["2d", "1d", "0d"])
+def test_vmap_mse(dtype, reduction, shape):
+    """Input, target or both vmapped; the loss and vmap(grad) in either argument and both."""
+    batched = (_batched((2, *shape), dtype), _batched((2, *shape), dtype, seed=1))
+
+    def loss(mod):
+        return lambda a, b: mod.mse_loss(a, b, reduction=reduction)
+
+    for dims in [(0, 0), (0, None), (None, 0), (1, 0)]:
+        args = _unbatch(batched, dims)
+        ours = _ours(torch.func.vmap(loss(F), in_dims=dims), *args)
+        assert_close(ours, torch.func.vmap(loss(TF), in_dims=dims)(*args), TOL[dtype], f"in_dims={dims}")
+        for argnums in (0, 1, (0, 1)):
+
+            def grad(mod, argnums=argnums, dims=dims):
+                g = torch.func.grad(lambda a, b: loss(mod)(a, b).pow(2).sum(), argnums=argnums)
+                return torch.func.vmap(g, in_dims=dims)
+
+            what = f"grad {argnums}, in_dims={dims}"
+            assert_close(_ours(grad(F), *args), grad(TF)(*args), TOL[dtype], what)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_vmap_mse_loss_backward_op(dtype, reduction):
+    """The raw backward op, grad_output batched or not (one scale per sample, or one for all),
+    against torch's aten.mse_loss_backward under torch.vmap."""
+    code = REDUCTION_CODES[reduction]
+    g = _batched((2, 3) if reduction == "none" else (), dtype, seed=2)
+    batched = (g, _batched((2, 3), dtype), _batched((2, 3), dtype, seed=1))
+    for dims in [(0, 0, 0), (None, 0, 0), (0, None, None), (0, 0, None), (None, 1, 0), (None, None, 0)]:
+        args = _unbatch(batched, dims)
+        got = _ours(torch.func.vmap(lambda *a: ops.mse_loss_backward(*a, code), in_dims=dims), *args)
+        ref = torch.func.vmap(lambda *a: torch.ops.aten.mse_loss_backward(*a, code), in_dims=dims)(*args)
+        assert_close(got, ref, TOL[dtype], f"in_dims={dims}")
+
+
+def _ce_batch(dtype, target, weighted, ignore_index=-100, rows=4, classes=5):
+    """B samples of logits, targets (class indices with ignored rows, more in one sample than the
+    others, or probabilities) and class weights, different in each sample."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(B, rows, classes, generator=gen, dtype=dtype)
+    if target == "class":
+        t = torch.randint(classes, (B, rows), generator=gen)
+        t[:, 1] = ignore_index
+        t[0, 2] = ignore_index
+    else:
+        t = torch.softmax(torch.randn(B, rows, classes, generator=gen, dtype=dtype), -1)
+    w = torch.rand(B, classes, generator=gen, dtype=dtype) + 0.2 if weighted else None
+    return x, t, w
+
+
+def _ce_in_dims(weighted):
+    """in_dims of (logits, target, weight): each vmapped or not (the weight only when there is
+    one), and the logits vmapped along their rows' dimension."""
+    n = 3 if weighted else 2
+    dims = [d for d in itertools.product((0, None), repeat=n) if 0 in d]
+    return [(*d, None)[:3] for d in dims] + [(1, 0, 0 if weighted else None)]
+
+
+def _ce_ignore(target):
+    return 3 if target == "class" else -100  # torch takes no other ignore_index for probabilities
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("target", ["class", "soft"])
+@pytest.mark.parametrize("weighted", [False, True], ids=["no_weight", "weight"])
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.25])
+def test_vmap_cross_entropy(dtype, reduction, target, weighted, label_smoothing):
+    """Every combination of vmapped logits, targets and class weights."""
+    ignore = _ce_ignore(target)
+    batched = _ce_batch(dtype, target, weighted, ignore)
+    for dims in _ce_in_dims(weighted):
+        args = _unbatch(batched, dims)
+        ours = _ours(torch.func.vmap(_ce(F, reduction, label_smoothing, ignore), in_dims=dims), *args)
+        ref = _torch_vmap(_ce(TF, reduction, label_smoothing, ignore), dims, args)
+        assert_close(ours, ref, TOL[dtype], f"in_dims={dims}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("target", ["class", "soft"])
+@pytest.mark.parametrize("weighted", [False, True], ids=["no_weight", "weight"])
+def test_vmap_cross_entropy_grad(dtype, reduction, target, weighted):
+    """vmap of grad (per-sample gradients: the backward op with a vmapped grad_output and, for the
+    mean, per-sample total weights) in the logits and, for probabilities, the targets and the
+    weight, against a loop of torch's gradients (its vmap of grad fails with label smoothing)."""
+    argnums = (0,) + ((1,) if target == "soft" else ()) + ((2,) if target == "soft" and weighted else ())
+    ignore = _ce_ignore(target)
+    batched = _ce_batch(dtype, target, weighted, ignore)
+
+    def grad(mod):
+        f = _ce(mod, reduction, 0.1, ignore)
+        return torch.func.grad(lambda *a: f(*a).pow(2).sum(), argnums=argnums)
+
+    for dims in _ce_in_dims(weighted):
+        args = _unbatch(batched, dims)
+        ours = _ours(torch.func.vmap(grad(F), in_dims=dims), *args)
+        assert_close(ours, _torch_loop(grad(TF), dims, args), TOL[dtype], f"in_dims={dims}")
+
+
+def _ce_total(x, t, w, ignore_index):
+    """torch's total weight of a sample (the mean's divisor): aten.nll_loss_forward's for class
+    targets, the row count for probabilities."""
+    if t.is_floating_point():
+        return torch.tensor(float(x.shape[0]), dtype=x.dtype)
+    return torch.ops.aten.nll_loss_forward(torch.log_softmax(x, 1), t, w, 1, ignore_index)[1]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("target", ["class", "soft"])
+@pytest.mark.parametrize("weighted", [False, True], ids=["no_weight", "weight"])
+def test_vmap_cross_entropy_ops(dtype, reduction, target, weighted):
+    """The raw ops. cross_entropy_forward's three outputs against torch's loss, logsumexp and
+    nll_loss total weight; cross_entropy_backward with every operand vmapped or not (grad_output
+    alone, as jacrev gives; grad_output shared by the samples; per-sample total weights), against
+    torch's vjp of its cross entropy."""
+    code, ls, ignore = REDUCTION_CODES[reduction], 0.2, _ce_ignore(target)
+    batched = _ce_batch(dtype, target, weighted, ignore)
+    lse = torch.logsumexp(batched[0], -1)
+    g = _batched((4,) if reduction == "none" else (), dtype, seed=3)
+
+    def forward(a, b, c):
+        return ops.cross_entropy_forward(a, b, c, code, ignore, ls)
+
+    def torch_forward(a, b, c):
+        return _ce(TF, reduction, ls, ignore)(a, b, c), torch.logsumexp(a, 1)
+
+    def backward(gg, a, b, c, lse_, total_):
+        return ops.cross_entropy_backward(gg, a, b, c, lse_, total_, code, ignore, ls)
+
+    def torch_backward(gg, a, b, c):
+        return torch.func.vjp(lambda u: _ce(TF, reduction, ls, ignore)(u, b, c), a)[1](gg)[0]
+
+    tol = TOL[dtype]
+    for dims in _ce_in_dims(weighted):
+        args = _unbatch(batched, dims)
+        loss, lse_out, total = _ours(torch.func.vmap(forward, in_dims=dims), *args)
+        ref_loss, ref_lse = _torch_vmap(torch_forward, dims, args)
+        assert_close(loss, ref_loss, tol, f"loss, in_dims={dims}")
+        # an ignored row's lse is not computed (nor read by the backward)
+        kept = torch.ones_like(lse, dtype=torch.bool) if target == "soft" else batched[1] != ignore
+        kept = kept if dims[1] is not None else kept[:1].expand(B, -1)
+        assert_close(lse_out[kept], ref_lse[kept], tol, f"lse, in_dims={dims}")
+        totals = _torch_loop(lambda *a: _ce_total(*a, ignore), dims, args)
+        assert_close(total, totals, tol, f"total, in_dims={dims}")
+        # the total weight varies with the class targets and weights only
+        total_dim = 0 if target == "class" and (dims[1] is not None or dims[2] is not None) else None
+        for g_dim in (0, None):
+            all_dims = (g_dim, *dims, dims[0], total_dim)
+            g_, lse_, total_ = _unbatch((g, lse, totals), (g_dim, dims[0], total_dim))
+            got = _ours(torch.func.vmap(backward, in_dims=all_dims), g_, *args, lse_, total_)
+            ref = _torch_vmap(torch_backward, all_dims[:4], (g_, *args))
+            assert_close(got, ref, tol, f"backward, in_dims={all_dims}")
+    # grad_output alone (jacrev of the loss)
+    one = _unbatch(batched, (None, None, None))
+    got = _ours(
+        torch.func.vmap(backward, in_dims=(0, None, None, None, None, None)),
+        g,
+        *one,
+        lse[0],
+        _ce_total(*one, ignore),
+    )
+    ref = torch.func.vmap(torch_backward, in_dims=(0, None, None, None))(g, *one)
+    assert_close(got, ref, tol, "backward, grad_output alone")
+
+
+def _loss_cases(reduction, w):
+    """name: (loss of module, index of the target in the test's tensors)."""
+    return {
+        "mse": (lambda m: lambda a, b: m.mse_loss(a, b, reduction=reduction), 1),
+        "ce": (lambda m: lambda a, b: _ce(m, reduction, 0.0)(a, b, w), 0),
+        "ce_soft": (lambda m: lambda a, b: _ce(m, reduction, 0.3)(a, b, w), 1),
+    }
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_vmap_losses_nested(reduction):
+    """vmap of vmap over the losses (the outer level over dimension 1 of the logits), the target
+    vmapped at both levels or at the outer one only; values and vmap(vmap(grad)) against a double
+    loop of torch's calls (torch's own nested vmap of mse_loss fails on the second case)."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(2, B, 4, 5, generator=gen, dtype=D)
+    y = torch.randint(5, (2, B, 4), generator=gen)
+    y[0, 1, 2] = -100
+    q = torch.softmax(torch.randn(2, B, 4, 5, generator=gen, dtype=D), -1)
+    w = torch.rand(5, generator=gen, dtype=D) + 0.2
+    for name, (loss, which) in _loss_cases(reduction, w).items():
+        t = (y, q)[which]
+
+        def grad(mod, loss=loss):
+            return torch.func.grad(lambda u, v: loss(mod)(u, v).pow(2).sum())
+
+        for both in (True, False):
+            inner, outer = ((0, 0), (1, 1)) if both else ((0, None), (1, 0))
+            args = (x, t) if both else (x, t[0])
+            for what, fn in (("loss", loss), ("grad", grad)):
+                ours = _ours(torch.func.vmap(torch.func.vmap(fn(F), in_dims=inner), in_dims=outer), *args)
+                ref = torch.stack(
+                    [
+                        torch.stack([fn(TF)(x[i, j], t[i, j] if both else t[0, j]) for i in range(2)])
+                        for j in range(B)
+                    ]
+                )
+                assert_close(ours, ref, TOL[D], f"{name} {what}, target vmapped at both levels: {both}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_vmap_per_sample_gradients_of_a_classifier(dtype):
+    """Per-sample gradients of conv2d -> relu -> max_pool2d -> flatten -> linear -> cross_entropy
+    in every parameter, by vmap(grad) over the batch, against torch's vmap(grad) of the same model
+    and the gradient of each sample's loss alone; none of the ops falls back to the loop."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(6, 2, 6, 6, generator=gen, dtype=dtype)
+    y = torch.tensor([0, 2, 1, 2, 0, 1])
+    params = (
+        torch.randn(3, 2, 3, 3, generator=gen, dtype=dtype) / 3,
+        torch.randn(3, generator=gen, dtype=dtype) / 3,
+        torch.randn(3, 27, generator=gen, dtype=dtype) / 5,
+        torch.randn(3, generator=gen, dtype=dtype) / 5,
+    )
+
+    def loss(mod, cw, cb, lw, lb, xi, yi):
+        h = mod.max_pool2d(mod.relu(mod.conv2d(xi.unsqueeze(0), cw, cb, padding=1)), 2)
+        return mod.cross_entropy(mod.linear(h.flatten(1), lw, lb), yi.unsqueeze(0), label_smoothing=0.1)
+
+    def grad(mod):
+        return torch.func.grad(lambda *a: loss(mod, *a), argnums=(0, 1, 2, 3))
+
+    ours = _ours(torch.func.vmap(grad(F), in_dims=(None, None, None, None, 0, 0)), *params, x, y)
+    ref = torch.func.vmap(grad(TF), in_dims=(None, None, None, None, 0, 0))(*params, x, y)
+    assert_close(ours, ref, TOL[dtype])
+    for i in (0, 5):
+        assert_close(tuple(o[i] for o in ours), grad(TF)(*params, x[i], y[i]), TOL[dtype], f"sample {i}")
