@@ -385,11 +385,18 @@ register_autograd("cross_entropy_backward", _ce_backward_bwd, _ce_backward_setup
 # (each sample's total weight) is summed the same way. The backward ops take one scale for every
 # row, so a per-sample scale (a vmapped grad_output, or the mean's per-sample total) is passed as
 # an unreduced grad_output holding g (or g / total, the kernels' own double division): the same
-# bits as a call per sample. Vmapped class weights cannot share a call: one call per sample.
+# bits as a call per sample. Where such a per-sample value is formed outside the kernel, half
+# types run the call in float, their kernels' math type, so that it is not rounded to half first.
+# Vmapped class weights cannot share a call: one call per sample.
 
 
 def _batch_first(t, dim, size):
     return t.movedim(dim, 0) if dim is not None else t.expand(size, *t.shape)
+
+
+def _math_type(*ts):
+    """The floating tensors (None kept) in their kernels' math type: float for half types."""
+    return tuple(t.to(_stat_dtype(t.dtype)) if t is not None and t.is_floating_point() else t for t in ts)
 
 
 def _sample_sums(values, size):
@@ -397,13 +404,18 @@ def _sample_sums(values, size):
     return values.reshape(size, values.numel() // size).to(torch.float64).sum(1)
 
 
+def _scaled(g, divisor):
+    """g / divisor in float64, as the kernels divide, back in g's dtype."""
+    return (g.to(torch.float64) / divisor).to(g.dtype)
+
+
 @torch.library.register_vmap(LIB + "mse_loss")
 def _mse_vmap(info, in_dims, x, t, reduction):
     b = info.batch_size
     x, t = _batch_first(x, in_dims[0], b), _batch_first(t, in_dims[1], b)
-    out = ops.mse_loss(x, t, NONE)
     if reduction == NONE:
-        return out, 0
+        return ops.mse_loss(x, t, NONE), 0
+    out = ops.mse_loss(*_math_type(x, t), NONE)
     s = _sample_sums(out, b)
     if reduction == MEAN:
         s = s / (out.numel() // b)  # 0 / 0 = NaN for empty samples, as the kernel gives
@@ -416,18 +428,15 @@ def _mse_backward_vmap(info, in_dims, g, x, t, reduction):
     x, t = _batch_first(x, in_dims[1], b), _batch_first(t, in_dims[2], b)
     if reduction == NONE:
         return ops.mse_loss_backward(_batch_first(g, in_dims[0], b), x, t, NONE), 0
-    n = x.numel() // b
-    if in_dims[0] is None:
-        # One scale for all samples: the sum's kernel, given g / n for the mean (the kernel's
-        # T(2 g / n) equals 2 T(g / n), so the bits are the mean's).
-        if reduction == MEAN:
-            g = (g.to(torch.float64) / max(n, 1)).to(g.dtype)
-        return ops.mse_loss_backward(g, x, t, SUM), 0
-    g = g.movedim(in_dims[0], 0)
+    dtype = x.dtype
     if reduction == MEAN:
-        g = (g.to(torch.float64) / max(n, 1)).to(g.dtype)
-    g = g.reshape(b, *([1] * (x.dim() - 1))).expand(x.shape)
-    return ops.mse_loss_backward(g, x, t, NONE), 0
+        # 2 T(g / n) = T(2 g / n): the sum's scale given g / n is the mean's
+        g, x, t = _math_type(g, x, t)
+        g = _scaled(g, max(x.numel() // b, 1))
+    if in_dims[0] is None:  # one scale for all samples
+        return ops.mse_loss_backward(g, x, t, SUM).to(dtype), 0
+    g = g.movedim(in_dims[0], 0).reshape(b, *([1] * (x.dim() - 1))).expand(x.shape)
+    return ops.mse_loss_backward(g, x, t, NONE).to(dtype), 0
 
 
 def _ce_totals(target, weight, ignore_index, rows):
@@ -449,6 +458,9 @@ def _ce_forward_vmap(info, in_dims, x, target, weight, reduction, ignore_index, 
     b = info.batch_size
     x, target = _batch_first(x, in_dims[0], b), _batch_first(target, in_dims[1], b)
     rows, classes = x.shape[1], x.shape[2]
+    dtype = x.dtype
+    if reduction != NONE:
+        x, target, weight = _math_type(x, target, weight)
     loss, lse, _ = ops.cross_entropy_forward(
         x.reshape(b * rows, classes),
         target.reshape(b * rows, *target.shape[2:]),
@@ -462,7 +474,7 @@ def _ce_forward_vmap(info, in_dims, x, target, weight, reduction, ignore_index, 
     total = _ce_totals(target, weight, ignore_index, rows)
     if reduction != NONE:
         s = _sample_sums(loss, b)
-        loss = (s / total if reduction == MEAN else s).to(x.dtype)
+        loss = (s / total if reduction == MEAN else s).to(dtype)
     # the total weight is not differentiable (it moved the mean above)
     return (loss, lse, total.detach().to(lse.dtype)), (0, 0, 0)
 
@@ -477,22 +489,22 @@ def _ce_backward_vmap(
     b = info.batch_size
     x, target, lse = (_batch_first(a, in_dims[i], b) for i, a in ((1, x), (2, target), (4, lse)))
     rows, classes = x.shape[1], x.shape[2]
+    dtype = x.dtype
 
     def flat(t):
         return t.reshape(b * rows, *t.shape[2:])
 
-    one_total = total if in_dims[5] is None else total.select(in_dims[5], 0)
+    one_total = total if in_dims[5] is None else total.select(in_dims[5], 0)  # read by the mean only
     if reduction != NONE and in_dims[0] is None and (reduction == SUM or in_dims[5] is None):
         # one scale (g, or g / total) for every row of every sample: the reduced kernel as it is
-        reduced, red = g, reduction
+        grad, red = g, reduction
     else:
         g = _batch_first(g, in_dims[0], b)
         if reduction == MEAN:
-            totals = _batch_first(total, in_dims[5], b)
-            g = (g.to(torch.float64) / totals.to(torch.float64)).to(g.dtype)
-        reduced, red = (g if reduction == NONE else g.unsqueeze(1).expand(b, rows)), NONE
-        reduced = flat(reduced)
+            g, x, target, weight = _math_type(g, x, target, weight)
+            g = _scaled(g, _batch_first(total, in_dims[5], b).to(torch.float64))
+        grad, red = flat(g if reduction == NONE else g.unsqueeze(1).expand(b, rows)), NONE
     dx = ops.cross_entropy_backward(
-        reduced, flat(x), flat(target), weight, flat(lse), one_total, red, ignore_index, label_smoothing
+        grad, flat(x), flat(target), weight, flat(lse), one_total, red, ignore_index, label_smoothing
     )
-    return dx.view(b, rows, classes), 0
+    return dx.view(b, rows, classes).to(dtype), 0
