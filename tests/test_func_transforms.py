@@ -18,7 +18,7 @@ import pytest
 import torch
 import torch.autograd.forward_ad as fwAD
 import torch.nn.functional as TF
-from helpers import Tol, assert_close
+from helpers import Tol, assert_close, eps, torch_device
 from torch.autograd import gradcheck
 
 import dlkernels.functional as F
@@ -1001,3 +1001,39 @@ def test_vmap_per_sample_gradients_of_a_classifier(dtype):
     assert_close(ours, ref, TOL[dtype])
     for i in (0, 5):
         assert_close(tuple(o[i] for o in ours), grad(TF)(*params, x[i], y[i]), TOL[dtype], f"sample {i}")
+
+
+def test_vmap_losses_on_every_device(device, dtype):
+    """vmap of the reduced losses and vmap(grad) on every device and dtype (half types on the
+    emulated CUDA kernels), against torch in float64 on the same values. Where the rules form a
+    per-sample mean or scale outside the kernel, half types take their kernels' float math: the
+    result is that math rounded once to the dtype, within half an ulp of torch's float64."""
+    dev = torch_device(device)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(B, 4, 5, generator=gen).to(dev, dtype)
+    y = torch.randint(5, (B, 4), generator=gen).to(dev)
+    y[0, 1] = -100
+    q = torch.softmax(torch.randn(B, 4, 5, generator=gen), -1).to(dev, dtype)
+    w = (torch.rand(5, generator=gen) + 0.2).to(dev, dtype)
+    if dtype in (torch.float16, torch.bfloat16):
+        tol = Tol(eps(dtype) / 2 + 1e-5, 1e-6, "float math rounded once to the dtype: half an ulp")
+    else:
+        tol = TOL[dtype]
+    cases = {
+        "mse": (lambda m, r, ww: lambda a, b: m.mse_loss(a, b, reduction=r), q),
+        "ce": (lambda m, r, ww: lambda a, b: m.cross_entropy(a, b, ww, reduction=r, label_smoothing=0.1), y),
+        "ce_soft": (
+            lambda m, r, ww: lambda a, b: m.cross_entropy(a, b, ww, reduction=r, label_smoothing=0.1),
+            q,
+        ),
+    }
+    for reduction in ("mean", "sum"):
+        for name, (loss, t) in cases.items():
+            ours_loss, ref_loss = loss(F, reduction, w), loss(TF, reduction, w.double())
+            t64 = t.double() if t.is_floating_point() else t
+            got = _ours(torch.func.vmap(ours_loss), x, t)
+            ref = _torch_vmap(ref_loss, (0, 0), (x.double(), t64))
+            assert_close(got.double(), ref, tol, f"{name} {reduction}")
+            got = _ours(torch.func.vmap(torch.func.grad(ours_loss)), x, t)
+            ref = _torch_loop(torch.func.grad(ref_loss), (0, 0), (x.double(), t64))
+            assert_close(got.double(), ref, tol, f"{name} {reduction} grad")
