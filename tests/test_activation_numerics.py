@@ -1,6 +1,8 @@
 """Values of the activation ops against torch: forward, in place and backward, every dtype, shape,
 special value, memory layout and (on the CPU) instruction set."""
 
+import contextlib
+
 import numpy as np
 import pytest
 import torch
@@ -20,6 +22,8 @@ from helpers import (
     torch_device,
     with_layout,
 )
+
+import dlkernels
 
 act_param = pytest.mark.parametrize("act", ACTS, ids=str)
 
@@ -209,6 +213,36 @@ def test_backward_layouts(device, dtype, act):
     y = act.ref(x0)
     assert_close(
         act.op_backward(g, x0, y), act.ref_backward(g, x0, y), tol, f"{act} backward, expanded grad_output"
+    )
+
+
+@act_param
+@pytest.mark.parametrize("n", [2, 17, 1000, 70_001])
+def test_backward_one_value_grad(device, dtype, act, n):
+    """grad_output one value expanded (all strides 0, the gradient of a sum or mean): read once,
+    not copied out, on every ISA; the result and its (contiguous) layout as torch's. A saved
+    tensor that is not contiguous takes the general path."""
+    dev = torch_device(device)
+    x0 = make_input((n,), dtype, device)
+    for value in (-2.5, 0.0, 3.0):
+        g = torch.full((), value, dtype=dtype, device=dev).expand(n)
+        for x in (x0, make_input((2 * n,), dtype, device)[::2]):
+            y = act.ref(x)
+            for isa in dlkernels.cpu_isas() if device == "cpu" else [None]:
+                with dlkernels.use_cpu_isa(isa) if isa else contextlib.nullcontext():
+                    grad = act.op_backward(g, x, y)
+                assert grad.is_contiguous()
+                assert_close(
+                    grad,
+                    act.ref_backward(g, x, y),
+                    act.backward_op_tol(dtype, device),
+                    f"{act} {value} {isa}",
+                )
+    g2 = torch.full((1, 1), -1.5, dtype=dtype, device=dev).expand(3, n)
+    x2 = make_input((3, n), dtype, device)
+    y2 = act.ref(x2)
+    assert_close(
+        act.op_backward(g2, x2, y2), act.ref_backward(g2, x2, y2), act.backward_op_tol(dtype, device), "2-D"
     )
 
 

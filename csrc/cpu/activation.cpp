@@ -87,20 +87,25 @@ void forward_typed(Activation act, const Tensor& x, const Tensor& y, double slop
   });
 }
 
+// one_grad: dy holds one value that is every element's gradient (see ActivationTable).
 template <class T>
-void backward_typed(Activation act, const Tensor& dy, const Tensor& saved, const Tensor& dx, double slope) {
+void backward_typed(Activation act, const Tensor& dy, const Tensor& saved, const Tensor& dx, double slope,
+                    bool one_grad) {
   const auto& table = activation_table<T>(active_isa());
   const T* pdy = dy.const_data_ptr<T>();
   const T* ps = saved.const_data_ptr<T>();
   T* pdx = dx.mutable_data_ptr<T>();
-  const int64_t n = dy.numel();
-  const bool stream = use_stream(pdx, n * int64_t(sizeof(T)), {pdy, ps});
+  const int64_t n = dx.numel();
+  const bool stream = one_grad ? use_stream(pdx, n * int64_t(sizeof(T)), {ps})
+                               : use_stream(pdx, n * int64_t(sizeof(T)), {pdy, ps});
   const bool may_fault = n * int64_t(sizeof(T)) >= kPrefaultBytes;
-  const auto fn = (stream ? table.backward_stream : table.backward)[static_cast<int>(act)];
+  const auto& fns = one_grad ? (stream ? table.backward_one_grad_stream : table.backward_one_grad)
+                             : (stream ? table.backward_stream : table.backward);
+  const auto fn = fns[static_cast<int>(act)];
   const T s = static_cast<T>(slope);
   torch::stable::parallel_for(0, n, kGrain, [&](int64_t b, int64_t e) {
     if (may_fault) prefault(pdx + b, (e - b) * int64_t(sizeof(T)));
-    fn(pdy + b, ps + b, pdx + b, e - b, s);
+    fn(one_grad ? pdy : pdy + b, ps + b, pdx + b, e - b, s);
   });
 }
 
@@ -111,7 +116,12 @@ struct CpuBackend {
   }
   static void backward(Activation act, const Tensor& dy, const Tensor& saved, const Tensor& dx, double slope) {
     dispatch_float(dy.scalar_type(), "activation backward",
-                   [&](auto tag) { backward_typed<decltype(tag)>(act, dy, saved, dx, slope); });
+                   [&](auto tag) { backward_typed<decltype(tag)>(act, dy, saved, dx, slope, false); });
+  }
+  static void backward_one_grad(Activation act, const Tensor& dy, const Tensor& saved, const Tensor& dx,
+                                double slope) {
+    dispatch_float(dy.scalar_type(), "activation backward",
+                   [&](auto tag) { backward_typed<decltype(tag)>(act, dy, saved, dx, slope, true); });
   }
 };
 

@@ -20,6 +20,9 @@ struct ActivationTable {
   // overlap the inputs. Same result bits; for outputs much larger than the caches.
   Forward forward_stream[3];
   Backward backward_stream[3];
+  // backward (and its streaming form) with dy[0] as every element's gradient.
+  Backward backward_one_grad[3];
+  Backward backward_one_grad_stream[3];
 };
 
 #define DLK_DECLARE(ns)                         \

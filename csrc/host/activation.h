@@ -4,6 +4,7 @@
 //   static constexpr std::initializer_list<ScalarType> dtypes;
 //   static void forward(Activation, const Tensor& x, const Tensor& y, double slope);
 //   static void backward(Activation, const Tensor& dy, const Tensor& saved, const Tensor& dx, double slope);
+// and optionally backward_one_grad(...): the same with dy a single value broadcast to every element.
 #pragma once
 
 #include "common/activation.h"
@@ -25,6 +26,16 @@ struct ActivationOps {
                          double slope) {
     check_dtype(saved, op, Backend::dtypes);
     check_like(saved, saved_name, dy, "grad_output", op);
+    if constexpr (requires { &Backend::backward_one_grad; }) {
+      // The gradient of a sum or mean is one value expanded (all strides 0): read it once rather
+      // than copy it out to the input's size. The output is contiguous, as the general rule makes
+      // it for such a dy (empty_like of a non-dense tensor).
+      if (is_one_value(dy) && saved.is_contiguous()) {
+        Tensor dx = dlk::new_empty(saved, saved.sizes());
+        Backend::backward_one_grad(act, dy, saved, dx, slope);
+        return dx;
+      }
+    }
     return elementwise_binary(dy, saved, [&](const Tensor& g, const Tensor& s, const Tensor& out) {
       Backend::backward(act, g, s, out, slope);
     });

@@ -141,6 +141,16 @@ inline bool has_internal_overlap(const Tensor& t) {
   return false;
 }
 
+// One element seen at every index (an expanded scalar): every dimension of size > 1 has stride 0,
+// and there are at least two elements.
+inline bool is_one_value(const Tensor& t) {
+  if (t.numel() < 2) return false;
+  for (int64_t d = 0; d < t.dim(); ++d) {
+    if (t.size(d) > 1 && t.stride(d) != 0) return false;
+  }
+  return true;
+}
+
 inline bool same_strides(const Tensor& a, const Tensor& b) { return a.strides().equals(b.strides()); }
 
 // at::suggest_memory_format's reading of a 4-D tensor's strides (channels_last or not), so a view

@@ -41,21 +41,26 @@ void activation_forward(const T* x, T* y, int64_t n, T negative_slope) {
   if constexpr (kStream) stream_fence();
 }
 
-template <class Op, class T, bool kStream>
+// kOneGrad: dy is one value for every element (the gradient of a sum or mean, an expanded
+// scalar), read once instead of from a copy the size of the input.
+template <class Op, class T, bool kStream, bool kOneGrad = false>
 void activation_backward(const T* dy, const T* saved, T* dx, int64_t n, T negative_slope) {
   using V = Vec<T>;
   const ActParams<V> p{V(negative_slope)};
+  const V one = kOneGrad ? V(dy[0]) : V(T(0));
+  auto grad = [&](int64_t i) { return kOneGrad ? one : V::load(dy + i); };
+  auto grad_part = [&](int64_t i, int64_t k) { return kOneGrad ? one : V::load(dy + i, k); };
   int64_t i = 0;
   if constexpr (kStream) {
     i = head_to_aligned(dx, n);
-    if (i > 0) Op::backward(V::load(dy, i), V::load(saved, i), p).store(dx, i);
+    if (i > 0) Op::backward(grad_part(0, i), V::load(saved, i), p).store(dx, i);
 #pragma GCC unroll 4
-    for (; i + V::W <= n; i += V::W) Op::backward(V::load(dy + i), V::load(saved + i), p).stream(dx + i);
+    for (; i + V::W <= n; i += V::W) Op::backward(grad(i), V::load(saved + i), p).stream(dx + i);
   } else {
 #pragma GCC unroll 4
-    for (; i + V::W <= n; i += V::W) Op::backward(V::load(dy + i), V::load(saved + i), p).store(dx + i);
+    for (; i + V::W <= n; i += V::W) Op::backward(grad(i), V::load(saved + i), p).store(dx + i);
   }
-  if (i < n) Op::backward(V::load(dy + i, n - i), V::load(saved + i, n - i), p).store(dx + i, n - i);
+  if (i < n) Op::backward(grad_part(i, n - i), V::load(saved + i, n - i), p).store(dx + i, n - i);
   if constexpr (kStream) stream_fence();
 }
 
@@ -70,6 +75,10 @@ const ActivationTable<T>& activation_table() {
        &activation_forward<SigmoidOp, T, true>},
       {&activation_backward<ReluOp, T, true>, &activation_backward<LeakyReluOp, T, true>,
        &activation_backward<SigmoidOp, T, true>},
+      {&activation_backward<ReluOp, T, false, true>, &activation_backward<LeakyReluOp, T, false, true>,
+       &activation_backward<SigmoidOp, T, false, true>},
+      {&activation_backward<ReluOp, T, true, true>, &activation_backward<LeakyReluOp, T, true, true>,
+       &activation_backward<SigmoidOp, T, true, true>},
   };
   return table;
 }
