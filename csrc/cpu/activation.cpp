@@ -96,8 +96,8 @@ void backward_typed(Activation act, const Tensor& dy, const Tensor& saved, const
   const T* ps = saved.const_data_ptr<T>();
   T* pdx = dx.mutable_data_ptr<T>();
   const int64_t n = dx.numel();
-  const bool stream = one_grad ? use_stream(pdx, n * int64_t(sizeof(T)), {ps})
-                               : use_stream(pdx, n * int64_t(sizeof(T)), {pdy, ps});
+  const bool stream =
+      one_grad ? use_stream(pdx, n * int64_t(sizeof(T)), {ps}) : use_stream(pdx, n * int64_t(sizeof(T)), {pdy, ps});
   const bool may_fault = n * int64_t(sizeof(T)) >= kPrefaultBytes;
   const auto& fns = one_grad ? (stream ? table.backward_one_grad_stream : table.backward_one_grad)
                              : (stream ? table.backward_stream : table.backward);
@@ -118,8 +118,7 @@ struct CpuBackend {
     dispatch_float(dy.scalar_type(), "activation backward",
                    [&](auto tag) { backward_typed<decltype(tag)>(act, dy, saved, dx, slope, false); });
   }
-  static void backward_one_grad(Activation act, const Tensor& dy, const Tensor& saved, const Tensor& dx,
-                                double slope) {
+  static void backward_one_grad(Activation act, const Tensor& dy, const Tensor& saved, const Tensor& dx, double slope) {
     dispatch_float(dy.scalar_type(), "activation backward",
                    [&](auto tag) { backward_typed<decltype(tag)>(act, dy, saved, dx, slope, true); });
   }
