@@ -33,10 +33,10 @@ struct GemmBlocking {
 // most 256 and the K blocks are balanced (576 = 3 x 192, not 256 + 256 + 64): a short last block
 // pays a full C-tile round trip for little work. Chosen by measurement on a Zen 4 core (32 KB
 // L1d, 1 MB L2): see benchmarks/README.md.
-// max_kc: a caller may ask for shorter K blocks (linear keeps one A panel at 8 KB).
 template <class T>
-GemmBlocking gemm_blocking(const GemmTable<T>& t, int64_t K, int64_t max_kc = 256) {
-  const int64_t blocks = std::max<int64_t>(1, (K + max_kc - 1) / max_kc);
+GemmBlocking gemm_blocking(const GemmTable<T>& t, int64_t K) {
+  constexpr int64_t kMaxKc = 256;
+  const int64_t blocks = std::max<int64_t>(1, (K + kMaxKc - 1) / kMaxKc);
   const int64_t kc = std::max<int64_t>(1, (K + blocks - 1) / blocks);
   const int64_t mc = t.mr * (512 / t.mr);
   const int64_t nc = t.nr * (2048 / t.nr);

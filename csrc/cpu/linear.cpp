@@ -106,15 +106,6 @@ struct Choice {
   bool transposed = false;
 };
 
-// K blocks of at most 256, and for reductions up to 1024 long at most an 8 KB A panel (128
-// doubles on AVX-512): 1 thread, float64, square 1024 products ~40 -> ~30 ms and the classifier's
-// grad_input 5.8 -> 4.9 ms, but the classifier forward (K = 2048) 10% slower with 128. A function
-// of K and the dtype only, so the thread count never changes the summation order.
-template <class T>
-int64_t linear_max_kc(const GemmTable<T>& gt, int64_t K) {
-  return K > 1024 ? 256 : std::min<int64_t>(256, 8192 / (gt.mr * static_cast<int64_t>(sizeof(T))));
-}
-
 // The cheaper of C = A B and C^T = B^T A^T with its split. The search costs microseconds (a
 // few hundred candidates), as much as a small product's packing: the last few answers are kept
 // per calling thread (a layer calls the same shapes every step).
@@ -163,7 +154,7 @@ Choice choose(const GemmTable<T>& gt, const GemmBlocking& blk, int64_t M, int64_
 template <class T>
 void gemm_strided(const GemmTable<T>& gt, int64_t M, int64_t N, int64_t K, Operand<T> a, Operand<T> b, T* c,
                   const T* col_bias) {
-  const GemmBlocking blk = gemm_blocking(gt, K, linear_max_kc(gt, K));
+  const GemmBlocking blk = gemm_blocking(gt, K);
   const int64_t threads = torch::stable::get_num_threads();
   const Operand<T> at{b.p, b.cs, b.rs}, bt{a.p, a.cs, a.rs};  // B^T (N x K), A^T (K x N)
   const Choice choice = choose(gt, blk, M, N, K, a, b, threads);
