@@ -1,6 +1,7 @@
 """The CPU GEMM core on its own (internal op ``_gemm``), on every ISA: shapes that hit every edge
 of the blocking (partial micro-tiles in both directions, the narrow last-panel kernels, K not a
-multiple of KC, empty K), against a float64 product.
+multiple of KC, empty K), against a float64 product. Up to 64 rows the op reads B in place (rows
+N apart, odd N included) panel by panel; above, it packs B.
 
 Tolerance from error analysis: any summation order of K products gives
 |c_hat - c| <= gamma_K * (|A| |B|) elementwise, gamma_K = K u / (1 - K u), u = eps / 2 (FMA only
@@ -19,6 +20,9 @@ SHAPES = [  # (M, N, K)
     (64, 17, 300),  # last panel 17 columns: a narrow kernel
     (100, 1000, 300),
     (513, 97, 1025),  # K over several KC blocks
+    (64, 1000, 600),  # B in place: several K blocks, a 40-column last panel
+    (65, 1000, 600),  # the same packed
+    (33, 95, 40),  # B in place, odd row stride, partial tiles both ways
     (3, 200, 0),  # empty reduction: zeros
     (0, 5, 4),
 ]

@@ -192,6 +192,36 @@ def test_batched_layouts(device, dtype):
     )
 
 
+# (rows, in, out, pad): the row-major B operands (the weight for grad_input, the input for
+# grad_weight) are read in place by the micro-kernel where their rows spread over the L1: rows
+# `pad` elements longer than the matrix (odd strides), partial last panels, 64 rows or fewer
+# (each B panel fetched just before its tiles) and more, rows 4 KB apart (packed instead), and
+# K long enough to have several K blocks.
+IN_PLACE_B = [
+    (64, 200, 128, 3),
+    (5, 37, 9, 1),
+    (70, 61, 50, 7),
+    (33, 1024, 40, 0),
+    (64, 130, 1024, 0),
+    (9, 49, 300, 5),
+]
+
+
+@pytest.mark.parametrize("rows,k,n,pad", IN_PLACE_B, ids=[f"{r}x{k}>{n}+{p}" for r, k, n, p in IN_PLACE_B])
+def test_b_read_in_place(device, dtype, rows, k, n, pad):
+    x, w, b, dy = _tensors((rows,), k, n, dtype, device)
+
+    def padded(t, step=1):  # the same values in rows `pad` elements longer, every `step`-th row
+        big = torch.zeros(t.shape[0] * step, t.shape[1] + pad, dtype=t.dtype, device=t.device)
+        view = big[::step, : t.shape[1]]
+        view.copy_(t)
+        return view
+
+    _check_all(padded(x), padded(w), b, padded(dy), "padded rows")
+    _check_all(x, padded(w, 2), b, dy, "sliced weight")
+    _check_all(padded(x, 3), w.T.contiguous().T, b, dy, "transposed weight")
+
+
 def test_special_values_propagate(device, dtype):
     """inf and NaN in the input reach exactly the outputs that read them, like torch."""
     x, w, b, _ = _tensors((5,), 9, 6, dtype, device)

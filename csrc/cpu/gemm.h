@@ -19,6 +19,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 #include "cpu/gemm_table.h"
 
@@ -52,6 +53,14 @@ struct ColumnMap {
   bool contiguous(int64_t j, int64_t n) const { return (j - origin) % seg_len + n <= seg_len; }
 };
 
+// What a pack_b callable may return instead of packing: B[pc.., jc..] read in place by the
+// micro-kernel, rows ldb apart (p null: it packed into the buffer after all).
+template <class T>
+struct BInPlace {
+  const T* p = nullptr;
+  int64_t ldb = 0;
+};
+
 // Workspace sizes (elements) for one thread.
 template <class T>
 int64_t gemm_a_buffer_size(const GemmTable<T>& t, const GemmBlocking& b) {
@@ -66,7 +75,8 @@ int64_t gemm_b_buffer_size(const GemmTable<T>& t, const GemmBlocking& b) {
 //   get_a(ic, pc, mc, kc, buf) -> const T*: the packed A block at absolute row ic (pack into buf,
 //     or return a pointer into a pre-packed A); with a_lda > 0, A(ic, pc) of a row-major A with
 //     leading dimension a_lda, read in place by the micro-kernel.
-//   pack_b(pc, jc, kc, nc, buf): packs B[pc:pc+kc, jc:jc+nc] into buf (jc in absolute columns).
+//   pack_b(pc, jc, kc, nc, buf): packs B[pc:pc+kc, jc:jc+nc] into buf (jc in absolute columns);
+//     or returns a BInPlace<T> pointing at a row-major B[pc, jc] for the micro-kernel to read.
 //   c_stage: (m1 - m0) x min(n1 - n0, NC) elements, used when a column block straddles two
 //     segments of C: the block is computed there and scattered once (may be null otherwise).
 //   row_bias / col_bias: added once to each C element when not accumulating, indexed by absolute
@@ -107,27 +117,51 @@ void gemm_blocked(const GemmTable<T>& t, const GemmBlocking& blk, int64_t m0, in
         }
       }
     }
+    // B[pc.., j..] (kc x n) for the micro-kernel: packed into b_buf, or in place.
+    auto get_b = [&](int64_t pc, int64_t j, int64_t kc, int64_t n) {
+      if constexpr (std::is_void_v<decltype(pack_b(pc, j, kc, n, b_buf))>) {
+        pack_b(pc, j, kc, n, b_buf);
+        return BInPlace<T>{b_buf, 0};
+      } else {
+        const BInPlace<T> src = pack_b(pc, j, kc, n, b_buf);
+        return src.p ? src : BInPlace<T>{b_buf, 0};
+      }
+    };
+    // A single A block of few rows: BLIS's order, and each B panel packed just before its tiles,
+    // so it is written to and read from L1 (a whole packed B block, KC x NC, can exceed L2).
+    const bool by_panel = m1 - m0 <= std::min(b_resident_rows, blk.mc);
     for (int64_t pc = 0; pc < K; pc += blk.kc) {
       const int64_t kc = std::min(blk.kc, K - pc);
       const bool acc = accumulate || pc > 0;
-      pack_b(pc, jc, kc, nc, b_buf);
+      auto tile = [&](const T* a_pack, int64_t ic, int64_t mc, int64_t ir, int64_t jr, BInPlace<T> b) {
+        const int mr = static_cast<int>(std::min<int64_t>(MR, mc - ir));
+        const int nr = static_cast<int>(std::min<int64_t>(NR, nc - jr));
+        t.micro_for(nr)(kc, a_pack + ir * (a_lda ? a_lda : kc), a_lda, b.p, b.ldb, cb + (ic + ir) * ldcb + jr, ldcb, mr,
+                        nr, acc, (!acc && row_bias) ? row_bias + ic + ir : nullptr,
+                        (!acc && col_bias) ? col_bias + jc + jr : nullptr);
+      };
+      if (by_panel) {
+        const int64_t mc = m1 - m0;
+        const T* a_pack = get_a(m0, pc, mc, kc, a_buf);
+        for (int64_t jr = 0; jr < nc; jr += NR) {
+          const BInPlace<T> b = get_b(pc, jc + jr, kc, std::min<int64_t>(NR, nc - jr));
+          for (int64_t ir = 0; ir < mc; ir += MR) tile(a_pack, m0, mc, ir, jr, b);
+        }
+        continue;
+      }
+      const BInPlace<T> b = get_b(pc, jc, kc, nc);
+      // Panel jr of the block: NR values per k when packed, else columns jr.. of the rows.
+      auto panel = [&](int64_t jr) { return BInPlace<T>{b.p + (b.ldb ? jr : jr * kc), b.ldb}; };
       for (int64_t ic = m0; ic < m1; ic += blk.mc) {
         const int64_t mc = std::min(blk.mc, m1 - ic);
         const T* a_pack = get_a(ic, pc, mc, kc, a_buf);
-        auto tile = [&](int64_t ir, int64_t jr) {
-          const int mr = static_cast<int>(std::min<int64_t>(MR, mc - ir));
-          const int nr = static_cast<int>(std::min<int64_t>(NR, nc - jr));
-          t.micro_for(nr)(kc, a_pack + ir * (a_lda ? a_lda : kc), a_lda, b_buf + jr * kc, cb + (ic + ir) * ldcb + jr,
-                          ldcb, mr, nr, acc, (!acc && row_bias) ? row_bias + ic + ir : nullptr,
-                          (!acc && col_bias) ? col_bias + jc + jr : nullptr);
-        };
         if (mc <= b_resident_rows) {
           for (int64_t jr = 0; jr < nc; jr += NR) {
-            for (int64_t ir = 0; ir < mc; ir += MR) tile(ir, jr);
+            for (int64_t ir = 0; ir < mc; ir += MR) tile(a_pack, ic, mc, ir, jr, panel(jr));
           }
         } else {
           for (int64_t ir = 0; ir < mc; ir += MR) {
-            for (int64_t jr = 0; jr < nc; jr += NR) tile(ir, jr);
+            for (int64_t jr = 0; jr < nc; jr += NR) tile(a_pack, ic, mc, ir, jr, panel(jr));
           }
         }
       }

@@ -24,8 +24,10 @@ struct GemmTable {
   // for an A that every call would otherwise repack, such as a convolution's weights).
   // accumulate: add to C; else overwrite, adding row_bias[i] or col_bias[j] when non-null (at
   // most one of them: a convolution's bias is per row, a linear layer's per column).
-  using Micro = void (*)(int64_t kc, const T* a, int64_t lda, const T* b, T* c, int64_t ldc, int mr, int nr,
-                         bool accumulate, const T* row_bias, const T* col_bias);
+  // B likewise: a packed panel when ldb == 0, else kc rows of a row-major matrix ldb apart read in
+  // place (only the nr valid columns are read), for a B that would be packed for few A panels.
+  using Micro = void (*)(int64_t kc, const T* a, int64_t lda, const T* b, int64_t ldb, T* c, int64_t ldc, int mr,
+                         int nr, bool accumulate, const T* row_bias, const T* col_bias);
   // micro[v - 1] computes the first v vectors of a panel (v w columns): the full width, and
   // narrower kernels for a last panel with fewer columns. Entries past nr / w repeat the widest.
   Micro micro[4];

@@ -29,9 +29,31 @@ struct Operand {
 // packing a B panel (kc x NR) costs 1.3 tiles from a row-major B (copies), 2.5 from a column-major
 // one (register transposes); an A panel (MR x kc) 0.2-0.4, nothing when A is read in place. With
 // 64 rows, a panel serves 8 tiles: packing is a third of the work and decides how to split it.
+// Whether kc rows of a B panel (nr columns), ldb elements apart, spread over the L1's sets
+// (64 sets of 64-byte lines) well enough to stay there while its tiles run: rows 4 KB apart all
+// land in the same few sets and evict each other.
 template <class T>
-double b_pack_tiles(Operand<T> b) {
-  return b.cs == 1 ? 1.3 : b.rs == 1 ? 2.5 : 6.0;
+bool b_rows_spread(int64_t ldb, int64_t kc, int nr) {
+  const int64_t bytes = ldb * static_cast<int64_t>(sizeof(T)), lines = (nr * int64_t(sizeof(T)) + 63) / 64;
+  int64_t g = 4096, x = bytes % 4096;
+  while (x) {
+    const int64_t r = g % x;
+    g = x;
+    x = r;
+  }
+  const int64_t starts = 4096 / std::max<int64_t>(g, 64);  // distinct first sets over the rows
+  return kc * lines <= 8 * std::min<int64_t>(64, starts * lines);
+}
+
+// A row-major B is read in place where its rows spread over L1 (b_in_place): its first tile
+// per panel then loads it from L2 or memory, about what a copy costs without the copy's stores.
+template <class T>
+bool b_in_place(Operand<T> b, int64_t kc, int nr) {
+  return b.cs == 1 && b.rs > 0 && b_rows_spread<T>(b.rs, kc, nr);
+}
+template <class T>
+double b_pack_tiles(Operand<T> b, int64_t kc, int nr) {
+  return b_in_place(b, kc, nr) ? 0.4 : b.cs == 1 ? 1.3 : b.rs == 1 ? 2.5 : 6.0;
 }
 template <class T>
 bool a_in_place(Operand<T> a) {
@@ -91,7 +113,8 @@ template <class T>
 Choice choose(const GemmTable<T>& gt, const GemmBlocking& blk, int64_t M, int64_t N, int64_t K, Operand<T> a,
               Operand<T> b, int64_t threads) {
   const Operand<T> at{b.p, b.cs, b.rs}, bt{a.p, a.cs, a.rs};
-  const double costs[4] = {a_pack_tiles(a), b_pack_tiles(b), a_pack_tiles(at), b_pack_tiles(bt)};
+  const double costs[4] = {a_pack_tiles(a), b_pack_tiles(b, blk.kc, gt.nr), a_pack_tiles(at),
+                           b_pack_tiles(bt, blk.kc, gt.nr)};
   struct Entry {
     const void* table = nullptr;
     int64_t m = 0, n = 0, k = 0, threads = 0;
@@ -141,6 +164,7 @@ void gemm_strided(const GemmTable<T>& gt, int64_t M, int64_t N, int64_t K, Opera
   const int64_t rows = transposed ? N : M, cols = transposed ? M : N;
   const int64_t lda = a_in_place(pa) ? pa.rs : 0;
   constexpr int64_t resident = 64;  // B panels resident for A blocks of a batch's size
+  const bool b_direct = b_in_place(pb, blk.kc, gt.nr);
   const Scratch<T> abuf(Slot::packed_a, gemm_a_buffer_size(gt, blk)), bbuf(Slot::packed_b, gemm_b_buffer_size(gt, blk));
   const Scratch<T> stage(Slot::c_stage, transposed ? std::min(blk.mc, plan.row_block) * plan.col_block : 0);
   torch::stable::parallel_for(0, plan.tasks(), 1, [&](int64_t first, int64_t last) {
@@ -153,7 +177,9 @@ void gemm_strided(const GemmTable<T>& gt, int64_t M, int64_t N, int64_t K, Opera
       return static_cast<const T*>(dst);
     };
     auto pack_b = [&](int64_t pc, int64_t jc, int64_t kc, int64_t nc, T* dst) {
+      if (b_direct) return BInPlace<T>{pb.p + pc * pb.rs + jc, pb.rs};
       gt.pack_b(pb.p + pc * pb.rs + jc * pb.cs, pb.rs, pb.cs, kc, nc, dst);
+      return BInPlace<T>{};
     };
     for (int64_t task = first; task < last; ++task) {
       const int64_t m0 = task / plan.col_blocks * plan.row_block, n0 = task % plan.col_blocks * plan.col_block;

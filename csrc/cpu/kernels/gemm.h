@@ -12,8 +12,8 @@ namespace dlk::cpu::DLK_ISA {
 // NV <= Tile<T>::NV vectors per row: the narrower variants finish a last panel of at most NV W
 // columns without computing the padding (the packed B rows keep their full NR stride).
 template <class T, int NV>
-void micro_kernel(int64_t kc, const T* __restrict__ a, int64_t lda, const T* __restrict__ b, T* c, int64_t ldc, int mr,
-                  int nr, bool accumulate, const T* row_bias, const T* col_bias) {
+void micro_kernel(int64_t kc, const T* __restrict__ a, int64_t lda, const T* __restrict__ b, int64_t ldb, T* c,
+                  int64_t ldc, int mr, int nr, bool accumulate, const T* row_bias, const T* col_bias) {
   using V = Vec<T>;
   constexpr int MR = Tile<T>::MR, W = V::W, NR = Tile<T>::NV * W, NC = NV * W;
   V acc[MR][NV];
@@ -22,28 +22,41 @@ void micro_kernel(int64_t kc, const T* __restrict__ a, int64_t lda, const T* __r
 #pragma GCC unroll 8
     for (int j = 0; j < NV; ++j) acc[i][j] = V(T(0));
   }
-  // One rank-1 update per k: NV vectors of B, MR broadcasts of A from a_at(i, k).
-  auto run = [&](auto a_at) {
+  // One rank-1 update per k: NV vectors of B from b_at(j) (then advanced by b_step), MR
+  // broadcasts of A from a_at(i, k).
+  auto run = [&](auto a_at, auto b_at, int64_t b_step) {
     for (int64_t k = 0; k < kc; ++k) {
       V bv[NV];
 #pragma GCC unroll 8
-      for (int j = 0; j < NV; ++j) bv[j] = V::load(b + j * W);
+      for (int j = 0; j < NV; ++j) bv[j] = b_at(j);
 #pragma GCC unroll 64
       for (int i = 0; i < MR; ++i) {
         const V ai(a_at(i, k));
 #pragma GCC unroll 8
         for (int j = 0; j < NV; ++j) acc[i][j] = fmadd(ai, bv[j], acc[i][j]);
       }
-      b += NR;
+      b += b_step;
+    }
+  };
+  // B: a packed panel (NR values per k), or rows ldb apart read in place, the last vector masked
+  // to the nr valid columns (nothing past them is read).
+  auto with_b = [&](auto a_at) {
+    if (ldb == 0) {
+      run(a_at, [&](int j) { return V::load(b + j * W); }, NR);
+    } else if (nr == NC) {
+      run(a_at, [&](int j) { return V::load(b + j * W); }, ldb);
+    } else {
+      const int64_t tail = nr - (NV - 1) * W;
+      run(a_at, [&](int j) { return j < NV - 1 ? V::load(b + j * W) : V::load(b + j * W, tail); }, ldb);
     }
   };
   if (lda == 0) {  // packed panel: MR values per k
-    run([&](int i, int64_t k) { return a[k * MR + i]; });
+    with_b([&](int i, int64_t k) { return a[k * MR + i]; });
   } else {  // MR rows lda apart, read in place; rows past mr repeat the last (their sums are dropped)
     const T* row[MR];
 #pragma GCC unroll 64
     for (int i = 0; i < MR; ++i) row[i] = a + (i < mr ? i : mr - 1) * lda;
-    run([&](int i, int64_t k) { return row[i][k]; });
+    with_b([&](int i, int64_t k) { return row[i][k]; });
   }
   if (mr == MR && nr == NC) {
 #pragma GCC unroll 64
