@@ -1,5 +1,6 @@
-"""Per-call cost of the op layer: small activations (64K elements) and a small conv2d, forward and
-forward+backward, dlkernels next to torch, interleaved in one process. Usage: python benchmarks/per_call.py"""
+"""Per-call cost of the op layer: tiny and small activations, a small conv2d, linear and pooling,
+and the seed's cross entropy (64 x 10), forward and forward+backward, dlkernels next to torch,
+interleaved in one process. Usage: python benchmarks/per_call.py"""
 
 import torch
 import torch.utils.benchmark as tb
@@ -22,6 +23,8 @@ def main():
     x = torch.randn(65536)
     xg = x.clone().requires_grad_()
     tn = torch.nn.functional
+    tiny = torch.randn(16)
+    case("relu fwd 16 (fixed cost)", lambda: F.relu(tiny), lambda: torch.relu(tiny))
     case("relu fwd 64K", lambda: F.relu(x), lambda: torch.relu(x))
     case("sigmoid fwd 64K", lambda: F.sigmoid(x), lambda: torch.sigmoid(x))
     case("relu fwd+bwd 64K", lambda: F.relu(xg).sum().backward(), lambda: torch.relu(xg).sum().backward())
@@ -33,6 +36,34 @@ def main():
         "conv2d fwd+bwd 2x4x8x8 k3",
         lambda: F.conv2d(ag, wg, padding=1).sum().backward(),
         lambda: tn.conv2d(ag, wg, padding=1).sum().backward(),
+    )
+    li, lw, lb = (
+        torch.randn(8, 16, requires_grad=True),
+        torch.randn(4, 16, requires_grad=True),
+        torch.randn(4, requires_grad=True),
+    )
+    case(
+        "linear fwd+bwd 8x16->4",
+        lambda: torch.autograd.grad(F.linear(li, lw, lb).sum(), (li, lw, lb)),
+        lambda: torch.autograd.grad(tn.linear(li, lw, lb).sum(), (li, lw, lb)),
+    )
+    p = torch.randn(2, 4, 8, 8, requires_grad=True)
+    case(
+        "max_pool2d fwd+bwd 2x4x8x8 k2",
+        lambda: torch.autograd.grad(F.max_pool2d(p, 2).sum(), p),
+        lambda: torch.autograd.grad(tn.max_pool2d(p, 2).sum(), p),
+    )
+    logits, target = 3 * torch.randn(64, 10), torch.randint(10, (64,))
+    lg = logits.clone().requires_grad_()
+    case(
+        "cross_entropy fwd 64x10",
+        lambda: F.cross_entropy(logits, target),
+        lambda: tn.cross_entropy(logits, target),
+    )
+    case(
+        "cross_entropy fwd+bwd 64x10",
+        lambda: torch.autograd.grad(F.cross_entropy(lg, target), lg),
+        lambda: torch.autograd.grad(tn.cross_entropy(lg, target), lg),
     )
 
 
