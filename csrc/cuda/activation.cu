@@ -46,7 +46,8 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const T* x, T* y, int
   if (t < n) y[t] = from_opmath<T>(Op::forward(to_opmath(x[t]), p));
 }
 
-template <class Op, class T, int N>
+// kOneGrad: dy[0] is every element's gradient, read once per thread.
+template <class Op, class T, int N, bool kOneGrad>
 __global__ void __launch_bounds__(kThreads)
     backward_kernel(const T* dy, const T* saved, T* dx, int64_t n, opmath_t<T> slope) {
   using P = Pack<T, N>;
@@ -56,6 +57,7 @@ __global__ void __launch_bounds__(kThreads)
   const P* dyp = reinterpret_cast<const P*>(dy);
   const P* sp = reinterpret_cast<const P*>(saved);
   P* dxp = reinterpret_cast<P*>(dx);
+  const M one = kOneGrad ? to_opmath(dy[0]) : M(0);
   const int64_t tile = static_cast<int64_t>(blockDim.x) * kUnroll;
   for (int64_t base = blockIdx.x * tile + threadIdx.x; base < npack; base += static_cast<int64_t>(gridDim.x) * tile) {
     P g[kUnroll], s[kUnroll];
@@ -63,7 +65,7 @@ __global__ void __launch_bounds__(kThreads)
     for (int u = 0; u < kUnroll; ++u) {
       const int64_t i = base + u * static_cast<int64_t>(blockDim.x);
       if (i < npack) {
-        g[u] = dyp[i];
+        if constexpr (!kOneGrad) g[u] = dyp[i];
         s[u] = sp[i];
       }
     }
@@ -74,14 +76,15 @@ __global__ void __launch_bounds__(kThreads)
         P b;
 #pragma unroll
         for (int k = 0; k < N; ++k) {
-          b.v[k] = from_opmath<T>(Op::backward(to_opmath(g[u].v[k]), to_opmath(s[u].v[k]), p));
+          const M gk = kOneGrad ? one : to_opmath(g[u].v[k]);
+          b.v[k] = from_opmath<T>(Op::backward(gk, to_opmath(s[u].v[k]), p));
         }
         dxp[i] = b;
       }
     }
   }
   const int64_t t = npack * N + blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
-  if (t < n) dx[t] = from_opmath<T>(Op::backward(to_opmath(dy[t]), to_opmath(saved[t]), p));
+  if (t < n) dx[t] = from_opmath<T>(Op::backward(kOneGrad ? one : to_opmath(dy[t]), to_opmath(saved[t]), p));
 }
 
 template <class Op, class T>
@@ -96,19 +99,19 @@ cudaError_t launch_forward(const void* x, void* y, int64_t n, double slope, cuda
   return launch(forward_kernel<Op, T, 1>, grid_for(n + 1, kThreads * kUnroll), kThreads, 0, stream, xt, yt, n, s);
 }
 
-template <class Op, class T>
+template <class Op, class T, bool kOneGrad>
 cudaError_t launch_backward(const void* dy, const void* saved, void* dx, int64_t n, double slope, cudaStream_t stream) {
   constexpr int N = 16 / sizeof(T);
   const auto* dyt = static_cast<const T*>(dy);
   const auto* st = static_cast<const T*>(saved);
   auto* dxt = static_cast<T*>(dx);
   const auto s = static_cast<opmath_t<T>>(slope);
-  if (aligned16(dy) && aligned16(saved) && aligned16(dx)) {
-    return launch(backward_kernel<Op, T, N>, grid_for(n / N + 1, kThreads * kUnroll), kThreads, 0, stream, dyt, st, dxt,
-                  n, s);
+  if ((kOneGrad || aligned16(dy)) && aligned16(saved) && aligned16(dx)) {
+    return launch(backward_kernel<Op, T, N, kOneGrad>, grid_for(n / N + 1, kThreads * kUnroll), kThreads, 0, stream,
+                  dyt, st, dxt, n, s);
   }
-  return launch(backward_kernel<Op, T, 1>, grid_for(n + 1, kThreads * kUnroll), kThreads, 0, stream, dyt, st, dxt, n,
-                s);
+  return launch(backward_kernel<Op, T, 1, kOneGrad>, grid_for(n + 1, kThreads * kUnroll), kThreads, 0, stream, dyt, st,
+                dxt, n, s);
 }
 
 // Calls F::template run<Op, T>() for the runtime (activation, dtype) pair.
@@ -149,10 +152,11 @@ cudaError_t activation_forward(Activation act, DType dtype, const void* x, void*
 }
 
 cudaError_t activation_backward(Activation act, DType dtype, const void* dy, const void* saved, void* dx, int64_t n,
-                                double negative_slope, cudaStream_t stream) {
+                                double negative_slope, cudaStream_t stream, bool one_grad) {
   if (n <= 0) return cudaSuccess;
   return dispatch(act, dtype, [&]<class Op, class T>() {
-    return launch_backward<Op, T>(dy, saved, dx, n, negative_slope, stream);
+    return one_grad ? launch_backward<Op, T, true>(dy, saved, dx, n, negative_slope, stream)
+                    : launch_backward<Op, T, false>(dy, saved, dx, n, negative_slope, stream);
   });
 }
 

@@ -21,6 +21,13 @@ struct CudaBackend {
                  activation_backward(act, to_dtype(dy.scalar_type()), dy.const_data_ptr(), saved.const_data_ptr(),
                                      dx.mutable_data_ptr(), dy.numel(), slope, current_stream(dy)));
   }
+  // dy is one value broadcast to every element (host/activation.h decides).
+  static void backward_one_grad(Activation act, const Tensor& dy, const Tensor& saved, const Tensor& dx, double slope) {
+    const DeviceGuard guard(dy);
+    check_launch("activation backward",
+                 activation_backward(act, to_dtype(dy.scalar_type()), dy.const_data_ptr(), saved.const_data_ptr(),
+                                     dx.mutable_data_ptr(), dx.numel(), slope, current_stream(dy), true));
+  }
 };
 
 }  // namespace
