@@ -9,7 +9,6 @@
 #include <initializer_list>
 #include <limits>
 #include <stdexcept>
-#include <vector>
 
 #include "cpu/loss_table.h"
 #include "cpu/workspace.h"

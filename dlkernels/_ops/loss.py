@@ -187,8 +187,7 @@ def _ce_bwd(ctx, grad_loss, grad_lse, grad_total):
         # x - lse cancels, half would keep few bits of it).
         stat = lse.dtype
         log_p = _log_probs(x, lse)
-        scale = grad_loss / total if reduction == MEAN else grad_loss
-        scale = (scale.unsqueeze(-1) if reduction == NONE else scale).to(stat)
+        scale = _row_scale(grad_loss, total, reduction, stat)
         if needs[1]:
             gt = -(1.0 - label_smoothing) * scale * log_p
             if weight is not None:
@@ -198,6 +197,13 @@ def _ce_bwd(ctx, grad_loss, grad_lse, grad_total):
             q = (1.0 - label_smoothing) * target.to(stat) + label_smoothing / x.shape[1]
             gw = (-(scale * q * log_p).sum(0)).to(weight.dtype)
     return gx, gt, gw, None, None, None
+
+
+def _row_scale(g, total, reduction, stat):
+    """Each row's factor on its gradient, in `stat`, shaped to broadcast over the classes: the
+    upstream gradient (per row when unreduced), over the total weight for the mean."""
+    s = g.to(stat) / total if reduction == MEAN else g.to(stat)
+    return s.unsqueeze(1) if reduction == NONE else s
 
 
 def _log_probs(x, lse):
@@ -283,8 +289,7 @@ def _jvp_ce_backward(inputs, out, t_grad, tx, t_target, t_weight, *_):
         a, da, dT = _ce_target_weights(
             x, target, weight, ignore_index, label_smoothing, t_target, t_weight, stat
         )
-        s = g.to(stat) / total if reduction == MEAN else g.to(stat)
-        s = s.unsqueeze(1) if reduction == NONE else s
+        s = _row_scale(g, total, reduction, stat)
         p = torch.exp(x.to(stat) - lse.unsqueeze(1))
         if tx is not None:
             tx = tx.to(stat)
@@ -321,8 +326,7 @@ def _ce_backward_bwd(ctx, h):
     a, _, _ = _ce_target_weights(x, target, weight, ignore_index, label_smoothing, None, None, stat)
     big_a = a.sum(1, keepdim=True)
     hp = (hs * p).sum(1, keepdim=True)
-    s = g.to(stat) / total if reduction == MEAN else g.to(stat)
-    s = s.unsqueeze(1) if reduction == NONE else s
+    s = _row_scale(g, total, reduction, stat)
     d_g = d_x = d_t = d_w = None
     if needs[0]:
         per_row = ((big_a * p - a) * hs).sum(1)
