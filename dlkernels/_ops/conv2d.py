@@ -243,16 +243,9 @@ def _backward_bwd(ctx, ggx, ggw, ggb):
     ggx = ggx if mask[0] else None
     ggw = ggw if mask[1] else None
     ggb = ggb if mask[2] else None
-    d_dy = d_x = d_w = None
-    if needs[0]:
-        terms = []
-        if ggx is not None:
-            terms.append(ops.conv2d(ggx, w, None, *conf))
-        if ggw is not None:
-            terms.append(ops.conv2d(x, ggw, None, *conf))
-        if ggb is not None:
-            terms.append(ggb.view(1, -1, 1, 1).expand(dy.shape))
-        d_dy = add_tangents(*terms)
+    d_x = d_w = None
+    # d/d dy: conv2d's own tangent along (ggx, ggw, ggb)
+    d_dy = _jvp_conv2d((x, w, None, *conf), dy, ggx, ggw, ggb) if needs[0] else None
     if needs[1] and ggw is not None:
         d_x = ops.conv2d_grad_input(dy, ggw, list(x.shape), *conf)
     if needs[2] and ggx is not None:

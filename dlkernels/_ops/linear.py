@@ -210,16 +210,9 @@ def _backward_bwd(ctx, ggx, ggw, ggb):
     ggx = ggx if mask[0] else None
     ggw = ggw if mask[1] else None
     ggb = ggb if mask[2] else None
-    d_dy = d_x = d_w = None
-    if needs[0]:
-        terms = []
-        if ggx is not None:
-            terms.append(ops.linear(ggx, w, None, tf32))
-        if ggw is not None:
-            terms.append(ops.linear(x, ggw, None, tf32))
-        if ggb is not None:
-            terms.append(ggb.expand(dy.shape))
-        d_dy = add_tangents(*terms)
+    d_x = d_w = None
+    # d/d dy: linear's own tangent along (ggx, ggw, ggb)
+    d_dy = _jvp_linear((x, w, None, tf32), dy, ggx, ggw, ggb) if needs[0] else None
     if needs[1] and ggw is not None:
         d_x = ops.linear_grad_input(dy, ggw, tf32)
     if needs[2] and ggx is not None:
