@@ -220,7 +220,8 @@ def _backward_bwd(ctx, ggx, ggw, ggb):
     return d_dy, d_x, d_w, None, None
 
 
-def _grad_input_setup(ctx, inputs, output):
+def _grad_op_setup(ctx, inputs, output):
+    # linear_grad_input (dy, w) and linear_grad_weight (dy, x): both tensors, and allow_tf32
     ctx.save_for_backward(*inputs[:2])
     ctx.tf32 = _tf32(inputs, 2)
 
@@ -230,11 +231,6 @@ def _grad_input_bwd(ctx, g):
     d_dy = ops.linear(g, w, None, ctx.tf32) if ctx.needs_input_grad[0] else None
     d_w = ops.linear_grad_weight(dy, g, ctx.tf32) if ctx.needs_input_grad[1] else None
     return d_dy, d_w, None
-
-
-def _grad_weight_setup(ctx, inputs, output):
-    ctx.save_for_backward(*inputs[:2])
-    ctx.tf32 = _tf32(inputs, 2)
 
 
 def _grad_weight_bwd(ctx, h):
@@ -292,8 +288,8 @@ def _jvp_backward(inputs, outs, t_dy, t_x, t_w, *_):
 
 register_autograd("linear", _linear_bwd, _linear_setup, _jvp_linear)
 register_autograd("linear_backward", _backward_bwd, _backward_setup, _jvp_backward)
-register_autograd("linear_grad_input", _grad_input_bwd, _grad_input_setup, _jvp_grad_input)
-register_autograd("linear_grad_weight", _grad_weight_bwd, _grad_weight_setup, _jvp_grad_weight)
+register_autograd("linear_grad_input", _grad_input_bwd, _grad_op_setup, _jvp_grad_input)
+register_autograd("linear_grad_weight", _grad_weight_bwd, _grad_op_setup, _jvp_grad_weight)
 register_autograd("linear_grad_bias", _grad_bias_bwd, _grad_bias_setup, _jvp_grad_bias)
 
 # ---- vmap ---------------------------------------------------------------------------------------
