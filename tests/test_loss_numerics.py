@@ -354,6 +354,40 @@ def test_randomized_against_torch():
         _compare(ours, ref, tol, f"iter {it} {(n, c)} {dtype} {kw.keys()}")
 
 
+def test_randomized_nonfinite_against_torch():
+    """Seeded random shapes and options with NaN, +inf and -inf logits at random places (whole
+    rows of -inf too): loss and gradients, NaN by position, as torch's on every ISA."""
+    gen = torch.Generator().manual_seed(4321)
+    isas = dlkernels.cpu_isas()
+    specials = (float("nan"), float("inf"), float("-inf"))
+    for it in range(60):
+        r = lambda k: int(torch.randint(k, (1,), generator=gen))  # noqa: E731
+        dtype = (torch.float32, torch.float64)[r(2)]
+        n, c = 1 + r(12), 1 + r(70)
+        x = 3 * torch.randn(n, c, dtype=dtype, generator=gen)
+        for _ in range(1 + r(4)):
+            x[r(n), r(c)] = specials[r(3)]
+        if r(3) == 0:
+            x[r(n)] = float("-inf")
+        kw = {"reduction": REDUCTIONS[r(3)]}
+        if r(2):
+            kw["weight"] = torch.rand(c, dtype=dtype, generator=gen) + 0.1
+        if r(2):
+            kw["label_smoothing"] = 0.25
+        if r(3) == 0:
+            t = torch.softmax(torch.randn(n, c, dtype=dtype, generator=gen), 1)
+        else:
+            t = torch.randint(c, (n,), generator=gen)
+        with dlkernels.use_cpu_isa(isas[it % len(isas)]):
+            torch.manual_seed(it)
+            ours = _fwd_bwd(DF.cross_entropy, x, t, **kw)
+        torch.manual_seed(it)
+        ref = _ref(F.cross_entropy, x, t, **kw)
+        _compare(
+            ours, ref, Tol(TOL[dtype].rtol * 10, TOL[dtype].atol * 10, "random"), f"iter {it} {(n, c)} {kw}"
+        )
+
+
 def test_reductions_repeat_bitwise(any_device):
     """Every call gives the same bits (under cuda_sim each launch sees another block and thread
     order, so an order-dependent sum would show here)."""
