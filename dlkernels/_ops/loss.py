@@ -15,12 +15,15 @@ from ._common import (
     check_dtype,
     check_like,
     check_same_device,
+    direct_backward,
+    redispatcher,
     register_autograd,
     route,
     vmap_per_sample,
 )
 
 ops = torch.ops.dlkernels
+_grad_enabled = torch.is_grad_enabled
 NONE, MEAN, SUM = 0, 1, 2
 
 
@@ -171,13 +174,19 @@ def _ce_setup(ctx, inputs, output):
 
 def _ce_bwd(ctx, grad_loss, grad_lse, grad_total):
     x, target, weight, lse, total = ctx.saved_tensors
-    reduction, ignore_index, label_smoothing = ctx.args
-    needs = ctx.needs_input_grad
+    return _ce_grads(ctx.needs_input_grad, grad_loss, x, target, weight, lse, total, ctx.args)
+
+
+def _ce_grads(needs, grad_loss, x, target, weight, lse, total, args):
+    """The gradients of the logits, targets and weight (those in `needs`) for the loss's
+    gradient grad_loss; lse and total are the forward's, args its (reduction, ignore_index,
+    label_smoothing)."""
+    reduction, ignore_index, label_smoothing = args
     if grad_loss is None:
         grad_loss = x.new_zeros(()) if reduction != NONE else x.new_zeros((x.shape[0],))
     gx = gt = gw = None
     if needs[0]:
-        gx = call(ops.cross_entropy_backward, grad_loss, x, target, weight, lse, total, *ctx.args)
+        gx = call(ops.cross_entropy_backward, grad_loss, x, target, weight, lse, total, *args)
     soft = target.is_floating_point()
     if needs[2] and not soft:
         raise RuntimeError(_CLASS_WEIGHT_GRAD)
@@ -346,24 +355,39 @@ def _ce_backward_bwd(ctx, h):
 register_autograd("cross_entropy_forward", _ce_bwd, _ce_setup, _jvp_ce)
 
 
+_ce_forward_kernel = redispatcher(ops.cross_entropy_forward.default)
+_ce_backward_kernel = redispatcher(ops.cross_entropy_backward.default)
+
+
 class _CrossEntropyLoss(torch.autograd.Function):
     """cross_entropy_forward's node on the direct path when only the loss is wanted (the
-    functional layer): one output, with the lse and total weight saved by forward itself. A node
-    with three outputs costs about 5 us more per forward+backward (64 x 10 here). The ctx-style
-    forward is fine because the direct path excludes torch.func transforms."""
+    functional layer). Its fixed cost is most of a small call's (64 x 10: the kernels take about
+    3 us of 60), so it is lean: one output (a node with three costs about 5 us more per forward +
+    backward), the non-tensor arguments in one, the lse and total weight kept on ctx (nothing
+    else holds them, so they need no version check), and a backward that runs the grad op
+    directly in the common case. The ctx-style forward is fine because the direct path excludes
+    torch.func transforms."""
 
     @staticmethod
-    def forward(ctx, x, target, weight, reduction, ignore_index, label_smoothing, keys):
-        loss, lse, total = ops.cross_entropy_forward.default.redispatch(
-            keys, x, target, weight, reduction, ignore_index, label_smoothing
-        )
-        ctx.save_for_backward(x, target, weight, lse, total)
-        ctx.args = (reduction, ignore_index, label_smoothing)
+    def forward(ctx, x, target, weight, meta):
+        loss, lse, total = _ce_forward_kernel(meta[0], x, target, weight, meta[1], meta[2], meta[3])
+        ctx.save_for_backward(x, target, weight)
+        ctx.meta = meta
+        ctx.stats = lse, total
         return loss
 
     @staticmethod
     def backward(ctx, grad):
-        return (*_ce_bwd(ctx, grad, None, None), None)
+        x, target, weight = ctx.saved_tensors
+        lse, total = ctx.stats
+        meta = ctx.meta
+        needs = ctx.needs_input_grad
+        if needs[1] or needs[2] or _grad_enabled() or not direct_backward(grad):
+            return (*_ce_grads(needs, grad, x, target, weight, lse, total, meta[1:])[:3], None)
+        # the logits' gradient alone, no double backward, nothing above the backend: the
+        # forward's route holds for the saved tensors
+        gx = _ce_backward_kernel(meta[0], grad, x, target, weight, lse, total, meta[1], meta[2], meta[3])
+        return gx, None, None, None
 
 
 _record_loss = super(torch.autograd.Function, _CrossEntropyLoss).apply  # the plain C++ apply
@@ -371,13 +395,12 @@ _record_loss = super(torch.autograd.Function, _CrossEntropyLoss).apply  # the pl
 
 def cross_entropy_loss(x, target, weight, reduction, ignore_index, label_smoothing):
     """The loss output of cross_entropy_forward, by the direct path where it applies."""
-    args = (x, target, weight, reduction, ignore_index, label_smoothing)
-    keys, record = route(args)
+    keys, record = route((x, target, weight))
     if keys is None:
-        return ops.cross_entropy_forward(*args)[0]
+        return ops.cross_entropy_forward(x, target, weight, reduction, ignore_index, label_smoothing)[0]
     if not record:
-        return ops.cross_entropy_forward.default.redispatch(keys, *args)[0]
-    return _record_loss(*args, keys)
+        return _ce_forward_kernel(keys, x, target, weight, reduction, ignore_index, label_smoothing)[0]
+    return _record_loss(x, target, weight, (keys, reduction, ignore_index, label_smoothing))
 
 
 register_autograd("cross_entropy_backward", _ce_backward_bwd, _ce_backward_setup, _jvp_ce_backward)

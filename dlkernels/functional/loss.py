@@ -12,9 +12,14 @@ from torch.nn import _reduction
 from .._ext import ops
 from .._ops._common import call
 from .._ops.loss import cross_entropy_loss
+from . import _checks
 from ._checks import check_kernel_dtype, check_number, check_tensor
 
 _REDUCTIONS = {"none": 0, "mean": 1, "sum": 2}
+_LONG = torch.int64
+# dtypes every device's kernels take, so the fast path of cross_entropy can skip
+# check_kernel_dtype (the others go the long way)
+_ANY_DEVICE_DTYPES = (torch.float32, torch.float64)
 
 
 def _reduction_code(reduction, size_average, reduce) -> int:
@@ -65,6 +70,25 @@ def cross_entropy(
     reduction: str = "mean",
     label_smoothing: float = 0.0,
 ) -> Tensor:
+    if (  # the common call, (N, C) logits and class indices with default options, in fewer steps
+        type(input) is Tensor
+        and type(target) is Tensor
+        and weight is None
+        and size_average is None
+        and reduce is None
+        and type(reduction) is str
+        and type(ignore_index) is int
+        and type(label_smoothing) is float
+        and label_smoothing == 0.0
+        and reduction in _REDUCTIONS
+        and target.dtype is _LONG
+        and input.dtype in _ANY_DEVICE_DTYPES
+        and input.dim() == 2
+        and target.dim() == 1
+        and input.size(0) == target.size(0)
+        and _checks.CUDA_SIM is None
+    ):
+        return cross_entropy_loss(input, target, None, _REDUCTIONS[reduction], ignore_index, 0.0)
     check_tensor("cross_entropy", input)
     check_tensor("cross_entropy", target, "target", 2)
     if weight is not None:
