@@ -280,6 +280,32 @@ def test_cross_entropy_nonfinite_rows(device, dtype, classes, variant):
         assert ours[1][0].isnan().all() and ours[1][1].isnan().all() and torch.isfinite(ours[1][3]).all()
 
 
+@pytest.mark.parametrize("classes", [1, 2, 10, 21, 64, 65])
+def test_cross_entropy_many_rows_few_classes(classes):
+    """Rows of up to 64 classes run a vector of rows at a time on the CPU (the rows transposed
+    into a tile): row counts around the vector length and spanning threads' chunks, ignored rows
+    at block edges, weights and smoothing, on every ISA, against torch in float64. The first row
+    whose target is out of range is the one reported, whichever block and chunk it is in."""
+    gen = torch.Generator().manual_seed(classes)
+    for rows in (7, 8, 15, 16, 17, 33, 5003):
+        x = 4 * torch.randn(rows, classes, dtype=torch.float64, generator=gen)
+        t = torch.randint(classes, (rows,), generator=gen)
+        t[[i for i in (0, 7, 8, 15, 16, rows - 1) if i < rows]] = -100
+        w = torch.rand(classes, dtype=torch.float64, generator=gen) + 0.1
+        for isa in dlkernels.cpu_isas():
+            for kw in ({}, {"weight": w}, {"weight": w, "label_smoothing": 0.3}, {"label_smoothing": 0.1}):
+                with dlkernels.use_cpu_isa(isa):
+                    ours = _fwd_bwd(DF.cross_entropy, x, t, reduction="none", **kw)
+                ref = _ref(F.cross_entropy, x, t, reduction="none", **kw)
+                _compare(ours, ref, TOL[torch.float64], f"{rows}x{classes} {isa} {list(kw)}")
+    x = torch.randn(5003, classes)
+    t = torch.randint(classes, (5003,))
+    t[4000], t[4900] = classes + 3, -5
+    for isa in dlkernels.cpu_isas():
+        with dlkernels.use_cpu_isa(isa), pytest.raises(IndexError, match=f"Target {classes + 3} is out of bounds"):
+            DF.cross_entropy(x, t)
+
+
 def test_cross_entropy_empty_batch(any_device):
     x = torch.randn(0, 4, device=torch_device(any_device), requires_grad=True)
     t = torch.zeros(0, dtype=torch.long, device=torch_device(any_device))

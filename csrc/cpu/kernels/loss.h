@@ -157,9 +157,70 @@ RowSums<T> row_sums(const T* x, const T* q, const T* w, int64_t classes) {
   return {big + std::log(sum), reduce_add(wx), reduce_add(wq), reduce_add(wqx)};
 }
 
+// Rows of at most this many classes run across the lanes (ce_forward_narrow).
+constexpr int64_t kNarrowClasses = 64;
+
+// Class-target rows of few classes, a vector of rows at a time: the block is transposed into a
+// scratch tile (class-major, one lane per row), so the max, the sum of exponentials and the
+// smoothing sum are vertical vector operations, with no horizontal reduction or per-row
+// masking. A row at a time, these rows are bound by the latency of those reductions (about 30 ns
+// a row at 10 classes, 70 at 21 on AVX-512), which this does not pay.
+template <class T, bool kWeight, bool kSmooth>
+int64_t ce_forward_narrow(const CrossEntropyRows<T>& a, int64_t r0, int64_t r1) {
+  using V = Vec<T>;
+  constexpr int W = V::W;
+  const int64_t C = a.classes;
+  const T eps = static_cast<T>(a.smoothing), wsum = static_cast<T>(a.weight_sum);
+  alignas(64) T tile[kNarrowClasses * W];
+  alignas(64) T ms[W], ss[W], wxs[W];
+  int64_t bad = -1;
+  for (int64_t rb = r0; rb < r1; rb += W) {
+    const int64_t n = std::min<int64_t>(W, r1 - rb);
+    const T* xb = a.logits + rb * C;
+    for (int64_t l = 0; l < n; ++l)
+      for (int64_t c = 0; c < C; ++c) tile[c * W + l] = xb[l * C + c];
+    for (int64_t l = n; l < W; ++l)  // lanes past the last row: zeros, their results unused
+      for (int64_t c = 0; c < C; ++c) tile[c * W + l] = T(0);
+    V m = V::load(tile);
+    for (int64_t c = 1; c < C; ++c) m = max(m, V::load(tile + c * W));
+    // A NaN logit makes its lane's sum NaN whatever max did with it; +inf or an all -inf row
+    // gives inf - inf = NaN: the row's loss is NaN, as in torch.
+    V s(T(0)), wx(T(0));
+    for (int64_t c = 0; c < C; ++c) {
+      const V v = V::load(tile + c * W);
+      s = s + exp_flush(v - m);
+      if constexpr (kSmooth) wx = kWeight ? fmadd(V(a.weight[c]), v, wx) : wx + v;
+    }
+    m.store(ms);
+    s.store(ss);
+    wx.store(wxs);
+    for (int64_t l = 0; l < n; ++l) {
+      const int64_t r = rb + l;
+      const int64_t t = a.target[r];
+      if (t == a.ignore_index || !target_ok(t, C, a.ignore_index)) {
+        if (t != a.ignore_index && bad < 0) bad = r;
+        a.lse[r] = T(0);
+        a.row_loss[r] = 0.0;
+        a.row_weight[r] = 0.0;
+        continue;
+      }
+      const T lse = ms[l] + std::log(ss[l]);
+      const T w_t = kWeight ? a.weight[t] : T(1);
+      a.lse[r] = lse;
+      a.row_loss[r] = static_cast<double>(class_row_loss<T>(lse, xb[l * C + t], w_t, kSmooth ? eps : T(0), wsum,
+                                                            kSmooth ? wxs[l] : T(0), C));
+      a.row_weight[r] = static_cast<double>(w_t);
+    }
+  }
+  return bad;
+}
+
 template <class T, bool kWeight, bool kSmooth, bool kSoft>
 int64_t cross_entropy_forward(const CrossEntropyRows<T>& a, int64_t r0, int64_t r1) {
   const int64_t C = a.classes;
+  if constexpr (!kSoft) {
+    if (C <= kNarrowClasses) return ce_forward_narrow<T, kWeight, kSmooth>(a, r0, r1);
+  }
   const T eps = static_cast<T>(a.smoothing), wsum = static_cast<T>(a.weight_sum);
   int64_t bad = -1;
   for (int64_t r = r0; r < r1; ++r) {
