@@ -1,7 +1,8 @@
 """mse_loss and cross_entropy against torch, forward and forward+backward (autograd, gradient of
 the input), through ``torch.nn.functional.<op>`` and ``dlkernels.functional.<op>`` with the
 default mean reduction. Shapes: cross entropy over the seed ConvNet's 10 classes at batch 64,
-ImageNet's 1000 at 512, and an LLM vocabulary of 32000 at 4096 tokens (fewer in --quick); MSE
+ImageNet's 1000 at 512, an LLM vocabulary of 32000 at 4096 tokens, many rows of 21 classes, and
+21-class segmentation logits (N, C, H, W) (fewer in --quick); MSE
 over 1M and 16M elements. Memory-bound: the inputs read (and the input gradient written).
 """
 
@@ -17,9 +18,12 @@ CE_FULL = [
     ("seed 10 classes", 64, 10),
     ("imagenet 1000 classes", 512, 1000),
     ("llm vocab 32000", 4096, 32000),
+    ("many rows 21 classes", 131072, 21),
+    ("segmentation 21 classes", 8, 21, (128, 128)),
 ]
-CE_QUICK = [CE_FULL[0], CE_FULL[1], ("llm vocab 32000", 256, 32000)]
-CE_SMOKE = [("tiny 5 classes", 8, 5)]
+CE_QUICK = [CE_FULL[0], CE_FULL[1], ("llm vocab 32000", 256, 32000), ("many rows 21 classes", 16384, 21)]
+CE_QUICK.append(("segmentation 21 classes", 2, 21, (64, 64)))
+CE_SMOKE = [("tiny 5 classes", 8, 5), ("tiny spatial", 2, 3, (4, 4))]
 MSE_FULL = [1 << 20, 16 << 20]
 MSE_QUICK = [1 << 20]
 MSE_SMOKE = [1000]
@@ -73,21 +77,22 @@ def _mse(n: int, dtype: torch.dtype, device: str):
 
 
 def _cross_entropy(spec, dtype: torch.dtype, device: str):
-    name, batch, classes = spec
+    name, batch, classes, *spatial = spec
+    spatial = tuple(spatial[0]) if spatial else ()
     gen = torch.Generator(device="cpu").manual_seed(batch * 31 + classes)
-    logits = (3 * torch.randn(batch, classes, generator=gen)).to(device=device, dtype=dtype)
-    target = torch.randint(classes, (batch,), generator=gen).to(device=device)
+    logits = (3 * torch.randn(batch, classes, *spatial, generator=gen)).to(device=device, dtype=dtype)
+    target = torch.randint(classes, (batch, *spatial), generator=gen).to(device=device)
     item = logits.element_size()
-    n = batch * classes
+    n = logits.numel()
     # forward reads the logits (and the targets); backward reads them again, writes the gradient
     yield from _pair(
         name,
-        (batch, classes),
+        tuple(logits.shape),
         dtype,
         F.cross_entropy,
         functional("cross_entropy"),
         (logits, target),
-        n * item + batch * 8,
+        n * item + target.numel() * 8,
         2 * n * item,
         "cross_entropy",
     )
