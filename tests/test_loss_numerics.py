@@ -302,7 +302,10 @@ def test_cross_entropy_many_rows_few_classes(classes):
     t = torch.randint(classes, (5003,))
     t[4000], t[4900] = classes + 3, -5
     for isa in dlkernels.cpu_isas():
-        with dlkernels.use_cpu_isa(isa), pytest.raises(IndexError, match=f"Target {classes + 3} is out of bounds"):
+        with (
+            dlkernels.use_cpu_isa(isa),
+            pytest.raises(IndexError, match=f"Target {classes + 3} is out of bounds"),
+        ):
             DF.cross_entropy(x, t)
 
 

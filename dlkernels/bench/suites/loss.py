@@ -76,12 +76,18 @@ def _mse(n: int, dtype: torch.dtype, device: str):
     )
 
 
+def ce_logits_shape(spec) -> tuple:
+    """The logits' shape of a cross entropy case: (batch, classes, *positions)."""
+    _, batch, classes, *spatial = spec
+    return (batch, classes, *(spatial[0] if spatial else ()))
+
+
 def _cross_entropy(spec, dtype: torch.dtype, device: str):
-    name, batch, classes, *spatial = spec
-    spatial = tuple(spatial[0]) if spatial else ()
+    name, batch, classes = spec[:3]
+    shape = ce_logits_shape(spec)
     gen = torch.Generator(device="cpu").manual_seed(batch * 31 + classes)
-    logits = (3 * torch.randn(batch, classes, *spatial, generator=gen)).to(device=device, dtype=dtype)
-    target = torch.randint(classes, (batch, *spatial), generator=gen).to(device=device)
+    logits = (3 * torch.randn(*shape, generator=gen)).to(device=device, dtype=dtype)
+    target = torch.randint(classes, (batch, *shape[2:]), generator=gen).to(device=device)
     item = logits.element_size()
     n = logits.numel()
     # forward reads the logits (and the targets); backward reads them again, writes the gradient
