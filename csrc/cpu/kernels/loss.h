@@ -207,8 +207,8 @@ int64_t ce_forward_narrow(const CrossEntropyRows<T>& a, int64_t r0, int64_t r1) 
       const T lse = ms[l] + std::log(ss[l]);
       const T w_t = kWeight ? a.weight[t] : T(1);
       a.lse[r] = lse;
-      a.row_loss[r] = static_cast<double>(class_row_loss<T>(lse, xb[l * C + t], w_t, kSmooth ? eps : T(0), wsum,
-                                                            kSmooth ? wxs[l] : T(0), C));
+      a.row_loss[r] = static_cast<double>(
+          class_row_loss<T>(lse, xb[l * C + t], w_t, kSmooth ? eps : T(0), wsum, kSmooth ? wxs[l] : T(0), C));
       a.row_weight[r] = static_cast<double>(w_t);
     }
   }
