@@ -160,6 +160,28 @@ RowSums<T> row_sums(const T* x, const T* q, const T* w, int64_t classes) {
 // Rows of at most this many classes run across the lanes (ce_forward_narrow).
 constexpr int64_t kNarrowClasses = 64;
 
+// A class-target row that is ignored or whose target is out of range: zero results, and the
+// first out-of-range row remembered in `bad`. Returns whether the row was such a row.
+template <class T>
+bool skip_class_row(const CrossEntropyRows<T>& a, int64_t r, int64_t t, int64_t& bad) {
+  if (t != a.ignore_index && target_ok(t, a.classes, a.ignore_index)) return false;
+  if (t != a.ignore_index && bad < 0) bad = r;
+  a.lse[r] = T(0);
+  a.row_loss[r] = 0.0;
+  a.row_weight[r] = 0.0;
+  return true;
+}
+
+// A kept class-target row's results from its lse, its target's logit x_t and (smoothing) sum w x.
+template <class T, bool kWeight, bool kSmooth>
+void store_class_row(const CrossEntropyRows<T>& a, int64_t r, int64_t t, T lse, T x_t, T wx) {
+  const T w_t = kWeight ? a.weight[t] : T(1);
+  a.lse[r] = lse;
+  a.row_loss[r] = static_cast<double>(class_row_loss<T>(lse, x_t, w_t, kSmooth ? static_cast<T>(a.smoothing) : T(0),
+                                                        static_cast<T>(a.weight_sum), kSmooth ? wx : T(0), a.classes));
+  a.row_weight[r] = static_cast<double>(w_t);
+}
+
 // Class-target rows of few classes, a vector of rows at a time: the block is transposed into a
 // scratch tile (class-major, one lane per row), so the max, the sum of exponentials and the
 // smoothing sum are vertical vector operations, with no horizontal reduction or per-row
@@ -170,7 +192,6 @@ int64_t ce_forward_narrow(const CrossEntropyRows<T>& a, int64_t r0, int64_t r1) 
   using V = Vec<T>;
   constexpr int W = V::W;
   const int64_t C = a.classes;
-  const T eps = static_cast<T>(a.smoothing), wsum = static_cast<T>(a.weight_sum);
   alignas(64) T tile[kNarrowClasses * W];
   alignas(64) T ms[W], ss[W], wxs[W];
   int64_t bad = -1;
@@ -197,19 +218,8 @@ int64_t ce_forward_narrow(const CrossEntropyRows<T>& a, int64_t r0, int64_t r1) 
     for (int64_t l = 0; l < n; ++l) {
       const int64_t r = rb + l;
       const int64_t t = a.target[r];
-      if (t == a.ignore_index || !target_ok(t, C, a.ignore_index)) {
-        if (t != a.ignore_index && bad < 0) bad = r;
-        a.lse[r] = T(0);
-        a.row_loss[r] = 0.0;
-        a.row_weight[r] = 0.0;
-        continue;
-      }
-      const T lse = ms[l] + std::log(ss[l]);
-      const T w_t = kWeight ? a.weight[t] : T(1);
-      a.lse[r] = lse;
-      a.row_loss[r] = static_cast<double>(
-          class_row_loss<T>(lse, xb[l * C + t], w_t, kSmooth ? eps : T(0), wsum, kSmooth ? wxs[l] : T(0), C));
-      a.row_weight[r] = static_cast<double>(w_t);
+      if (skip_class_row(a, r, t, bad)) continue;
+      store_class_row<T, kWeight, kSmooth>(a, r, t, ms[l] + std::log(ss[l]), xb[l * C + t], wxs[l]);
     }
   }
   return bad;
@@ -237,18 +247,9 @@ int64_t cross_entropy_forward(const CrossEntropyRows<T>& a, int64_t r0, int64_t 
       a.row_weight[r] = 1.0;
     } else {
       const int64_t t = a.target[r];
-      if (t == a.ignore_index || !target_ok(t, C, a.ignore_index)) {
-        if (t != a.ignore_index && bad < 0) bad = r;
-        a.lse[r] = T(0);
-        a.row_loss[r] = 0.0;
-        a.row_weight[r] = 0.0;
-        continue;
-      }
+      if (skip_class_row(a, r, t, bad)) continue;
       const RowSums<T> rs = row_sums<T, kWeight, kSmooth, false>(x, nullptr, a.weight, C);
-      const T w_t = kWeight ? a.weight[t] : T(1);
-      a.lse[r] = rs.lse;
-      a.row_loss[r] = static_cast<double>(class_row_loss<T>(rs.lse, x[t], w_t, kSmooth ? eps : T(0), wsum, rs.wx, C));
-      a.row_weight[r] = static_cast<double>(w_t);
+      store_class_row<T, kWeight, kSmooth>(a, r, t, rs.lse, x[t], rs.wx);
     }
   }
   return bad;
