@@ -802,17 +802,18 @@ def test_vmap_mse_loss_backward_op(dtype, reduction):
         assert_close(got, ref, TOL[dtype], f"in_dims={dims}")
 
 
-def _ce_batch(dtype, target, weighted, ignore_index=-100, rows=4, classes=5):
-    """B samples of logits, targets (class indices with ignored rows, more in one sample than the
-    others, or probabilities) and class weights, different in each sample."""
+def _ce_batch(dtype, target, weighted, ignore_index=-100, rows=4, classes=5, spatial=()):
+    """B samples of logits (rows, classes, *spatial), targets (class indices with ignored rows,
+    more in one sample than the others, or probabilities) and class weights, different in each
+    sample."""
     gen = torch.Generator().manual_seed(0)
-    x = torch.randn(B, rows, classes, generator=gen, dtype=dtype)
+    x = torch.randn(B, rows, classes, *spatial, generator=gen, dtype=dtype)
     if target == "class":
-        t = torch.randint(classes, (B, rows), generator=gen)
+        t = torch.randint(classes, (B, rows, *spatial), generator=gen)
         t[:, 1] = ignore_index
         t[0, 2] = ignore_index
     else:
-        t = torch.softmax(torch.randn(B, rows, classes, generator=gen, dtype=dtype), -1)
+        t = torch.softmax(torch.randn(x.shape, generator=gen, dtype=dtype), 2)
     w = torch.rand(B, classes, generator=gen, dtype=dtype) + 0.2 if weighted else None
     return x, t, w
 
@@ -865,6 +866,30 @@ def test_vmap_cross_entropy_grad(dtype, reduction, target, weighted):
         args = _unbatch(batched, dims)
         ours = _ours(torch.func.vmap(grad(F), in_dims=dims), *args)
         assert_close(ours, _torch_loop(grad(TF), dims, args), TOL[dtype], f"in_dims={dims}")
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("target", ["class", "soft"])
+@pytest.mark.parametrize("weighted", [False, True], ids=["no_weight", "weight"])
+def test_vmap_cross_entropy_spatial(reduction, target, weighted):
+    """(N, C, d1, d2) samples, which run the ops on (batch, classes, positions) logits: vmap of the
+    loss and of its gradient, every combination of vmapped operands."""
+    ignore = _ce_ignore(target)
+    batched = _ce_batch(D, target, weighted, ignore, spatial=(3, 2))
+    argnums = (0,) + ((1,) if target == "soft" else ())
+
+    def grad(mod):
+        f = _ce(mod, reduction, 0.1, ignore)
+        return torch.func.grad(lambda *a: f(*a).pow(2).sum(), argnums=argnums)
+
+    for dims in _ce_in_dims(weighted):
+        args = _unbatch(batched, dims)
+        ours = _ours(torch.func.vmap(_ce(F, reduction, 0.1, ignore), in_dims=dims), *args)
+        assert_close(
+            ours, _torch_vmap(_ce(TF, reduction, 0.1, ignore), dims, args), TOL[D], f"in_dims={dims}"
+        )
+        ours = _ours(torch.func.vmap(grad(F), in_dims=dims), *args)
+        assert_close(ours, _torch_loop(grad(TF), dims, args), TOL[D], f"grad, in_dims={dims}")
 
 
 def _ce_total(x, t, w, ignore_index):

@@ -107,6 +107,17 @@ def _opcheck_cases(device):
         loss, lse, total = ops.cross_entropy_forward(x.detach(), t, w, red, -100, 0.1)
         g = torch.randn_like(loss)
         yield ops.cross_entropy_backward, (g, x.detach(), t, w, lse, total, red, -100, 0.1)
+        # (batch, classes, positions) logits
+        x3, q3 = x.detach().view(5, 3, 2), q.view(5, 3, 2)
+        t3 = torch.randint(3, (5, 2), device=torch_device(device))
+        t3[2, 1] = -100
+        yield ops.cross_entropy_forward, (x3.requires_grad_(), t3, w[:3], red, -100, 0.2)
+        yield ops.cross_entropy_forward, (x3, q3, None, red, -100, 0.1)
+        loss3, lse3, total3 = ops.cross_entropy_forward(x3.detach(), t3, w[:3], red, -100, 0.2)
+        yield (
+            ops.cross_entropy_backward,
+            (torch.randn_like(loss3), x3.detach(), t3, w[:3], lse3, total3, red, -100, 0.2),
+        )
         yield (
             ops.mse_loss_backward,
             (g if red == 0 else g, x.detach(), x.detach() * 2, red)

@@ -90,10 +90,23 @@ def test_raw_ops_raise_runtime_value_index_errors():
         ops.cross_entropy_forward(x, t, None, 1, -100, -0.5)
     with pytest.raises(RuntimeError, match="weight tensor should be defined"):
         ops.cross_entropy_forward(x, t, torch.ones(2), 1, -100, 0.0)
-    with pytest.raises(RuntimeError, match="rows, classes"):
-        ops.cross_entropy_forward(torch.randn(2, 3, 4), t, None, 1, -100, 0.0)
+    with pytest.raises(RuntimeError, match=r"\(rows, classes\) or \(batch, classes, positions\)"):
+        ops.cross_entropy_forward(torch.randn(2, 3, 4, 1), t, None, 1, -100, 0.0)
     with pytest.raises(RuntimeError, match="int64 targets"):
         ops.cross_entropy_forward(x, t[:3], None, 1, -100, 0.0)
+    x3 = torch.randn(2, 3, 4)
+    with pytest.raises(RuntimeError, match=r"int64 targets of shape \[2, 4\]"):
+        ops.cross_entropy_forward(x3, t, None, 1, -100, 0.0)
+    loss, lse, total = ops.cross_entropy_forward(x3, t.view(2, 2).repeat(1, 2), None, 0, -100, 0.0)
+    assert loss.shape == lse.shape == (2, 4)
+    with pytest.raises(RuntimeError, match="lse must be the forward's"):
+        ops.cross_entropy_backward(
+            loss, x3, t.view(2, 2).repeat(1, 2), None, lse.view(8), total, 0, -100, 0.0
+        )
+    with pytest.raises(RuntimeError, match="does not match the loss"):
+        ops.cross_entropy_backward(
+            loss.view(8), x3, t.view(2, 2).repeat(1, 2), None, lse, total, 0, -100, 0.0
+        )
     with pytest.raises(RuntimeError, match="shape"):
         ops.mse_loss(x, torch.randn(3, 3), 1)
     with pytest.raises(ValueError, match="unknown reduction"):

@@ -309,15 +309,80 @@ def test_cross_entropy_many_rows_few_classes(classes):
             DF.cross_entropy(x, t)
 
 
-def test_cross_entropy_empty_batch(any_device):
-    x = torch.randn(0, 4, device=torch_device(any_device), requires_grad=True)
-    t = torch.zeros(0, dtype=torch.long, device=torch_device(any_device))
+@pytest.mark.parametrize("classes", [1, 5, 21, 70])
+def test_cross_entropy_positions(device, classes):
+    """(N, C, d1, ...) logits run with the classes strided: on the CPU a vector of positions at a
+    time, on CUDA a thread per position from 32 positions (a warp per position below). Positions
+    around the vector length and that switch, ignored positions at lane edges, every variant,
+    against torch in float64. channels_last logits go the (rows, classes) way instead, a strided
+    view is copied first: the same values."""
+    dev = torch_device(device)
+    gen = torch.Generator().manual_seed(classes)
+    w = (torch.rand(classes, dtype=torch.float64, generator=gen) + 0.1).to(dev)
+    variants = ({}, {"weight": w}, {"weight": w, "label_smoothing": 0.3}, {"label_smoothing": 0.1})
+    for spatial in ((1,), (7,), (3, 5), (16,), (17,), (33,), (4, 9)):
+        x = (4 * torch.randn(3, classes, *spatial, dtype=torch.float64, generator=gen)).to(dev)
+        t = torch.randint(classes, (3, *spatial), generator=gen)
+        flat = t.view(3, -1)
+        for i in (0, 7, 8, 15, 16, flat.shape[1] - 1):
+            if i < flat.shape[1]:
+                flat[i % 3, i] = -100
+        q = torch.softmax(torch.randn(x.shape, dtype=torch.float64, generator=gen), 1).to(dev)
+        cases = [(t.to(dev), kw) for kw in variants] + [(q, {}), (q, {"weight": w, "label_smoothing": 0.2})]
+        for target, kw in cases:
+            soft = target.is_floating_point()
+            for red in ("none", "mean"):
+                ours = _fwd_bwd(DF.cross_entropy, x, target, reduction=red, target_grad=soft, **kw)
+                ref = _ref(F.cross_entropy, x, target, reduction=red, target_grad=soft, **kw)
+                _compare(ours, ref, TOL[torch.float64], f"{tuple(x.shape)} {red} soft={soft} {list(kw)}")
+    x = torch.randn(2, classes, 6, 7, dtype=torch.float64, generator=gen).to(dev)
+    t = torch.randint(classes, (2, 6, 7), generator=gen).to(dev)
+    ref = _ref(F.cross_entropy, x, t, reduction="none", weight=w)
+    for layout in (x.to(memory_format=torch.channels_last), x.transpose(2, 3).contiguous().transpose(2, 3)):
+        ours = _fwd_bwd(DF.cross_entropy, layout, t, reduction="none", weight=w)
+        _compare(ours, ref, TOL[torch.float64], f"strides {layout.stride()}")
+
+
+def test_cross_entropy_positions_across_threads():
+    """A sample's positions cut between threads' chunks (mid-vector), on every ISA: the values are
+    torch's, the bits do not depend on the thread count, and the first out-of-range target is the
+    one reported, whichever chunk it is in."""
+    gen = torch.Generator().manual_seed(8)
+    x = 3 * torch.randn(3, 21, 5003, dtype=torch.float64, generator=gen)
+    t = torch.randint(21, (3, 5003), generator=gen)
+    t[1, ::97] = -100
+    w = torch.rand(21, dtype=torch.float64, generator=gen) + 0.1
+    ref = _ref(F.cross_entropy, x, t, reduction="none", weight=w, label_smoothing=0.1)
+    before = torch.get_num_threads()
+    try:
+        for isa in dlkernels.cpu_isas():
+            sums = []
+            for n in (1, 2, 3):
+                torch.set_num_threads(n)
+                with dlkernels.use_cpu_isa(isa):
+                    ours = _fwd_bwd(DF.cross_entropy, x, t, reduction="none", weight=w, label_smoothing=0.1)
+                    sums.append(DF.cross_entropy(x.float(), t, weight=w.float()))
+                _compare(ours, ref, TOL[torch.float64], f"{isa} {n} threads")
+            assert all(torch.equal(s, sums[0]) for s in sums)
+    finally:
+        torch.set_num_threads(before)
+    bad = t.clone()
+    bad[2, 4000], bad[2, 4500] = 25, -3
+    for isa in dlkernels.cpu_isas():
+        with dlkernels.use_cpu_isa(isa), pytest.raises(IndexError, match="Target 25 is out of bounds"):
+            DF.cross_entropy(x, bad)
+
+
+@pytest.mark.parametrize("shape", [(0, 4), (0, 4, 3), (2, 4, 0), (2, 4, 0, 5)], ids=str)
+def test_cross_entropy_empty_batch(any_device, shape):
+    x = torch.randn(shape, device=torch_device(any_device), requires_grad=True)
+    t = torch.zeros(shape[:1] + shape[2:], dtype=torch.long, device=torch_device(any_device))
     for red in REDUCTIONS:
         torch.testing.assert_close(
             DF.cross_entropy(x, t, reduction=red), F.cross_entropy(x, t, reduction=red), equal_nan=True
         )
     DF.cross_entropy(x, t, reduction="sum").backward()
-    assert x.grad.shape == (0, 4)
+    assert x.grad.shape == shape
 
 
 def test_cross_entropy_is_deterministic_across_threads():
@@ -357,7 +422,8 @@ def test_randomized_against_torch():
         r = lambda k: int(torch.randint(k, (1,), generator=gen))  # noqa: E731
         dtype = (torch.float32, torch.float64)[r(2)]
         n, c = r(40), 1 + r(300)
-        x = (10 ** (r(4) - 1)) * torch.randn(n, c, dtype=dtype, generator=gen)
+        spatial = () if r(3) else tuple(1 + r(40) for _ in range(1 + r(2)))  # (N, C, d1, ...)
+        x = (10 ** (r(4) - 1)) * torch.randn(n, c, *spatial, dtype=dtype, generator=gen)
         red = REDUCTIONS[r(3)]
         kw = {"reduction": red}
         if r(2):
@@ -365,10 +431,10 @@ def test_randomized_against_torch():
         if r(2):
             kw["label_smoothing"] = float(torch.rand((), generator=gen))
         if r(3) == 0:
-            t = torch.softmax(torch.randn(n, c, dtype=dtype, generator=gen), 1)
+            t = torch.softmax(torch.randn(x.shape, dtype=dtype, generator=gen), 1)
         else:
-            t = torch.randint(c, (n,), generator=gen)
-            t[torch.rand(n, generator=gen) < 0.2] = -100
+            t = torch.randint(c, (n, *spatial), generator=gen)
+            t[torch.rand(t.shape, generator=gen) < 0.2] = -100
         if n == 0:
             continue
         with dlkernels.use_cpu_isa(isas[it % len(isas)]):
@@ -380,12 +446,13 @@ def test_randomized_against_torch():
             assert ours[0].isnan()
             continue
         tol = Tol(TOL[dtype].rtol * 10, TOL[dtype].atol * float(x.abs().max().clamp(min=1)), "random scale")
-        _compare(ours, ref, tol, f"iter {it} {(n, c)} {dtype} {kw.keys()}")
+        _compare(ours, ref, tol, f"iter {it} {tuple(x.shape)} {dtype} {kw.keys()}")
 
 
 def test_randomized_nonfinite_against_torch():
-    """Seeded random shapes and options with NaN, +inf and -inf logits at random places (whole
-    rows of -inf too): loss and gradients, NaN by position, as torch's on every ISA."""
+    """Seeded random shapes ((N, C) and (N, C, d1)) and options with NaN, +inf and -inf logits at
+    random places (whole rows of -inf too): loss and gradients, NaN by position, as torch's on
+    every ISA."""
     gen = torch.Generator().manual_seed(4321)
     isas = dlkernels.cpu_isas()
     specials = (float("nan"), float("inf"), float("-inf"))
@@ -393,27 +460,32 @@ def test_randomized_nonfinite_against_torch():
         r = lambda k: int(torch.randint(k, (1,), generator=gen))  # noqa: E731
         dtype = (torch.float32, torch.float64)[r(2)]
         n, c = 1 + r(12), 1 + r(70)
-        x = 3 * torch.randn(n, c, dtype=dtype, generator=gen)
+        spatial = () if r(3) else (1 + r(40),)  # (N, C, d1): a row is a position
+        x = 3 * torch.randn(n, c, *spatial, dtype=dtype, generator=gen)
+        rows = x.movedim(1, -1).reshape(-1, c) if spatial else x  # a view
         for _ in range(1 + r(4)):
-            x[r(n), r(c)] = specials[r(3)]
+            rows[r(rows.shape[0]), r(c)] = specials[r(3)]
         if r(3) == 0:
-            x[r(n)] = float("-inf")
+            rows[r(rows.shape[0])] = float("-inf")
         kw = {"reduction": REDUCTIONS[r(3)]}
         if r(2):
             kw["weight"] = torch.rand(c, dtype=dtype, generator=gen) + 0.1
         if r(2):
             kw["label_smoothing"] = 0.25
         if r(3) == 0:
-            t = torch.softmax(torch.randn(n, c, dtype=dtype, generator=gen), 1)
+            t = torch.softmax(torch.randn(x.shape, dtype=dtype, generator=gen), 1)
         else:
-            t = torch.randint(c, (n,), generator=gen)
+            t = torch.randint(c, (n, *spatial), generator=gen)
         with dlkernels.use_cpu_isa(isas[it % len(isas)]):
             torch.manual_seed(it)
             ours = _fwd_bwd(DF.cross_entropy, x, t, **kw)
         torch.manual_seed(it)
         ref = _ref(F.cross_entropy, x, t, **kw)
         _compare(
-            ours, ref, Tol(TOL[dtype].rtol * 10, TOL[dtype].atol * 10, "random"), f"iter {it} {(n, c)} {kw}"
+            ours,
+            ref,
+            Tol(TOL[dtype].rtol * 10, TOL[dtype].atol * 10, "random"),
+            f"iter {it} {tuple(x.shape)} {kw}",
         )
 
 

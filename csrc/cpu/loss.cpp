@@ -84,6 +84,7 @@ CrossEntropyRows<T> ce_rows(const CrossEntropyCall& c) {
   CrossEntropyRows<T> a{};
   a.logits = c.logits->const_data_ptr<T>();
   a.classes = c.logits->size(1);
+  a.positions = ce_positions(*c.logits);
   a.target = c.soft ? nullptr : c.target->const_data_ptr<int64_t>();
   a.soft = c.soft ? c.target->const_data_ptr<T>() : nullptr;
   a.weight = c.weight ? c.weight->const_data_ptr<T>() : nullptr;
@@ -105,7 +106,7 @@ template <class T>
 void ce_forward_typed(const CrossEntropyCall& c) {
   const auto& table = loss_table<T>(active_isa());
   CrossEntropyRows<T> a = ce_rows<T>(c);
-  const int64_t rows = c.logits->size(0);
+  const int64_t rows = ce_rows_of(*c.logits);
   a.row_loss = workspace<double>(Slot::loss_terms, 2 * rows);
   a.row_weight = a.row_loss + rows;
   a.lse = c.lse->mutable_data_ptr<T>();
@@ -138,7 +139,7 @@ template <class T>
 void ce_backward_typed(const CrossEntropyCall& c) {
   const auto& table = loss_table<T>(active_isa());
   CrossEntropyRows<T> a = ce_rows<T>(c);
-  const int64_t rows = c.logits->size(0);
+  const int64_t rows = ce_rows_of(*c.logits);
   a.lse_in = c.lse->const_data_ptr<T>();
   a.grad_input = c.grad_input->mutable_data_ptr<T>();
   if (c.reduction == Reduction::none) {

@@ -9,13 +9,16 @@
 
 namespace dlk::cpu {
 
-// Rows [r0, r1) of a cross entropy over row-major logits (rows x classes).
+// Rows [r0, r1) of a cross entropy. The logits are (batch, classes, positions), contiguous; a
+// row is one (sample, position), numbered sample-major, so with one position they are row-major
+// (rows x classes) and with more the classes of a row lie `positions` apart.
 template <class T>
 struct CrossEntropyRows {
   const T* logits;
   int64_t classes;
-  const int64_t* target;  // class indices, or null for soft targets
-  const T* soft;          // probabilities (rows x classes), or null for class targets
+  int64_t positions;      // 1 for (rows, classes) logits
+  const int64_t* target;  // class indices (one per row), or null for soft targets
+  const T* soft;          // probabilities laid out as the logits, or null for class targets
   const T* weight;        // per-class weights, or null
   int64_t ignore_index;   // class targets only
   double smoothing;

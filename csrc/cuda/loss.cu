@@ -9,8 +9,11 @@
 // Cross entropy: one group of G threads per row (a warp for rows up to kWarpRowMax classes, the
 // whole block beyond), an online max / sum of e^{x - max} over the row plus the sums the loss
 // needs, merged across the group with a butterfly (lse_merge is symmetric, so every lane ends
-// with the same bits). Per-row losses and weights go to the workspace; one block reduces them.
-// A target out of range sets a flag (the smallest such row, by atomicMin) instead of asserting.
+// with the same bits). Rows that are the positions of (N, C, d...) logits, their classes strided,
+// get one thread each when there are at least kThreadRowMin positions: a warp then reads 32
+// consecutive positions of one class, coalesced (a warp per row would read 32 scattered values). Per-row losses and
+// weights go to the workspace; one block reduces them. A target out of range sets a flag (the smallest such row, by
+// atomicMin) instead of asserting.
 #include <cfloat>
 
 #include "cuda/launch.cuh"
@@ -25,6 +28,8 @@ constexpr int kReduceThreads = 1024;
 constexpr int64_t kChunk = kThreads * 16;
 // Rows with at most this many classes get a warp each; longer rows a block.
 constexpr int64_t kWarpRowMax = 1024;
+// Positions per sample from which each row gets its own thread.
+constexpr int64_t kThreadRowMin = 32;
 constexpr unsigned kFull = 0xffffffffu;
 
 __device__ __forceinline__ float log_of(float v) { return logf(v); }
@@ -151,6 +156,7 @@ __device__ __forceinline__ void merge(RowAcc<A>& a, const RowAcc<A>& b, const Ne
 // Groups of a warp stay within it; a block-wide group goes through smem (G / 32 entries).
 template <class A, int G>
 __device__ void group_reduce(RowAcc<A>& a, const Needs& n, RowAcc<A>* smem) {
+  if constexpr (G == 1) return;  // a thread per row: nothing to combine
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) {
     RowAcc<A> b = a;
@@ -174,11 +180,18 @@ __device__ void group_reduce(RowAcc<A>& a, const Needs& n, RowAcc<A>* smem) {
   }
 }
 
+// Offset of row r's logit of class 0; class c is c * positions further.
+__device__ __forceinline__ int64_t row_base(int64_t r, int64_t classes, int64_t positions) {
+  if (positions == 1) return r * classes;
+  const int64_t n = r / positions;
+  return n * classes * positions + (r - n * positions);
+}
+
 template <class T, int G>
 __global__ void __launch_bounds__(kThreads) ce_forward_kernel(CrossEntropyArgs p) {
   using A = opmath_t<T>;
   __shared__ RowAcc<A> smem[G > 32 ? G / 32 : 1];
-  const int64_t C = p.classes;
+  const int64_t C = p.classes, cs = p.positions;  // cs: the class stride
   const T* w = static_cast<const T*>(p.weight);
   const bool soft = p.soft != nullptr, smooth = p.smoothing > 0.0;
   const A eps = static_cast<A>(p.smoothing);
@@ -191,7 +204,8 @@ __global__ void __launch_bounds__(kThreads) ce_forward_kernel(CrossEntropyArgs p
   for (int64_t r = blockIdx.x * static_cast<int64_t>(kGroups) + threadIdx.x / G; r < p.rows;
        r += static_cast<int64_t>(gridDim.x) * kGroups) {
     // r is the same in every thread of the group, so the branches below are uniform over it.
-    const T* x = static_cast<const T*>(p.logits) + r * C;
+    const int64_t base = row_base(r, C, cs);
+    const T* x = static_cast<const T*>(p.logits) + base;
     int64_t t = 0;
     if (!soft) {
       t = p.target[r];
@@ -206,10 +220,10 @@ __global__ void __launch_bounds__(kThreads) ce_forward_kernel(CrossEntropyArgs p
         continue;
       }
     }
-    const T* q = soft ? static_cast<const T*>(p.soft) + r * C : nullptr;
+    const T* q = soft ? static_cast<const T*>(p.soft) + base : nullptr;
     RowAcc<A> a{lowest_finite<A>(), A(0), A(0), A(0), A(0), A(0)};
     for (int64_t c = lane; c < C; c += G) {
-      const A v = to_opmath(x[c]);
+      const A v = to_opmath(x[c * cs]);
       // the finite lowest start keeps m - v from being inf - inf for -inf logits
       if (v > a.m) {
         // e^{v - v}: 1, or NaN for v = +inf, as torch's log_softmax gets from inf - inf
@@ -225,7 +239,7 @@ __global__ void __launch_bounds__(kThreads) ce_forward_kernel(CrossEntropyArgs p
           a.ws += wc;
         }
         if (soft) {
-          const A wq = wc * to_opmath(q[c]);
+          const A wq = wc * to_opmath(q[c * cs]);
           a.wq += wq;
           a.wqx += wq * v;
         }
@@ -246,7 +260,7 @@ __global__ void __launch_bounds__(kThreads) ce_forward_kernel(CrossEntropyArgs p
       weight = A(1);
     } else {
       const A w_t = w ? to_opmath(w[t]) : A(1);
-      loss = class_row_loss<A>(lse, to_opmath(x[t]), w_t, smooth ? eps : A(0), wsum, a.wx, C);
+      loss = class_row_loss<A>(lse, to_opmath(x[t * cs]), w_t, smooth ? eps : A(0), wsum, a.wx, C);
       weight = w_t;
     }
     lse_out[r] = lse;
@@ -275,7 +289,7 @@ template <class T, int G>
 __global__ void __launch_bounds__(kThreads) ce_backward_kernel(CrossEntropyArgs p) {
   using A = opmath_t<T>;
   __shared__ RowAcc<A> smem[G > 32 ? G / 32 : 1];
-  const int64_t C = p.classes;
+  const int64_t C = p.classes, cs = p.positions;  // cs: the class stride
   const T* w = static_cast<const T*>(p.weight);
   const bool soft = p.soft != nullptr, smooth = p.smoothing > 0.0;
   const A eps = smooth ? static_cast<A>(p.smoothing) : A(0);
@@ -291,26 +305,27 @@ __global__ void __launch_bounds__(kThreads) ce_backward_kernel(CrossEntropyArgs 
   const int lane = threadIdx.x % G;
   for (int64_t r = blockIdx.x * static_cast<int64_t>(kGroups) + threadIdx.x / G; r < p.rows;
        r += static_cast<int64_t>(gridDim.x) * kGroups) {
-    const T* x = static_cast<const T*>(p.logits) + r * C;
-    T* dx = static_cast<T*>(p.grad_input) + r * C;
+    const int64_t base = row_base(r, C, cs);
+    const T* x = static_cast<const T*>(p.logits) + base;
+    T* dx = static_cast<T*>(p.grad_input) + base;
     const A g = p.reduction == Reduction::none ? to_opmath(go[r]) : scale;
     int64_t t = -1;
     A w_t = A(1);
     if (!soft) {
       t = p.target[r];
       if (!(t != p.ignore_index && target_ok(t, C, p.ignore_index))) {
-        for (int64_t c = lane; c < C; c += G) dx[c] = from_opmath<T>(A(0));
+        for (int64_t c = lane; c < C; c += G) dx[c * cs] = from_opmath<T>(A(0));
         continue;
       }
       if (w) w_t = to_opmath(w[t]);
     }
-    const T* q = soft ? static_cast<const T*>(p.soft) + r * C : nullptr;
+    const T* q = soft ? static_cast<const T*>(p.soft) + base : nullptr;
     RowAcc<A> a{A(0), A(0), A(0), A(0), A(0), A(0)};
     if (need.ws || need.wq) {
       for (int64_t c = lane; c < C; c += G) {
         const A wc = w ? to_opmath(w[c]) : A(1);
         if (need.ws) a.ws += wc;
-        if (need.wq) a.wq += wc * to_opmath(q[c]);
+        if (need.wq) a.wq += wc * to_opmath(q[c * cs]);
       }
       group_reduce<A, G>(a, need, smem);
     }
@@ -319,14 +334,14 @@ __global__ void __launch_bounds__(kThreads) ce_backward_kernel(CrossEntropyArgs 
     const A coef = soft ? kq * a.wq + ke * wsum : class_row_coef<A>(w_t, eps, wsum, C);
     const A ga = g * coef, gq = g * kq, ge = g * ke, gt = g * (A(1) - eps) * w_t, lse = lse_in[r];
     for (int64_t c = lane; c < C; c += G) {
-      A out = ga * exp(to_opmath(x[c]) - lse);
+      A out = ga * exp(to_opmath(x[c * cs]) - lse);
       if (soft || smooth) {
         const A wc = w ? to_opmath(w[c]) : A(1);
-        const A b = soft ? gq * to_opmath(q[c]) + ge : ge;
+        const A b = soft ? gq * to_opmath(q[c * cs]) + ge : ge;
         out -= wc * b;
       }
       if (c == t) out -= gt;
-      dx[c] = from_opmath<T>(out);
+      dx[c * cs] = from_opmath<T>(out);
     }
   }
 }
@@ -334,6 +349,22 @@ __global__ void __launch_bounds__(kThreads) ce_backward_kernel(CrossEntropyArgs 
 unsigned int grid_of(int64_t blocks) {
   constexpr int64_t kMax = 0x7fffffff;
   return static_cast<unsigned int>(blocks < 1 ? 1 : blocks > kMax ? kMax : blocks);
+}
+
+// Threads per row (see the top of the file).
+int group_of(const CrossEntropyArgs& a) {
+  if (a.positions >= kThreadRowMin) return 1;
+  return a.classes > kWarpRowMax ? kThreads : 32;
+}
+
+// The forward (or backward) kernel for T at the group size of `a`, on enough blocks for its rows.
+template <class T>
+cudaError_t launch_rows(bool forward, const CrossEntropyArgs& a, cudaStream_t stream) {
+  const int g = group_of(a);
+  auto kernel = forward ? ce_forward_kernel<T, 32> : ce_backward_kernel<T, 32>;
+  if (g == 1) kernel = forward ? ce_forward_kernel<T, 1> : ce_backward_kernel<T, 1>;
+  if (g == kThreads) kernel = forward ? ce_forward_kernel<T, kThreads> : ce_backward_kernel<T, kThreads>;
+  return launch(kernel, grid_for(a.rows, kThreads / g), kThreads, 0, stream, a);
 }
 
 }  // namespace
@@ -378,10 +409,7 @@ int64_t cross_entropy_workspace(int64_t rows) { return 2 * rows; }
 cudaError_t cross_entropy_forward(const CrossEntropyArgs& a, cudaStream_t stream) {
   return by_dtype(a.dtype, [&]<class T>() {
     if (a.rows > 0) {
-      const bool wide = a.classes > kWarpRowMax;
-      const int64_t per_block = wide ? 1 : kThreads / 32;
-      auto kernel = wide ? ce_forward_kernel<T, kThreads> : ce_forward_kernel<T, 32>;
-      const cudaError_t err = launch(kernel, grid_for(a.rows, per_block), kThreads, 0, stream, a);
+      const cudaError_t err = launch_rows<T>(true, a, stream);
       if (err != cudaSuccess) return err;
     }
     return launch(ce_final_kernel<T>, 1, kReduceThreads, 0, stream, a);
@@ -390,12 +418,7 @@ cudaError_t cross_entropy_forward(const CrossEntropyArgs& a, cudaStream_t stream
 
 cudaError_t cross_entropy_backward(const CrossEntropyArgs& a, cudaStream_t stream) {
   if (a.rows <= 0 || a.classes <= 0) return cudaSuccess;
-  return by_dtype(a.dtype, [&]<class T>() {
-    const bool wide = a.classes > kWarpRowMax;
-    const int64_t per_block = wide ? 1 : kThreads / 32;
-    auto kernel = wide ? ce_backward_kernel<T, kThreads> : ce_backward_kernel<T, 32>;
-    return launch(kernel, grid_for(a.rows, per_block), kThreads, 0, stream, a);
-  });
+  return by_dtype(a.dtype, [&]<class T>() { return launch_rows<T>(false, a, stream); });
 }
 
 }  // namespace dlk::cuda

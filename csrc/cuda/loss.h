@@ -27,10 +27,12 @@ cudaError_t mse_loss_grad(DType dtype, const void* g, const void* x, const void*
 
 struct CrossEntropyArgs {
   DType dtype;
-  const void* logits;  // rows x classes, row-major
-  int64_t rows, classes;
-  const int64_t* target;  // class indices, or null for probabilities
-  const void* soft;       // probabilities (rows x classes), or null
+  // (batch, classes, positions), contiguous: a row is one (sample, position), numbered
+  // sample-major, with its classes `positions` apart (row-major rows x classes for one position)
+  const void* logits;
+  int64_t rows, classes, positions;
+  const int64_t* target;  // class indices (one per row), or null for probabilities
+  const void* soft;       // probabilities laid out as the logits, or null
   const void* weight;     // classes, or null
   int64_t ignore_index;
   double smoothing;

@@ -20,8 +20,9 @@ CrossEntropyArgs args_of(const CrossEntropyCall& c) {
   CrossEntropyArgs a{};
   a.dtype = to_dtype(c.logits->scalar_type());
   a.logits = c.logits->const_data_ptr();
-  a.rows = c.logits->size(0);
+  a.rows = ce_rows_of(*c.logits);
   a.classes = c.logits->size(1);
+  a.positions = ce_positions(*c.logits);
   a.target = c.soft ? nullptr : c.target->const_data_ptr<int64_t>();
   a.soft = c.soft ? c.target->const_data_ptr() : nullptr;
   a.weight = c.weight ? c.weight->const_data_ptr() : nullptr;

@@ -7,14 +7,31 @@
 //   static void mse_grad(const Tensor& g, const Tensor& x, const Tensor& t, const Tensor& dx, Reduction);
 //   static void ce_forward(const CrossEntropyCall&);
 //   static void ce_backward(const CrossEntropyCall&);
-// Cross entropy takes row-major (rows, classes) logits; dlkernels.functional flattens the other
-// layouts torch accepts ((C,), (N, C, d1, ...)) into that.
+// Cross entropy takes (rows, classes) logits or (batch, classes, positions) ones, torch's
+// (N, C, d1, ...) with the d's flattened (dlkernels.functional does that, and makes (C,) a row).
+// A row is one (sample, position); its lse, loss (none) and class target are shaped
+// (rows) or (batch, positions).
 #pragma once
 
 #include "common/loss.h"
 #include "host/elementwise.h"
 
 namespace dlk {
+
+// Positions per sample of cross entropy logits (1 for (rows, classes)), and the rows in all.
+inline int64_t ce_positions(const Tensor& x) { return x.dim() == 3 ? x.size(2) : 1; }
+inline int64_t ce_rows_of(const Tensor& x) { return x.size(0) * ce_positions(x); }
+
+// An empty tensor shaped like the rows of x: (rows) or (batch, positions).
+inline Tensor new_row_tensor(const Tensor& x, std::optional<ScalarType> dtype = std::nullopt) {
+  return x.dim() == 3 ? new_empty(x, {x.size(0), x.size(2)}, dtype) : new_empty(x, {x.size(0)}, dtype);
+}
+
+// Whether t has the shape of the rows of x.
+inline bool is_row_shaped(const Tensor& t, const Tensor& x) {
+  return x.dim() == 3 ? t.dim() == 2 && t.size(0) == x.size(0) && t.size(1) == x.size(2)
+                      : t.dim() == 1 && t.size(0) == x.size(0);
+}
 
 inline Reduction to_reduction(int64_t r, const char* op) {
   if (r < 0 || r > 2) throw std::invalid_argument(cat(op, ": unknown reduction ", r, " (0: none, 1: mean, 2: sum)"));
@@ -25,17 +42,17 @@ inline Reduction to_reduction(int64_t r, const char* op) {
 // are null when absent.
 struct CrossEntropyCall {
   const Tensor* logits;
-  const Tensor* target;  // int64 (rows) class indices, or (rows, classes) probabilities
+  const Tensor* target;  // int64 class indices (one per row), or probabilities shaped like the logits
   const Tensor* weight;  // (classes) or null
   bool soft;
   Reduction reduction;
   int64_t ignore_index;
   double smoothing;
-  // forward: loss ((rows) for none, else ()), lse (rows), total_weight ()
+  // forward: loss (one per row for none, else ()), lse (one per row), total_weight ()
   const Tensor* loss;
   const Tensor* lse;
   const Tensor* total_weight;
-  // backward: grad_output (shaped like loss), grad_input (rows, classes)
+  // backward: grad_output (shaped like loss), grad_input (shaped like the logits)
   const Tensor* grad_output;
   const Tensor* grad_input;
 };
@@ -84,14 +101,16 @@ struct LossOps {
   static bool check_ce(const char* op, const Tensor& x, const Tensor& target, const std::optional<Tensor>& weight,
                        double smoothing) {
     check_dtype(x, op, Backend::dtypes);
-    DLK_CHECK(x.dim() == 2, op, ": expected logits of shape (rows, classes), but got ", x.sizes());
+    DLK_CHECK(x.dim() == 2 || x.dim() == 3, op,
+              ": expected logits of shape (rows, classes) or (batch, classes, positions), but got ", x.sizes());
     const bool soft = target.scalar_type() != ScalarType::Long;
     check_same_device(op, x, "self", target, "target");
     if (soft) {
       check_like(x, "self", target, "target", op);
     } else {
-      DLK_CHECK(target.dim() == 1 && target.size(0) == x.size(0), op, ": expected int64 targets of shape [", x.size(0),
-                "], but got ", target.sizes());
+      DLK_CHECK(is_row_shaped(target, x), op, ": expected int64 targets of shape ",
+                x.dim() == 3 ? cat("[", x.size(0), ", ", x.size(2), "]") : cat("[", x.size(0), "]"), ", but got ",
+                target.sizes());
     }
     if (weight) {
       check_same_device(op, x, "self", *weight, "weight");
@@ -112,10 +131,9 @@ struct LossOps {
     const char* op = "cross_entropy_forward";
     const bool soft = check_ce(op, x, target, weight, smoothing);
     const Reduction red = to_reduction(reduction, op);
-    const int64_t rows = x.size(0);
     const ScalarType stat = Backend::stat_dtype(x.scalar_type());
-    Tensor loss = red == Reduction::none ? new_empty(x, {rows}) : new_empty(x, {});
-    Tensor lse = new_empty(x, {rows}, stat);
+    Tensor loss = red == Reduction::none ? new_row_tensor(x) : new_empty(x, {});
+    Tensor lse = new_row_tensor(x, stat);
     Tensor total = new_empty(x, {}, stat);
     const Tensor xc = as_contiguous(x), tc = as_contiguous(target);
     std::optional<Tensor> wc;
@@ -131,17 +149,16 @@ struct LossOps {
     const char* op = "cross_entropy_backward";
     const bool soft = check_ce(op, x, target, weight, smoothing);
     const Reduction red = to_reduction(reduction, op);
-    const int64_t rows = x.size(0);
     const ScalarType stat = Backend::stat_dtype(x.scalar_type());
     check_same_device(op, x, "self", g, "grad_output");
     DLK_CHECK(g.scalar_type() == x.scalar_type(), op, ": expected grad_output of dtype ", dtype_name(x.scalar_type()));
-    DLK_CHECK(red == Reduction::none ? (g.dim() == 1 && g.size(0) == rows) : g.dim() == 0, op,
-              ": grad_output of shape ", g.sizes(), " does not match the loss");
-    DLK_CHECK(lse.scalar_type() == stat && lse.dim() == 1 && lse.size(0) == rows && same_device(lse, x), op,
-              ": lse must be the forward's (", rows, " values of dtype ", dtype_name(stat), ")");
+    DLK_CHECK(red == Reduction::none ? is_row_shaped(g, x) : g.dim() == 0, op, ": grad_output of shape ", g.sizes(),
+              " does not match the loss");
+    DLK_CHECK(lse.scalar_type() == stat && is_row_shaped(lse, x) && same_device(lse, x), op,
+              ": lse must be the forward's (one value per row, of dtype ", dtype_name(stat), ")");
     DLK_CHECK(total_weight.scalar_type() == stat && total_weight.dim() == 0 && same_device(total_weight, x), op,
               ": total_weight must be the forward's (0-dim, dtype ", dtype_name(stat), ")");
-    Tensor dx = new_empty(x, {rows, x.size(1)});
+    Tensor dx = dlk::new_empty(x, x.sizes());
     if (dx.numel() == 0) return dx;
     const Tensor xc = as_contiguous(x), tc = as_contiguous(target), gc = as_contiguous(g), lc = as_contiguous(lse);
     std::optional<Tensor> wc;

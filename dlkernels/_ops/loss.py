@@ -3,7 +3,10 @@
 mse_loss: d/dx = 2 (x - t) g (/ n for the mean) = mse_loss_backward, d/dt = -d/dx; the backward
 op is itself differentiable (double backward). cross_entropy_forward returns (loss, lse,
 total_weight); the last two are saved for cross_entropy_backward and are not differentiable.
-The gradient of probability targets, d/dq_c = -g w_c (1 - e) (x_c - lse), is formed here from the
+Its logits are (rows, classes) or (batch, classes, positions): the classes are dim 1 in both, and
+a row's values (lse, loss, class target) are shaped as the logits without it, so the formulas
+below reduce over dim 1 and broadcast class vectors through `_per_class`. The gradient of
+probability targets, d/dq_c = -g w_c (1 - e) (x_c - lse), is formed here from the
 saved lse (no kernel needs it on the common path)."""
 
 import torch
@@ -50,16 +53,34 @@ def _mse_backward_fake(g, x, t, reduction):
     return torch.empty_like(x)
 
 
+def _row_shape(x):
+    """The shape of a row's values (lse, unreduced loss, class target): the logits' without dim 1."""
+    return (x.shape[0], *x.shape[2:])
+
+
+def _per_class(v, x):
+    """A class vector (weight, its tangent) shaped to broadcast over x's dim 1."""
+    return v.view(-1, *([1] * (x.dim() - 2)))
+
+
+def _sum_rows(v):
+    """The sum over every row of a tensor shaped like the logits: one value per class."""
+    return v.sum(0) if v.dim() == 2 else v.sum((0, 2))
+
+
 def _check_ce(op, x, target, weight):
     check_dtype(op, x)
-    if x.dim() != 2:
-        raise RuntimeError(f"{op}: expected logits of shape (rows, classes), but got {list(x.shape)}")
+    if x.dim() not in (2, 3):
+        raise RuntimeError(
+            f"{op}: expected logits of shape (rows, classes) or (batch, classes, positions), but got "
+            f"{list(x.shape)}"
+        )
     check_same_device(op, x, "self", target, "target")
     if target.dtype != torch.int64:
         check_like(op, x, "self", target, "target")
-    elif target.shape != (x.shape[0],):
+    elif target.shape != _row_shape(x):
         raise RuntimeError(
-            f"{op}: expected int64 targets of shape [{x.shape[0]}], but got {list(target.shape)}"
+            f"{op}: expected int64 targets of shape {list(_row_shape(x))}, but got {list(target.shape)}"
         )
     if weight is not None and (weight.dim() != 1 or weight.shape[0] != x.shape[1]):
         raise RuntimeError(
@@ -71,10 +92,10 @@ def _check_ce(op, x, target, weight):
 @torch.library.register_fake(LIB + "cross_entropy_forward")
 def _ce_forward_fake(x, target, weight, reduction, ignore_index, label_smoothing):
     _check_ce("cross_entropy_forward", x, target, weight)
-    rows = x.shape[0]
+    rows = _row_shape(x)
     stat = _stat_dtype(x.dtype)
-    loss = x.new_empty((rows,)) if reduction == NONE else x.new_empty(())
-    return loss, x.new_empty((rows,), dtype=stat), x.new_empty((), dtype=stat)
+    loss = x.new_empty(rows) if reduction == NONE else x.new_empty(())
+    return loss, x.new_empty(rows, dtype=stat), x.new_empty((), dtype=stat)
 
 
 @torch.library.register_fake(LIB + "cross_entropy_backward")
@@ -183,7 +204,7 @@ def _ce_grads(needs, grad_loss, x, target, weight, lse, total, args):
     label_smoothing)."""
     reduction, ignore_index, label_smoothing = args
     if grad_loss is None:
-        grad_loss = x.new_zeros(()) if reduction != NONE else x.new_zeros((x.shape[0],))
+        grad_loss = x.new_zeros(()) if reduction != NONE else x.new_zeros(_row_shape(x))
     gx = gt = gw = None
     if needs[0]:
         gx = call(ops.cross_entropy_backward, grad_loss, x, target, weight, lse, total, *args)
@@ -200,11 +221,11 @@ def _ce_grads(needs, grad_loss, x, target, weight, lse, total, args):
         if needs[1]:
             gt = -(1.0 - label_smoothing) * scale * log_p
             if weight is not None:
-                gt = gt * weight.to(stat)
+                gt = gt * _per_class(weight.to(stat), x)
             gt = gt.to(x.dtype)
         if needs[2]:
             q = (1.0 - label_smoothing) * target.to(stat) + label_smoothing / x.shape[1]
-            gw = (-(scale * q * log_p).sum(0)).to(weight.dtype)
+            gw = (-_sum_rows(scale * q * log_p)).to(weight.dtype)
     return gx, gt, gw, None, None, None
 
 
@@ -221,7 +242,7 @@ def _log_probs(x, lse):
     class 0 is lse_r - x_r0."""
     xs = x.to(lse.dtype)
     if torch.is_grad_enabled() and x.shape[1] > 0:
-        zeros = torch.zeros(x.shape[0], dtype=torch.int64, device=x.device)
+        zeros = torch.zeros(_row_shape(x), dtype=torch.int64, device=x.device)
         lse = ops.cross_entropy_forward(xs, zeros, None, NONE, -1, 0.0)[0] + xs[:, 0]
     return xs - lse.unsqueeze(1)
 
@@ -245,13 +266,14 @@ def _ce_target_weights(x, target, weight, ignore_index, label_smoothing, t_targe
     """(a, da, dT): the target weights, their tangent (None without tangents of target or
     weight) and the total weight's tangent (None unless a class-target weight has one)."""
     classes = x.shape[1]
-    w = None if weight is None else weight.to(stat)
+    w = None if weight is None else _per_class(weight.to(stat), x)
+    t_weight = None if t_weight is None else _per_class(t_weight, x)
     if target.is_floating_point():
         base = (1.0 - label_smoothing) * target.to(stat) + label_smoothing / classes
         d_base, dT = None if t_target is None else (1.0 - label_smoothing) * t_target.to(stat), None
     else:
         keep = (target != ignore_index).unsqueeze(1)
-        onehot = target.unsqueeze(1) == torch.arange(classes, device=x.device)
+        onehot = target.unsqueeze(1) == _per_class(torch.arange(classes, device=x.device), x)
         base = ((1.0 - label_smoothing) * onehot.to(stat) + label_smoothing / classes) * keep
         d_base = None
         dT = None if t_weight is None else (t_weight.to(stat) * (onehot & keep)).sum()
@@ -344,11 +366,11 @@ def _ce_backward_bwd(ctx, h):
     if needs[1]:
         d_x = (s * big_a * p * (hs - hp)).to(x.dtype)
     if needs[2] and soft:
-        w = 1.0 if weight is None else weight.to(stat)
+        w = 1.0 if weight is None else _per_class(weight.to(stat), x)
         d_t = (s * (1.0 - label_smoothing) * w * (hp - hs)).to(target.dtype)
     if needs[3]:
         q = (1.0 - label_smoothing) * target.to(stat) + label_smoothing / x.shape[1]
-        d_w = (s * q * (hp - hs)).sum(0).to(weight.dtype)
+        d_w = _sum_rows(s * q * (hp - hs)).to(weight.dtype)
     return d_g, d_x, d_t, d_w, None, None, None, None, None
 
 
@@ -467,14 +489,15 @@ def _mse_backward_vmap(info, in_dims, g, x, t, reduction):
 
 
 def _ce_totals(target, weight, ignore_index, rows):
-    """Each sample's total weight in float64, as the kernel forms it: the row count for
-    probability targets, else the class weights (or the count) of the rows not ignored."""
+    """Each sample's total weight in float64, as the kernel forms it: the row count (`rows` per
+    sample) for probability targets, else the class weights (or the count) of the rows not
+    ignored (target: the batch first)."""
     if target.is_floating_point():
         return torch.full(target.shape[:1], float(rows), dtype=torch.float64, device=target.device)
     keep = target != ignore_index
     if weight is None:
-        return keep.to(torch.float64).sum(1)
-    return (weight.to(torch.float64)[target.where(keep, 0)] * keep).sum(1)
+        return keep.to(torch.float64).flatten(1).sum(1)
+    return (weight.to(torch.float64)[target.where(keep, 0)] * keep).flatten(1).sum(1)
 
 
 @torch.library.register_vmap(LIB + "cross_entropy_forward")
@@ -484,21 +507,17 @@ def _ce_forward_vmap(info, in_dims, x, target, weight, reduction, ignore_index, 
         return vmap_per_sample(info, in_dims, ops.cross_entropy_forward, args)
     b = info.batch_size
     x, target = _batch_first(x, in_dims[0], b), _batch_first(target, in_dims[1], b)
-    rows, classes = x.shape[1], x.shape[2]
     dtype = x.dtype
     if reduction != NONE:
         x, target, weight = _math_type(x, target, weight)
+    # the samples' batches (dim 1) become one: (b * rows, classes[, positions])
     loss, lse, _ = ops.cross_entropy_forward(
-        x.reshape(b * rows, classes),
-        target.reshape(b * rows, *target.shape[2:]),
-        weight,
-        NONE,
-        ignore_index,
-        label_smoothing,
+        x.flatten(0, 1), target.flatten(0, 1), weight, NONE, ignore_index, label_smoothing
     )
-    loss, lse = loss.view(b, rows), lse.view(b, rows)
+    rows = (b, *_row_shape(x[0]))
+    loss, lse = loss.view(rows), lse.view(rows)
     # after the kernel's call, which reports a target out of range
-    total = _ce_totals(target, weight, ignore_index, rows)
+    total = _ce_totals(target, weight, ignore_index, lse[0].numel())
     if reduction != NONE:
         s = _sample_sums(loss, b)
         loss = (s / total if reduction == MEAN else s).to(dtype)
@@ -515,11 +534,10 @@ def _ce_backward_vmap(
         return vmap_per_sample(info, in_dims, ops.cross_entropy_backward, args)
     b = info.batch_size
     x, target, lse = (_batch_first(a, in_dims[i], b) for i, a in ((1, x), (2, target), (4, lse)))
-    rows, classes = x.shape[1], x.shape[2]
     dtype = x.dtype
 
-    def flat(t):
-        return t.reshape(b * rows, *t.shape[2:])
+    def flat(t):  # the samples' batches as one
+        return t.flatten(0, 1)
 
     one_total = total if in_dims[5] is None else total.select(in_dims[5], 0)  # read by the mean only
     if reduction != NONE and in_dims[0] is None and (reduction == SUM or in_dims[5] is None):
@@ -530,8 +548,10 @@ def _ce_backward_vmap(
         if reduction == MEAN:
             g, x, target, weight = _math_type(g, x, target, weight)
             g = _scaled(g, _batch_first(total, in_dims[5], b).to(torch.float64))
-        grad, red = flat(g if reduction == NONE else g.unsqueeze(1).expand(b, rows)), NONE
+        if reduction != NONE:  # the sample's scale on each of its rows
+            g = g.view(b, *([1] * (lse.dim() - 1))).expand(lse.shape)
+        grad, red = flat(g), NONE
     dx = ops.cross_entropy_backward(
         grad, flat(x), flat(target), weight, flat(lse), one_total, red, ignore_index, label_smoothing
     )
-    return dx.view(b, rows, classes).to(dtype), 0
+    return dx.view(x.shape).to(dtype), 0

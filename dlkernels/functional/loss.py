@@ -1,8 +1,9 @@
 """mse_loss and cross_entropy with the signatures, broadcasting, dtype rules and errors of
-``torch.nn.functional``. Cross entropy's kernels take (rows, classes) logits: the unbatched (C,)
-and the (N, C, d1, ...) layouts are turned into that here (a view for (C,), a copy with the
-classes last for d1, ...)."""
+``torch.nn.functional``. Cross entropy's kernels take (rows, classes) or (batch, classes,
+positions) logits: the unbatched (C,) becomes one row, and (N, C, d1, ...) its view (N, C, d1 x ...),
+or (rows, classes) when its classes are already innermost (channels_last): both without a copy."""
 
+import math
 import warnings
 
 import torch
@@ -160,7 +161,7 @@ def cross_entropy(
     # named after the op: dlkernels.testing.cuda_sim() admits CUDA's dtypes by the op's name
     check_kernel_dtype("cross_entropy_forward", input)
 
-    # to (rows, classes)
+    # to the kernels' (rows, classes) or (batch, classes, positions)
     if not batched:
         x2 = input.unsqueeze(0)
         t2 = target.unsqueeze(0) if soft else target.reshape(1)
@@ -169,9 +170,15 @@ def cross_entropy(
         x2, t2 = input, target
         out_shape = (input.shape[0],)
     else:
-        x2 = input.movedim(1, -1).reshape(-1, classes)
-        t2 = target.movedim(1, -1).reshape(-1, classes) if soft else target.reshape(-1)
         out_shape = (input.shape[0], *input.shape[2:])
+        last = input.movedim(1, -1)
+        if last.is_contiguous():  # the classes innermost: a row per position, as a view
+            x2 = last.view(-1, classes)
+            t2 = target.movedim(1, -1).reshape(-1, classes) if soft else target.reshape(-1)
+        else:
+            positions = math.prod(input.shape[2:])
+            x2 = input.reshape(input.shape[0], classes, positions)
+            t2 = target.reshape(x2.shape) if soft else target.reshape(input.shape[0], positions)
     loss = cross_entropy_loss(x2, t2, weight, code, ignore_index, label_smoothing)
     return loss.reshape(out_shape) if code == 0 else loss
 

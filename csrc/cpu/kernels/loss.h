@@ -182,6 +182,21 @@ void store_class_row(const CrossEntropyRows<T>& a, int64_t r, int64_t t, T lse, 
   a.row_weight[r] = static_cast<double>(w_t);
 }
 
+// A soft-target row's results from its lse, sum w q, sum w q x and (smoothing) sum w x: the
+// smoothed target is y = (1-e) q + e/C, so sum w y and sum w y x follow from those.
+template <class T, bool kSmooth>
+void store_soft_row(const CrossEntropyRows<T>& a, int64_t r, T lse, T wq, T wqx, T wx) {
+  T swy = wq, swyx = wqx;
+  if constexpr (kSmooth) {
+    const T eps = static_cast<T>(a.smoothing), ke = eps / T(a.classes);
+    swy = (T(1) - eps) * wq + ke * static_cast<T>(a.weight_sum);
+    swyx = (T(1) - eps) * wqx + ke * wx;
+  }
+  a.lse[r] = lse;
+  a.row_loss[r] = static_cast<double>(lse * swy - swyx);
+  a.row_weight[r] = 1.0;
+}
+
 // Class-target rows of few classes, a vector of rows at a time: the block is transposed into a
 // scratch tile (class-major, one lane per row), so the max, the sum of exponentials and the
 // smoothing sum are vertical vector operations, with no horizontal reduction or per-row
@@ -225,26 +240,71 @@ int64_t ce_forward_narrow(const CrossEntropyRows<T>& a, int64_t r0, int64_t r1) 
   return bad;
 }
 
+// Rows of (batch, classes, positions) logits with more than one position (torch's (N, C, d1, ...)):
+// the logits of W consecutive positions of one sample are contiguous in every class, so the lanes
+// run over positions and the passes over the classes are vertical, as in ce_forward_narrow but
+// with nothing to transpose. Two passes (the max, then the sums): one exponential per logit.
+// (Copying the block to a tile for the second pass, or prefetching ahead, measured no faster.)
+template <class T, bool kWeight, bool kSmooth, bool kSoft>
+int64_t ce_forward_positions(const CrossEntropyRows<T>& a, int64_t r0, int64_t r1) {
+  using V = Vec<T>;
+  constexpr int W = V::W;
+  const int64_t C = a.classes, S = a.positions;
+  alignas(64) T ms[W], ss[W], wxs[W], wqs[W], wqxs[W];
+  int64_t bad = -1;
+  for (int64_t r = r0; r < r1;) {
+    const int64_t n = r / S, s = r - n * S;
+    const int64_t len = std::min<int64_t>(W, std::min(r1 - r, S - s));  // within one sample
+    const T* x = a.logits + n * C * S + s;                              // class c at x + c S
+    const T* q = kSoft ? a.soft + n * C * S + s : nullptr;
+    auto load = [&](const T* p) { return len == W ? V::load(p) : V::load(p, len); };
+    V m = load(x);
+    for (int64_t c = 1; c < C; ++c) m = max(m, load(x + c * S));
+    // NaN and infinities behave as in ce_forward_narrow: the lane's loss is NaN, as in torch.
+    V sum(T(0)), wx(T(0)), wq(T(0)), wqx(T(0));
+    for (int64_t c = 0; c < C; ++c) {
+      const V v = load(x + c * S);
+      sum = sum + exp_flush(v - m);
+      if constexpr (kSmooth) wx = kWeight ? fmadd(V(a.weight[c]), v, wx) : wx + v;
+      if constexpr (kSoft) {
+        const V wqv = kWeight ? V(a.weight[c]) * load(q + c * S) : load(q + c * S);
+        wq = wq + wqv;
+        wqx = fmadd(wqv, v, wqx);
+      }
+    }
+    m.store(ms);
+    sum.store(ss);
+    wx.store(wxs);
+    wq.store(wqs);
+    wqx.store(wqxs);
+    for (int64_t l = 0; l < len; ++l) {
+      const T lse = ms[l] + std::log(ss[l]);
+      if constexpr (kSoft) {
+        store_soft_row<T, kSmooth>(a, r + l, lse, wqs[l], wqxs[l], wxs[l]);
+      } else {
+        const int64_t t = a.target[r + l];
+        if (skip_class_row(a, r + l, t, bad)) continue;
+        store_class_row<T, kWeight, kSmooth>(a, r + l, t, lse, x[t * S + l], wxs[l]);
+      }
+    }
+    r += len;
+  }
+  return bad;
+}
+
 template <class T, bool kWeight, bool kSmooth, bool kSoft>
 int64_t cross_entropy_forward(const CrossEntropyRows<T>& a, int64_t r0, int64_t r1) {
   const int64_t C = a.classes;
+  if (a.positions > 1) return ce_forward_positions<T, kWeight, kSmooth, kSoft>(a, r0, r1);
   if constexpr (!kSoft) {
     if (C <= kNarrowClasses) return ce_forward_narrow<T, kWeight, kSmooth>(a, r0, r1);
   }
-  const T eps = static_cast<T>(a.smoothing), wsum = static_cast<T>(a.weight_sum);
   int64_t bad = -1;
   for (int64_t r = r0; r < r1; ++r) {
     const T* x = a.logits + r * C;
     if constexpr (kSoft) {
       const RowSums<T> rs = row_sums<T, kWeight, kSmooth, true>(x, a.soft + r * C, a.weight, C);
-      T swy = rs.wq, swyx = rs.wqx;
-      if constexpr (kSmooth) {
-        swy = (T(1) - eps) * rs.wq + eps / T(C) * wsum;
-        swyx = (T(1) - eps) * rs.wqx + eps / T(C) * rs.wx;
-      }
-      a.lse[r] = rs.lse;
-      a.row_loss[r] = static_cast<double>(rs.lse * swy - swyx);
-      a.row_weight[r] = 1.0;
+      store_soft_row<T, kSmooth>(a, r, rs.lse, rs.wq, rs.wqx, rs.wx);
     } else {
       const int64_t t = a.target[r];
       if (skip_class_row(a, r, t, bad)) continue;
@@ -255,11 +315,81 @@ int64_t cross_entropy_forward(const CrossEntropyRows<T>& a, int64_t r0, int64_t 
   return bad;
 }
 
+// The gradient of the rows ce_forward_positions computes, the lanes over positions: each lane's
+// scale and coefficients go to a small array first, then every class is one vector pass. The
+// target's own term is subtracted per lane afterwards.
+template <class T, bool kWeight, bool kSmooth, bool kSoft>
+void ce_backward_positions(const CrossEntropyRows<T>& a, int64_t r0, int64_t r1) {
+  using V = Vec<T>;
+  constexpr int W = V::W;
+  const int64_t C = a.classes, S = a.positions;
+  const T eps = kSmooth ? static_cast<T>(a.smoothing) : T(0), wsum = static_cast<T>(a.weight_sum);
+  const T kq = kSoft ? T(1) - eps : T(0), ke = eps / T(C);
+  alignas(64) T gs[W], coefs[W], keeps[W];
+  int64_t ts[W];
+  for (int64_t r = r0; r < r1;) {
+    const int64_t n = r / S, s = r - n * S;
+    const int64_t len = std::min<int64_t>(W, std::min(r1 - r, S - s));
+    const T* x = a.logits + n * C * S + s;
+    const T* q = kSoft ? a.soft + n * C * S + s : nullptr;
+    T* dx = a.grad_input + n * C * S + s;
+    auto load = [&](const T* p) { return len == W ? V::load(p) : V::load(p, len); };
+    bool skipped = false;  // a lane is ignored (or out of range): its gradient is zero
+    for (int64_t l = 0; l < W; ++l) {
+      gs[l] = coefs[l] = T(0);
+      keeps[l] = T(1);
+      if (l >= len) continue;
+      gs[l] = static_cast<T>(a.grad ? static_cast<double>(a.grad[r + l]) * a.scale : a.scale);
+      if constexpr (!kSoft) {
+        const int64_t t = ts[l] = a.target[r + l];
+        if (t == a.ignore_index || !target_ok(t, C, a.ignore_index)) {
+          keeps[l] = T(0);
+          skipped = true;
+          continue;
+        }
+        coefs[l] = class_row_coef<T>(kWeight ? a.weight[t] : T(1), eps, wsum, C);
+      }
+    }
+    const V g = V::load(gs);
+    V coef = V::load(coefs);
+    if constexpr (kSoft) {  // A = (1-e) sum w q + e/C sum w
+      V wq(T(0));
+      for (int64_t c = 0; c < C; ++c) wq = kWeight ? fmadd(V(a.weight[c]), load(q + c * S), wq) : wq + load(q + c * S);
+      coef = V(kq) * wq + V(ke * wsum);
+    }
+    const V ga = g * coef, gq = g * V(kq), ge = g * V(ke), lse = load(a.lse_in + r);
+    const auto keep = V::load(keeps) > V(T(0));
+    for (int64_t c = 0; c < C; ++c) {
+      V out = ga * exp_flush(load(x + c * S) - lse);
+      if constexpr (kSoft || kSmooth) {
+        V b = ge;
+        if constexpr (kSoft) b = fmadd(gq, load(q + c * S), ge);
+        out = kWeight ? out - V(a.weight[c]) * b : out - b;
+      }
+      if (skipped) out = where(keep, out, V(T(0)));
+      if (len == W) {
+        out.store(dx + c * S);
+      } else {
+        out.store(dx + c * S, len);
+      }
+    }
+    if constexpr (!kSoft) {
+      for (int64_t l = 0; l < len; ++l) {
+        if (keeps[l] == T(0)) continue;
+        const int64_t t = ts[l];
+        dx[t * S + l] -= gs[l] * (T(1) - eps) * (kWeight ? a.weight[t] : T(1));
+      }
+    }
+    r += len;
+  }
+}
+
 template <class T, bool kWeight, bool kSmooth, bool kSoft>
 void cross_entropy_backward(const CrossEntropyRows<T>& a, int64_t r0, int64_t r1) {
   using V = Vec<T>;
   constexpr int W = V::W;
   const int64_t C = a.classes;
+  if (a.positions > 1) return ce_backward_positions<T, kWeight, kSmooth, kSoft>(a, r0, r1);
   const T eps = kSmooth ? static_cast<T>(a.smoothing) : T(0), wsum = static_cast<T>(a.weight_sum);
   for (int64_t r = r0; r < r1; ++r) {
     const T* x = a.logits + r * C;
