@@ -244,7 +244,10 @@ int64_t ce_forward_narrow(const CrossEntropyRows<T>& a, int64_t r0, int64_t r1) 
 // the logits of W consecutive positions of one sample are contiguous in every class, so the lanes
 // run over positions and the passes over the classes are vertical, as in ce_forward_narrow but
 // with nothing to transpose. Two passes (the max, then the sums): one exponential per logit.
-// (Copying the block to a tile for the second pass, or prefetching ahead, measured no faster.)
+// The max pass is a chain over C lines of as many pages, which the out-of-order window does not
+// reach from the previous block's exponentials: the second pass prefetches the next block's
+// lines (2-5% at 21 classes, 2 threads; 1.37x at 150 classes, 1 thread). Copying the block to a
+// tile for the second pass measured no faster.
 template <class T, bool kWeight, bool kSmooth, bool kSoft>
 int64_t ce_forward_positions(const CrossEntropyRows<T>& a, int64_t r0, int64_t r1) {
   using V = Vec<T>;
@@ -264,6 +267,7 @@ int64_t ce_forward_positions(const CrossEntropyRows<T>& a, int64_t r0, int64_t r
     V sum(T(0)), wx(T(0)), wq(T(0)), wqx(T(0));
     for (int64_t c = 0; c < C; ++c) {
       const V v = load(x + c * S);
+      __builtin_prefetch(x + c * S + W);  // the next block's line of this class
       sum = sum + exp_flush(v - m);
       if constexpr (kSmooth) wx = kWeight ? fmadd(V(a.weight[c]), v, wx) : wx + v;
       if constexpr (kSoft) {
