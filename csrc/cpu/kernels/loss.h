@@ -7,6 +7,8 @@
 // p = e^{x - lse} from the logits and the saved lse and writes the gradient directly; the
 // log-probabilities are never stored.
 
+#include <limits>
+
 #include "cpu/loss_table.h"
 
 namespace dlk::cpu::DLK_ISA {
@@ -86,6 +88,33 @@ inline Vec<T> exp_flush(Vec<T> d) {
   const V lim(sizeof(T) == 4 ? T(-87.0) : T(-708.0));
   const auto tiny = d < lim;
   return where(tiny, V(T(0)), exp(where(tiny, lim, d)));
+}
+
+// log s for the sums of exponentials the kernels form: s >= 1 (the max's own term is 1), 0 (a
+// row of -inf logits: -inf), +inf or NaN (passed through). s = m 2^e with m in (sqrt(1/2),
+// sqrt(2)]; log m = 2 atanh(u), u = (m - 1) / (m + 1), |u| < 0.172, by its odd series (u^2 < 0.03:
+// 4 terms reach float's precision, 10 double's); e ln 2 in two parts (Cephes' split), so the
+// result is within about 1 ulp. One vector of them replaces a libm call per row.
+template <class T>
+inline Vec<T> log_of_sum(Vec<T> s) {
+  using V = Vec<T>;
+  V e;
+  V m = split_exponent(s, e);
+  const auto high = m > V(T(1.41421356237309504880));
+  m = where(high, m * V(T(0.5)), m);
+  e = where(high, e + V(T(1)), e);
+  const V f = m - V(T(1));  // exact: m is within a factor 2 of 1
+  const V u = f / (f + V(T(2)));
+  const V z = u * u;
+  constexpr int kTerms = sizeof(T) == 4 ? 4 : 10;  // z^k / (2k + 1) for k = 1..kTerms
+  V p(T(2) / T(2 * kTerms + 1));
+  for (int k = kTerms - 1; k >= 1; --k) p = fmadd(p, z, V(T(2) / T(2 * k + 1)));
+  const V log_m = fmadd(u * z, p, u + u);
+  const T ln2_hi = sizeof(T) == 4 ? T(0.693359375) : T(6.93147180369123816490e-01);
+  const T ln2_lo = sizeof(T) == 4 ? T(-2.12194440e-4) : T(1.90821492927058770002e-10);
+  V r = fmadd(e, V(ln2_hi), fmadd(e, V(ln2_lo), log_m));
+  r = where(s < V(std::numeric_limits<T>::min()), V(-std::numeric_limits<T>::infinity()), r);
+  return where(s > V(std::numeric_limits<T>::max()), s, where(s >= V(T(0)), r, s));  // +inf; NaN
 }
 
 template <class T>
@@ -208,7 +237,7 @@ int64_t ce_forward_narrow(const CrossEntropyRows<T>& a, int64_t r0, int64_t r1) 
   constexpr int W = V::W;
   const int64_t C = a.classes;
   alignas(64) T tile[kNarrowClasses * W];
-  alignas(64) T ms[W], ss[W], wxs[W];
+  alignas(64) T lses[W], wxs[W];
   int64_t bad = -1;
   for (int64_t rb = r0; rb < r1; rb += W) {
     const int64_t n = std::min<int64_t>(W, r1 - rb);
@@ -227,14 +256,13 @@ int64_t ce_forward_narrow(const CrossEntropyRows<T>& a, int64_t r0, int64_t r1) 
       s = s + exp_flush(v - m);
       if constexpr (kSmooth) wx = kWeight ? fmadd(V(a.weight[c]), v, wx) : wx + v;
     }
-    m.store(ms);
-    s.store(ss);
+    (m + log_of_sum(s)).store(lses);
     wx.store(wxs);
     for (int64_t l = 0; l < n; ++l) {
       const int64_t r = rb + l;
       const int64_t t = a.target[r];
       if (skip_class_row(a, r, t, bad)) continue;
-      store_class_row<T, kWeight, kSmooth>(a, r, t, ms[l] + std::log(ss[l]), xb[l * C + t], wxs[l]);
+      store_class_row<T, kWeight, kSmooth>(a, r, t, lses[l], xb[l * C + t], wxs[l]);
     }
   }
   return bad;
@@ -253,7 +281,7 @@ int64_t ce_forward_positions(const CrossEntropyRows<T>& a, int64_t r0, int64_t r
   using V = Vec<T>;
   constexpr int W = V::W;
   const int64_t C = a.classes, S = a.positions;
-  alignas(64) T ms[W], ss[W], wxs[W], wqs[W], wqxs[W];
+  alignas(64) T lses[W], wxs[W], wqs[W], wqxs[W];
   int64_t bad = -1;
   for (int64_t r = r0; r < r1;) {
     const int64_t n = r / S, s = r - n * S;
@@ -276,13 +304,12 @@ int64_t ce_forward_positions(const CrossEntropyRows<T>& a, int64_t r0, int64_t r
         wqx = fmadd(wqv, v, wqx);
       }
     }
-    m.store(ms);
-    sum.store(ss);
+    (m + log_of_sum(sum)).store(lses);
     wx.store(wxs);
     wq.store(wqs);
     wqx.store(wqxs);
     for (int64_t l = 0; l < len; ++l) {
-      const T lse = ms[l] + std::log(ss[l]);
+      const T lse = lses[l];
       if constexpr (kSoft) {
         store_soft_row<T, kSmooth>(a, r + l, lse, wqs[l], wqxs[l], wxs[l]);
       } else {

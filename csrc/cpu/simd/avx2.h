@@ -121,6 +121,15 @@ DLK_VI VF exp(VF x) {
   return _mm256_mul_ps(_mm256_mul_ps(p, pow2i(n1)), pow2i(n2));
 }
 
+// x = m 2^e with m in [1, 2), for positive normal x: the exponent field, and the mantissa under
+// the exponent of 1.
+DLK_VI VF split_exponent(VF x, VF& e) {
+  const __m256i i = _mm256_castps_si256(x.v);
+  e = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_srli_epi32(i, 23), _mm256_set1_epi32(127)));
+  const __m256i m = _mm256_or_si256(_mm256_and_si256(i, _mm256_set1_epi32(0x007fffff)), _mm256_set1_epi32(0x3f800000));
+  return _mm256_castsi256_ps(m);
+}
+
 // ---- double ----------------------------------------------------------------------------------
 DLK_VI VD operator+(VD a, VD b) { return _mm256_add_pd(a.v, b.v); }
 DLK_VI VD operator-(VD a, VD b) { return _mm256_sub_pd(a.v, b.v); }
@@ -167,6 +176,18 @@ DLK_VI VD exp(VD x) {
   const __m256d s1 = _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_add_epi64(n1, bias), 52));
   const __m256d s2 = _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_add_epi64(n2, bias), 52));
   return _mm256_mul_pd(_mm256_mul_pd(p, s1), s2);
+}
+
+// x = m 2^e with m in [1, 2), for positive normal x. The exponent field (0..2047) becomes a
+// double through the 2^52 bias, since AVX2 has no int64 -> double conversion.
+DLK_VI VD split_exponent(VD x, VD& e) {
+  const __m256i i = _mm256_castpd_si256(x.v);
+  const __m256d two52 = _mm256_set1_pd(4503599627370496.0);
+  const __m256i field = _mm256_or_si256(_mm256_srli_epi64(i, 52), _mm256_castpd_si256(two52));
+  e = _mm256_sub_pd(_mm256_sub_pd(_mm256_castsi256_pd(field), two52), _mm256_set1_pd(1023.0));
+  const __m256i m = _mm256_or_si256(_mm256_and_si256(i, _mm256_set1_epi64x(0x000fffffffffffffLL)),
+                                    _mm256_set1_epi64x(0x3ff0000000000000LL));
+  return _mm256_castsi256_pd(m);
 }
 
 // Stride-2 access: even(p) = {p[0], p[2], ..., p[2W-2]} (reads p[0 .. 2W)); put_interleaved

@@ -115,6 +115,12 @@ DLK_VI VF exp(VF x) {
   return _mm512_scalef_ps(p, n);
 }
 
+// x = m 2^e with m in [1, 2), for positive normal x (vgetmantps / vgetexpps).
+DLK_VI VF split_exponent(VF x, VF& e) {
+  e = _mm512_getexp_ps(x.v);
+  return _mm512_getmant_ps(x.v, _MM_MANT_NORM_1_2, _MM_MANT_SIGN_zero);
+}
+
 // ---- double ----------------------------------------------------------------------------------
 DLK_VI VD operator+(VD a, VD b) { return _mm512_add_pd(a.v, b.v); }
 DLK_VI VD operator-(VD a, VD b) { return _mm512_sub_pd(a.v, b.v); }
@@ -153,6 +159,12 @@ DLK_VI VD exp(VD x) {
   __m512d p = _mm512_set1_pd(kInvFact[0]);
   for (int i = 1; i < 14; ++i) p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(kInvFact[i]));
   return _mm512_scalef_pd(p, n);  // p * 2^n, one rounding (see the float version)
+}
+
+// x = m 2^e with m in [1, 2), for positive normal x (vgetmantpd / vgetexppd).
+DLK_VI VD split_exponent(VD x, VD& e) {
+  e = _mm512_getexp_pd(x.v);
+  return _mm512_getmant_pd(x.v, _MM_MANT_NORM_1_2, _MM_MANT_SIGN_zero);
 }
 
 // Stride-2 access: even(p) = {p[0], p[2], ..., p[2W-2]} (reads p[0 .. 2W)); put_interleaved

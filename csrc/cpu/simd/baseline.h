@@ -76,6 +76,17 @@ template <class T> DLK_VI Vec<T> fmadd(Vec<T> a, Vec<T> b, Vec<T> c) { DLK_LANEW
 template <class T> DLK_VI Vec<T> max(Vec<T> a, Vec<T> b) { DLK_LANEWISE(a.v[i] < b.v[i] ? b.v[i] : a.v[i]); }
 template <class T> DLK_VI Vec<T> min(Vec<T> a, Vec<T> b) { DLK_LANEWISE(b.v[i] < a.v[i] ? b.v[i] : a.v[i]); }
 // clang-format on
+// x = m 2^e with m in [1, 2), for positive normal x.
+template <class T>
+DLK_VI Vec<T> split_exponent(Vec<T> x, Vec<T>& e) {
+  Vec<T> m;
+  for (int i = 0; i < Vec<T>::W; ++i) {
+    int k = 0;
+    m.v[i] = T(2) * std::frexp(x.v[i], &k);
+    e.v[i] = T(k - 1);
+  }
+  return m;
+}
 template <class T>
 DLK_VI T reduce_add(Vec<T> a) {
   T s = 0;
