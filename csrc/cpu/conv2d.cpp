@@ -346,13 +346,25 @@ void grad_weight_depthwise(Isa isa, const Conv2dGeometry& g, const T* dy, const 
 // With stride 1, dX = conv2d(dY, W') where W'[g Cg + c][k][r][s] = W[g Kg + k][c][R-1-r][S-1-s]
 // (each group's weight transposed and flipped) and padding d (k - 1) - p on each side: every
 // input pixel gathers the outputs that read it. This reuses the forward kernels (folded images,
-// pre-packed weights, task planning) instead of a GEMM + col2im scatter. Except when that GEMM
-// would have fewer than half a micro-tile of rows (Cg <= mr / 2: a network's first layer, C = 1
-// or 3), where most of every tile is padding: the GEMM + col2im form has Cg R S rows. Seed ConvNet
-// conv1 (C = 1, 28 x 28, N = 8, 2 threads): 163 -> 44 us.
+// pre-packed weights, task planning) instead of a GEMM + col2im scatter. The two forms trade
+// differently: the forward packs dY's im2col, each packed value serving Cg FMAs, while the GEMM
+// reads dY in place and scatters Cg R S rows, each value of which sums Kg FMAs. So the GEMM form
+// is taken when
+//  - the forward would have fewer than half a micro-tile of rows (Cg <= mr / 2: a network's first
+//    layer, C = 1 or 3), where most of every tile is padding. Seed ConvNet conv1 (C = 1, 28 x 28,
+//    N = 8, 2 threads): 163 -> 44 us;
+//  - or the window is wider than 1 x 1 and Kg >= 2 Cg. Measured, 2 threads, forward -> GEMM form:
+//    seed conv2 (16 -> 32, 13 x 13, N = 64) 974 -> 856 us on AVX-512 (float64 2095 -> 1145, AVX2
+//    1443 -> 820), 3x3 8 -> 64 at 20 x 20 809 -> 361 us, 32 -> 64 1426 -> 1261 us; while with
+//    Kg = Cg (ResNet's 3x3 blocks) the forms are within 5% (the forward ahead at 512 @ 7:
+//    2893 vs 3388 us), with Kg = Cg / 2 the forward is 2x faster, and every 1 x 1 ran faster as
+//    a forward (64 -> 256 @ 56: 1287 vs 1652 us).
 bool grad_input_as_forward(const Conv2dGeometry& g, int64_t mr) {
   const bool reaches = g.sh == 1 && g.sw == 1 && g.ph <= g.dh * (g.R - 1) && g.pw <= g.dw * (g.S - 1);
-  return reaches && (is_depthwise(g) || 2 * g.Cg() > mr);
+  if (!reaches) return false;
+  if (is_depthwise(g)) return true;
+  if (2 * g.Cg() <= mr) return false;
+  return g.RS() == 1 || g.Kg() < 2 * g.Cg();
 }
 
 Conv2dGeometry transposed_geometry(const Conv2dGeometry& g) {
