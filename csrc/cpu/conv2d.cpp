@@ -111,7 +111,12 @@ void grad_input_gemm(Isa isa, const Conv2dGeometry& g, const T* dy, const T* w, 
   const GemmBlocking blk = gemm_blocking(gt, g.Kg());
   const Planes pl(g);
   const ConvPlanes cp = pl.view(g);
-  const int64_t RS = g.RS(), PQ = g.PQ(), size = pl.layout.size;
+  const int64_t RS = g.RS(), PQ = g.PQ(), size = pl.layout.size, cols = pl.layout.cols;
+  // With stride 1 the GEMM's columns run over the plane's full width (dY's rows widened with
+  // zeros, as the depthwise kernels do): each dcol row then lands on one contiguous run of the
+  // plane, instead of P runs of Q. Seed conv2 (Q = 11 of 13): the scatter was half the time.
+  const bool flat = g.sh == 1 && g.sw == 1;
+  const int64_t F = flat ? (g.P - 1) * cols + g.Q : PQ;  // GEMM columns per image
   // Tasks own whole input channels of one image, so their scatters never overlap. Channel blocks
   // of about MC rows (c, r, s), fewer when that leaves threads idle; columns in chunks of NC.
   const int64_t max_cpb = std::max<int64_t>(1, blk.mc / RS);
@@ -119,31 +124,44 @@ void grad_input_gemm(Isa isa, const Conv2dGeometry& g, const T* dy, const T* w, 
       1, ceil_div(2 * static_cast<int64_t>(torch::stable::get_num_threads()), g.N * g.G * ceil_div(g.Cg(), max_cpb)));
   const int64_t cpb = std::max<int64_t>(1, std::min(ceil_div(g.Cg(), split), max_cpb));
   const int64_t nblk = ceil_div(g.Cg(), cpb);
-  const int64_t ncol = std::min(PQ, blk.nc);
+  const int64_t ncol = std::min(F, blk.nc);
+  const bool widen = flat && F != PQ;
   const Scratch<T> abuf(Slot::packed_a, gemm_a_buffer_size(gt, blk)), bbuf(Slot::packed_b, gemm_b_buffer_size(gt, blk));
   const Scratch<T> cbuf(Slot::col_block, cpb * RS * ncol), pbuf(Slot::grad_planes, cpb * size);
+  const Scratch<T> wbuf(Slot::row_ext, widen ? g.Kg() * F : 0);
   torch::stable::parallel_for(0, g.N * g.G * nblk, 1, [&](int64_t b, int64_t e) {
     T* dcol = cbuf.get();
     T* planes = pbuf.get();
+    const T* widened = nullptr;  // the image and group whose dY the row_ext buffer holds
     for (int64_t task = b; task < e; ++task) {
       const int64_t n = task / (g.G * nblk), gi = (task / nblk) % g.G, c0 = (task % nblk) * cpb;
       const int64_t c1 = std::min(g.Cg(), c0 + cpb), rows = (c1 - c0) * RS;
       const T* wg = w + gi * g.Kg() * g.CgRS();
       const T* dyg = dy + (n * g.K + gi * g.Kg()) * PQ;
+      if (widen && widened != dyg) {
+        T* ext = wbuf.get();
+        for (int64_t k = 0; k < g.Kg(); ++k) ct.dw_extend(cp, dyg + k * PQ, ext + k * F);
+        widened = dyg;
+      }
+      const T* bsrc = widen ? wbuf.get() : dyg;  // rows of F columns
       auto get_a = [&](int64_t ic, int64_t pc, int64_t mc, int64_t kc, T* dst) {
         // A(i, k) = W[k][c0 RS + i]: the transposed weight.
         gt.pack_a(wg + pc * g.CgRS() + c0 * RS + ic, 1, g.CgRS(), mc, kc, dst);
         return static_cast<const T*>(dst);
       };
       auto pack_b = [&](int64_t pc, int64_t jc, int64_t kc, int64_t nc, T* dst) {
-        gt.pack_b(dyg + pc * PQ + jc, PQ, 1, kc, nc, dst);
+        gt.pack_b(bsrc + pc * F + jc, F, 1, kc, nc, dst);
       };
       std::fill(planes, planes + (c1 - c0) * size, T(0));
-      for (int64_t pq0 = 0; pq0 < PQ; pq0 += ncol) {
-        const int64_t nc = std::min(ncol, PQ - pq0);
-        gemm_blocked<T>(gt, blk, 0, rows, pq0, pq0 + nc, g.Kg(), get_a, pack_b, dcol, nc, ColumnMap{nc, 0, pq0}, false,
+      for (int64_t j0 = 0; j0 < F; j0 += ncol) {
+        const int64_t nc = std::min(ncol, F - j0);
+        gemm_blocked<T>(gt, blk, 0, rows, j0, j0 + nc, g.Kg(), get_a, pack_b, dcol, nc, ColumnMap{nc, 0, j0}, false,
                         nullptr, abuf.get(), bbuf.get(), nullptr);
-        ct.col2im_add(cp, dcol, nc, c0, c1, pq0, nc, planes);
+        if (flat) {
+          ct.col2im_add_flat(cp, dcol, nc, c0, c1, j0, nc, planes);
+        } else {
+          ct.col2im_add(cp, dcol, nc, c0, c1, j0, nc, planes);
+        }
       }
       T* dxg = dx + (n * g.C + gi * g.Cg()) * g.HW();
       for (int64_t c = c0; c < c1; ++c) ct.read_plane(g, pl.layout, planes + (c - c0) * size, dxg + c * g.HW());
@@ -353,12 +371,13 @@ void grad_weight_depthwise(Isa isa, const Conv2dGeometry& g, const T* dy, const 
 //  - the forward would have fewer than half a micro-tile of rows (Cg <= mr / 2: a network's first
 //    layer, C = 1 or 3), where most of every tile is padding. Seed ConvNet conv1 (C = 1, 28 x 28,
 //    N = 8, 2 threads): 163 -> 44 us;
-//  - or the window is wider than 1 x 1 and Kg >= 2 Cg. Measured, 2 threads, forward -> GEMM form:
-//    seed conv2 (16 -> 32, 13 x 13, N = 64) 974 -> 856 us on AVX-512 (float64 2095 -> 1145, AVX2
-//    1443 -> 820), 3x3 8 -> 64 at 20 x 20 809 -> 361 us, 32 -> 64 1426 -> 1261 us; while with
-//    Kg = Cg (ResNet's 3x3 blocks) the forms are within 5% (the forward ahead at 512 @ 7:
-//    2893 vs 3388 us), with Kg = Cg / 2 the forward is 2x faster, and every 1 x 1 ran faster as
-//    a forward (64 -> 256 @ 56: 1287 vs 1652 us).
+//  - or the window is wider than 1 x 1 and Kg >= 2 Cg. Measured, 2 threads, forward -> GEMM form
+//    (before its scatter was flat, see grad_input_gemm): seed conv2 (16 -> 32, 13 x 13, N = 64)
+//    974 -> 856 us on AVX-512 (float64 2095 -> 1145, AVX2 1443 -> 820), 3x3 8 -> 64 at 20 x 20
+//    809 -> 361 us, 32 -> 64 1426 -> 1261 us; while with Kg = Cg (ResNet's 3x3 blocks) the
+//    forms are within 5-10% (the forward ahead), with Kg = Cg / 2 the forward is faster, and
+//    every 1 x 1 ran faster as a forward (64 -> 256 @ 56: 1254 vs 1791 us). With the flat
+//    scatter: seed conv2 613 us, and the same ranking elsewhere.
 bool grad_input_as_forward(const Conv2dGeometry& g, int64_t mr) {
   const bool reaches = g.sh == 1 && g.sw == 1 && g.ph <= g.dh * (g.R - 1) && g.pw <= g.dw * (g.S - 1);
   if (!reaches) return false;

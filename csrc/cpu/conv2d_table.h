@@ -54,6 +54,10 @@ struct Conv2dTable {
   // image; row i at dcol + i * ldcol). planes: channel c0's plane; the others follow.
   void (*col2im_add)(const ConvPlanes& cp, const T* dcol, int64_t ldcol, int64_t c0, int64_t c1, int64_t pq0,
                      int64_t ncols, T* planes);
+  // The same for stride 1 with dcol's columns [f0, f0 + ncols) over the plane's full width
+  // (f = p * cols + q, zeros in the padding columns, as dw_extend lays out dy).
+  void (*col2im_add_flat)(const ConvPlanes& cp, const T* dcol, int64_t ldcol, int64_t c0, int64_t c1, int64_t f0,
+                          int64_t ncols, T* planes);
 
   // Depthwise (one input channel per group), direct, over a plane's full width (see
   // cpu/kernels/conv2d.h): an output or gradient "ext" holds row p at p * cols, with

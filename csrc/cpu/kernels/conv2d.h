@@ -253,6 +253,20 @@ void col2im_add(const ConvPlanes& cp, const T* dcol, int64_t ldcol, int64_t c0, 
   }
 }
 
+// col2im_add for stride 1 with dcol's columns over the plane's full width (f = p cols + q, see
+// dw_flat; the padding columns hold zeros): each row (c, r, s) lands on one contiguous run of
+// its channel's plane, at the tap's offset.
+template <class T>
+void col2im_add_flat(const ConvPlanes& cp, const T* dcol, int64_t ldcol, int64_t c0, int64_t c1, int64_t f0,
+                     int64_t ncols, T* planes) {
+  const int64_t RS = cp.g.RS(), size = cp.layout.size;
+  for (int64_t c = c0; c < c1; ++c) {
+    for (int64_t rs = 0; rs < RS; ++rs) {
+      conv::add_run(planes + (c - c0) * size + cp.taps[rs] + f0, dcol + ((c - c0) * RS + rs) * ldcol, ncols);
+    }
+  }
+}
+
 // Depthwise kernels work on a plane's full width: output (p, q) is computed at flat index
 // f = p cols + q for every q < cols, padding columns included (their values are thrown away, or
 // are zeros in a gradient), so each tap is one long contiguous run over f instead of P runs of Q.
@@ -559,20 +573,9 @@ T sum(const T* x, int64_t n) {
 template <class T>
 const Conv2dTable<T>& conv2d_table() {
   static constexpr Conv2dTable<T> table = {
-      &build_plane<T>,
-      &read_plane<T>,
-      &pack_im2col<T>,
-      &pack_im2col_t<T>,
-      &col2im_add<T>,
-      &dw_forward<T>,
-      &dw_extend<T>,
-      &dw_pad_grad<T>,
-      &dw_backward_input<T>,
-      &dw_backward_weight<T>,
-      &dw_blocked_forward<T>,
-      &dw_blocked_weight<T>,
-      Vec<T>::W,
-      &sum<T>,
+      &build_plane<T>,        &read_plane<T>,         &pack_im2col<T>,       &pack_im2col_t<T>, &col2im_add<T>,
+      &col2im_add_flat<T>,    &dw_forward<T>,         &dw_extend<T>,         &dw_pad_grad<T>,   &dw_backward_input<T>,
+      &dw_backward_weight<T>, &dw_blocked_forward<T>, &dw_blocked_weight<T>, Vec<T>::W,         &sum<T>,
   };
   return table;
 }
