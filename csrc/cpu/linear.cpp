@@ -151,11 +151,17 @@ Choice choose(const GemmTable<T>& gt, const GemmBlocking& blk, int64_t M, int64_
 // Both orders add the same products in the same order (the K blocks depend on K alone, and
 // fma(a, b, c) = fma(b, a, c)), so the choice, which depends on the thread count, never changes
 // a result bit.
+// Products of fewer FLOPs than this run on the calling thread: waking the other threads costs
+// more than they would save. The seed ConvNet's fc2 (64 x 128 -> 10, 0.16 MFLOP) and its
+// gradients took 7-9 us per op on 2 threads, a third of it in libgomp (perf).
+constexpr double kSerialFlops = 1 << 20;
+
 template <class T>
 void gemm_strided(const GemmTable<T>& gt, int64_t M, int64_t N, int64_t K, Operand<T> a, Operand<T> b, T* c,
                   const T* col_bias) {
   const GemmBlocking blk = gemm_blocking(gt, K);
-  const int64_t threads = torch::stable::get_num_threads();
+  const bool serial = 2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K) < kSerialFlops;
+  const int64_t threads = serial ? 1 : torch::stable::get_num_threads();
   const Operand<T> at{b.p, b.cs, b.rs}, bt{a.p, a.cs, a.rs};  // B^T (N x K), A^T (K x N)
   const Choice choice = choose(gt, blk, M, N, K, a, b, threads);
   const bool transposed = choice.transposed;
@@ -167,7 +173,7 @@ void gemm_strided(const GemmTable<T>& gt, int64_t M, int64_t N, int64_t K, Opera
   const bool b_direct = b_in_place(pb, blk.kc, gt.nr);
   const Scratch<T> abuf(Slot::packed_a, gemm_a_buffer_size(gt, blk)), bbuf(Slot::packed_b, gemm_b_buffer_size(gt, blk));
   const Scratch<T> stage(Slot::c_stage, transposed ? std::min(blk.mc, plan.row_block) * plan.col_block : 0);
-  torch::stable::parallel_for(0, plan.tasks(), 1, [&](int64_t first, int64_t last) {
+  auto run = [&](int64_t first, int64_t last) {
     T* ab = abuf.get();
     T* bb = bbuf.get();
     T* cs = transposed ? stage.get() : nullptr;
@@ -198,7 +204,12 @@ void gemm_strided(const GemmTable<T>& gt, int64_t M, int64_t N, int64_t K, Opera
         gt.transpose(cs, w, r1 - r0, w, c + n0 * N + r0, N);
       }
     }
-  });
+  };
+  if (serial) {
+    run(0, plan.tasks());
+  } else {
+    torch::stable::parallel_for(0, plan.tasks(), 1, run);
+  }
 }
 
 // A data tensor (..., F) as R x F rows that the packers read in place: the tensor itself when
