@@ -137,6 +137,10 @@ CASES = [
     case("depthwise-wide-stride2-nobias", 1, 2, 4, 131, 2, 3, 3, stride=2, groups=2, bias=False),
     case("C17-K5", 1, 17, 6, 6, 5, 3, 3, padding=1),
     case("C3-K17", 2, 3, 5, 7, 17, 3, 3),
+    # one input channel (a first layer on grey images): the weight gradient sums per output channel
+    case("C1-K16", 2, 1, 9, 10, 16, 3, 3),
+    case("C1-K6-stride2-pad1", 2, 1, 11, 9, 6, 3, 3, stride=2, padding=1),
+    case("C1-K1-pad1", 2, 1, 8, 8, 1, 3, 3, padding=1),
     case("C5-K3-G1-pointwise-odd", 3, 5, 3, 5, 3, 1, 1),
     case("image-smaller-than-kernel", 2, 3, 2, 3, 4, 5, 5, padding=2),
     case("N1", 1, 4, 10, 10, 8, 3, 3, padding=1),
