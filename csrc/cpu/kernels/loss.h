@@ -242,10 +242,14 @@ int64_t ce_forward_narrow(const CrossEntropyRows<T>& a, int64_t r0, int64_t r1) 
   for (int64_t rb = r0; rb < r1; rb += W) {
     const int64_t n = std::min<int64_t>(W, r1 - rb);
     const T* xb = a.logits + rb * C;
-    for (int64_t l = 0; l < n; ++l)
-      for (int64_t c = 0; c < C; ++c) tile[c * W + l] = xb[l * C + c];
-    for (int64_t l = n; l < W; ++l)  // lanes past the last row: zeros, their results unused
-      for (int64_t c = 0; c < C; ++c) tile[c * W + l] = T(0);
+    if (n == W) {  // class c of the W rows: one gather (C <= 64, so W C fits an int)
+      for (int64_t c = 0; c < C; ++c) V::gather(xb + c, static_cast<int>(C)).store(tile + c * W);
+    } else {
+      for (int64_t l = 0; l < n; ++l)
+        for (int64_t c = 0; c < C; ++c) tile[c * W + l] = xb[l * C + c];
+      for (int64_t l = n; l < W; ++l)  // lanes past the last row: zeros, their results unused
+        for (int64_t c = 0; c < C; ++c) tile[c * W + l] = T(0);
+    }
     V m = V::load(tile);
     for (int64_t c = 1; c < C; ++c) m = max(m, V::load(tile + c * W));
     // A NaN logit makes its lane's sum NaN whatever max did with it; +inf or an all -inf row

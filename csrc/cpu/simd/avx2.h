@@ -42,6 +42,11 @@ struct Vec<float> {
   }
   static DLK_VI Vec load(const float* p) { return _mm256_loadu_ps(p); }
   static DLK_VI Vec load(const float* p, int64_t n) { return _mm256_maskload_ps(p, tail(n)); }
+  // p[l * stride] in lane l (stride * 7 must fit an int).
+  static DLK_VI Vec gather(const float* p, int stride) {
+    const __m256i idx = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(stride));
+    return _mm256_i32gather_ps(p, idx, 4);
+  }
   DLK_VI void store(float* p) const { _mm256_storeu_ps(p, v); }
   DLK_VI void store(float* p, int64_t n) const { _mm256_maskstore_ps(p, tail(n), v); }
   DLK_VI void stream(float* p) const { _mm256_stream_ps(p, v); }
@@ -62,6 +67,10 @@ struct Vec<double> {
   }
   static DLK_VI Vec load(const double* p) { return _mm256_loadu_pd(p); }
   static DLK_VI Vec load(const double* p, int64_t n) { return _mm256_maskload_pd(p, tail(n)); }
+  // p[l * stride] in lane l (stride * 3 must fit an int).
+  static DLK_VI Vec gather(const double* p, int stride) {
+    return _mm256_i32gather_pd(p, _mm_mullo_epi32(_mm_setr_epi32(0, 1, 2, 3), _mm_set1_epi32(stride)), 8);
+  }
   DLK_VI void store(double* p) const { _mm256_storeu_pd(p, v); }
   DLK_VI void store(double* p, int64_t n) const { _mm256_maskstore_pd(p, tail(n), v); }
   DLK_VI void stream(double* p) const { _mm256_stream_pd(p, v); }

@@ -36,6 +36,12 @@ struct Vec<float> {
   static DLK_VI Mask tail(int64_t n) { return static_cast<Mask>((1u << n) - 1u); }
   static DLK_VI Vec load(const float* p) { return _mm512_loadu_ps(p); }
   static DLK_VI Vec load(const float* p, int64_t n) { return _mm512_maskz_loadu_ps(tail(n), p); }
+  // p[l * stride] in lane l (stride * 15 must fit an int).
+  static DLK_VI Vec gather(const float* p, int stride) {
+    const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                           _mm512_set1_epi32(stride));
+    return _mm512_i32gather_ps(idx, p, 4);
+  }
   DLK_VI void store(float* p) const { _mm512_storeu_ps(p, v); }
   DLK_VI void store(float* p, int64_t n) const { _mm512_mask_storeu_ps(p, tail(n), v); }
   // Non-temporal store for outputs far larger than the caches; p must be 64-byte aligned.
@@ -55,6 +61,11 @@ struct Vec<double> {
   static DLK_VI Mask tail(int64_t n) { return static_cast<Mask>((1u << n) - 1u); }
   static DLK_VI Vec load(const double* p) { return _mm512_loadu_pd(p); }
   static DLK_VI Vec load(const double* p, int64_t n) { return _mm512_maskz_loadu_pd(tail(n), p); }
+  // p[l * stride] in lane l (stride * 7 must fit an int).
+  static DLK_VI Vec gather(const double* p, int stride) {
+    const __m256i idx = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(stride));
+    return _mm512_i32gather_pd(idx, p, 8);
+  }
   DLK_VI void store(double* p) const { _mm512_storeu_pd(p, v); }
   DLK_VI void store(double* p, int64_t n) const { _mm512_mask_storeu_pd(p, tail(n), v); }
   DLK_VI void stream(double* p) const { _mm512_stream_pd(p, v); }

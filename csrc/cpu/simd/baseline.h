@@ -36,6 +36,13 @@ struct Vec {
     for (int64_t i = 0; i < n; ++i) r.v[i] = p[i];
     return r;
   }
+  // p[l * stride] in lane l.
+  static DLK_VI Vec gather(const T* p, int stride) {
+    Vec r;
+    for (int i = 0; i < W; ++i) r.v[i] = p[static_cast<int64_t>(i) * stride];
+    return r;
+  }
+
   DLK_VI void store(T* p) const { store(p, W); }
   DLK_VI void store(T* p, int64_t n) const {
     for (int64_t i = 0; i < n; ++i) p[i] = v[i];
