@@ -95,6 +95,18 @@ void max_nchw(const T* x, T* y, int64_t* indices, const Pool2dGeometry& g, int64
   int64_t lo, hi;
   interior(aw, (aw.k - 1) * aw.d + (aw.s == 2 ? 2 : 1), lo, hi);
   const bool vec = ah.k * aw.k <= kMaxVectorTaps;
+  // The vectors' codes are each tap's offset in the plane (ih W + iw of lane 0) when those are
+  // exact in T, so an index is code + the lane's column: no division by the window width per
+  // lane (which was most of the seed ConvNet's pooling with indices). Else the tap's number.
+  const bool offsets = g.H * W < kMaxVectorTaps;
+  // A short row's stride-2 vector may read past its end into the next rows (lanes masked
+  // afterwards) wherever the tensor goes on for 2 L more values.
+  const T* x_end = x + g.planes() * g.H * W;
+  const auto lane = [] {
+    alignas(64) T l[L];
+    for (int i = 0; i < L; ++i) l[i] = T(i);
+    return V::load(l);
+  }();
   for (int64_t row = begin; row < end; ++row) {
     const int64_t plane = row / g.OH, oh = row % g.OH;
     const T* xp = x + plane * g.H * W;
@@ -113,13 +125,23 @@ void max_nchw(const T* x, T* y, int64_t* indices, const Pool2dGeometry& g, int64
       for (; ow < lo; ++ow) scalar(ow);
       // Full vectors, then one partial vector for the interior columns left (at least 4 of them).
       for (int64_t m = L; ow < hi && (m = std::min<int64_t>(L, hi - ow)) >= 4; ow += m) {
-        V best(neg_inf<T>()), code(T(0));
+        // the first tap's code where no value beats -inf (torch's index of an all -inf window)
+        V best(neg_inf<T>()), code(offsets ? static_cast<T>(rh.begin * W) : T(0));
         T t = 0;
+        const auto live = lane < V(T(m));
         for (int64_t ih = rh.begin; ih < rh.end; ih += ah.d) {
           const T* p = xp + ih * W + ow * aw.s - aw.p;
           for (int64_t s = 0; s < aw.k; ++s, t += T(1)) {
             const T* q = p + s * aw.d;
-            max_step(m == L ? load_strided(q, aw.s) : load_strided_n(q, aw.s, m), V(t), best, code);
+            V v;
+            if (m == L) {
+              v = load_strided(q, aw.s);
+            } else if (aw.s == 2 && q + 2 * L <= x_end) {
+              v = where(live, even(q), V(neg_inf<T>()));
+            } else {
+              v = load_strided_n(q, aw.s, m);
+            }
+            max_step(v, offsets ? V(static_cast<T>(ih * W + s * aw.d)) : V(t), best, code);
           }
         }
         store_n(best, yr + ow, m);
@@ -127,8 +149,8 @@ void max_nchw(const T* x, T* y, int64_t* indices, const Pool2dGeometry& g, int64
           alignas(64) T buf[L];
           code.store(buf);
           for (int l = 0; l < m; ++l) {
-            const int64_t c = static_cast<int64_t>(buf[l]);
-            ir[ow + l] = (rh.begin + (c / aw.k) * ah.d) * W + (ow + l) * aw.s - aw.p + (c % aw.k) * aw.d;
+            const int64_t c = static_cast<int64_t>(buf[l]), col = (ow + l) * aw.s - aw.p;
+            ir[ow + l] = offsets ? c + col : (rh.begin + (c / aw.k) * ah.d) * W + col + (c % aw.k) * aw.d;
           }
         }
       }
