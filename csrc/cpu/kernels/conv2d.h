@@ -581,11 +581,25 @@ T sum(const T* x, int64_t n) {
 
 template <class T>
 const Conv2dTable<T>& conv2d_table() {
+  // clang-format off: one entry per line, in the table's order
   static constexpr Conv2dTable<T> table = {
-      &build_plane<T>,        &read_plane<T>,         &pack_im2col<T>,       &pack_im2col_t<T>, &col2im_add<T>,
-      &col2im_add_flat<T>,    &dw_forward<T>,         &dw_extend<T>,         &dw_pad_grad<T>,   &dw_backward_input<T>,
-      &dw_backward_weight<T>, &dw_blocked_forward<T>, &dw_blocked_weight<T>, Vec<T>::W,         &sum<T>,
+      &build_plane<T>,
+      &read_plane<T>,
+      &pack_im2col<T>,
+      &pack_im2col_t<T>,
+      &col2im_add<T>,
+      &col2im_add_flat<T>,
+      &dw_forward<T>,
+      &dw_extend<T>,
+      &dw_pad_grad<T>,
+      &dw_backward_input<T>,
+      &dw_backward_weight<T>,
+      &dw_blocked_forward<T>,
+      &dw_blocked_weight<T>,
+      Vec<T>::W,
+      &sum<T>,
   };
+  // clang-format on
   return table;
 }
 

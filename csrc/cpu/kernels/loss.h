@@ -226,6 +226,22 @@ void store_soft_row(const CrossEntropyRows<T>& a, int64_t r, T lse, T wq, T wqx,
   a.row_weight[r] = 1.0;
 }
 
+// The results of a block's lanes [0, n), lane l being row r + l, from the lanes' lse and sums
+// (wqs, wqxs: soft targets only); x_t(l, t) is lane l's logit of class t.
+template <class T, bool kWeight, bool kSmooth, bool kSoft, class TargetLogit>
+void store_lanes(const CrossEntropyRows<T>& a, int64_t r, int64_t n, const T* lses, const T* wxs, const T* wqs,
+                 const T* wqxs, TargetLogit&& x_t, int64_t& bad) {
+  for (int64_t l = 0; l < n; ++l) {
+    if constexpr (kSoft) {
+      store_soft_row<T, kSmooth>(a, r + l, lses[l], wqs[l], wqxs[l], wxs[l]);
+    } else {
+      const int64_t t = a.target[r + l];
+      if (skip_class_row(a, r + l, t, bad)) continue;
+      store_class_row<T, kWeight, kSmooth>(a, r + l, t, lses[l], x_t(l, t), wxs[l]);
+    }
+  }
+}
+
 // Class-target rows of few classes, a vector of rows at a time: the block is transposed into a
 // scratch tile (class-major, one lane per row), so the max, the sum of exponentials and the
 // smoothing sum are vertical vector operations, with no horizontal reduction or per-row
@@ -262,12 +278,8 @@ int64_t ce_forward_narrow(const CrossEntropyRows<T>& a, int64_t r0, int64_t r1) 
     }
     (m + log_of_sum(s)).store(lses);
     wx.store(wxs);
-    for (int64_t l = 0; l < n; ++l) {
-      const int64_t r = rb + l;
-      const int64_t t = a.target[r];
-      if (skip_class_row(a, r, t, bad)) continue;
-      store_class_row<T, kWeight, kSmooth>(a, r, t, lses[l], xb[l * C + t], wxs[l]);
-    }
+    store_lanes<T, kWeight, kSmooth, false>(
+        a, rb, n, lses, wxs, nullptr, nullptr, [&](int64_t l, int64_t t) { return xb[l * C + t]; }, bad);
   }
   return bad;
 }
@@ -312,16 +324,8 @@ int64_t ce_forward_positions(const CrossEntropyRows<T>& a, int64_t r0, int64_t r
     wx.store(wxs);
     wq.store(wqs);
     wqx.store(wqxs);
-    for (int64_t l = 0; l < len; ++l) {
-      const T lse = lses[l];
-      if constexpr (kSoft) {
-        store_soft_row<T, kSmooth>(a, r + l, lse, wqs[l], wqxs[l], wxs[l]);
-      } else {
-        const int64_t t = a.target[r + l];
-        if (skip_class_row(a, r + l, t, bad)) continue;
-        store_class_row<T, kWeight, kSmooth>(a, r + l, t, lse, x[t * S + l], wxs[l]);
-      }
-    }
+    store_lanes<T, kWeight, kSmooth, kSoft>(
+        a, r, len, lses, wxs, wqs, wqxs, [&](int64_t l, int64_t t) { return x[t * S + l]; }, bad);
     r += len;
   }
   return bad;
