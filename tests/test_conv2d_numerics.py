@@ -5,7 +5,9 @@ CPU instruction set, dtype and the shapes that reach each kernel path.
 CUDA has no conv2d kernel yet (test_conv2d_errors.py documents what a CUDA call raises), so these
 run on the CPU only."""
 
+import random
 import threading
+import time
 
 import pytest
 import torch
@@ -17,6 +19,7 @@ from conv_cases import (
     Results,
     assert_within_bound,
     bound,
+    case,
     case_param,
     check_results,
     ops,
@@ -161,6 +164,48 @@ def test_functional_autograd_matches_references(dtype, case):
     xl, wl, bl = leaves
     got = Results(y.detach(), xl.grad, wl.grad, bl.grad if bl is not None else None)
     check_results(case, dtype, got, "functional + autograd")
+
+
+@dtype_param
+def test_randomized_differential(dtype):
+    """Seeded random configurations: channels per group (1 included) and groups, output channels,
+    window, stride, padding, dilation, batch and bias, on every ISA in turn; the four raw ops
+    within the error bound of torch and the naive reference. Covers the data gradient's forms
+    (the transposed forward, the GEMM with the flat or the run-wise scatter) and the weight
+    gradient's (the GEMM, the per-channel sums). At most ~8 s per dtype."""
+    rng = random.Random(4321)
+    isas = dlkernels.cpu_isas()
+    deadline = time.monotonic() + 8
+    done = 0
+    while done < 60 and time.monotonic() < deadline:
+        groups = rng.choice([1, 1, 1, 2, 3])
+        cg, kg = rng.choice([1, 1, 2, 3, 5, 9]), rng.choice([1, 2, 3, 8, 17])
+        r, s = rng.randint(1, 4), rng.randint(1, 4)
+        stride, dilation = (rng.randint(1, 3), rng.randint(1, 2)), (rng.randint(1, 2), rng.randint(1, 2))
+        padding = (rng.randint(0, r), rng.randint(0, s))
+        h, w = rng.randint(1, 14), rng.randint(1, 14)
+        c = case(
+            f"random-{done}",
+            rng.randint(1, 3),
+            groups * cg,
+            h,
+            w,
+            groups * kg,
+            r,
+            s,
+            stride,
+            padding,
+            dilation,
+            groups,
+            bias=rng.random() < 0.7,
+        )
+        if c.P < 1 or c.Q < 1:
+            continue
+        with dlkernels.use_cpu_isa(isas[done % len(isas)]):
+            got = run_ops(c, *c.tensors(dtype))
+        check_results(c, dtype, got, f"random {c.input_shape} w{c.weight_shape} {c.params}")
+        done += 1
+    assert done >= 20
 
 
 THREAD_CASES = [
