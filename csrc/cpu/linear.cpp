@@ -59,9 +59,16 @@ template <class T>
 bool a_in_place(Operand<T> a) {
   return a.cs == 1 && a.rs > 0;  // the micro-kernel reads MR rows lda = rs apart
 }
+// A column-major A (rs == 1: W^T, dY^T) packs MR values per k from rows cs apart: 0.2 tiles per
+// panel from cache, but from an operand beyond L2 about what B's copy costs (the rows are pages
+// apart, which the prefetchers do not follow). Measured on Zen 5, float64 dY[8 x 4096] W[4096 x
+// 4096]: packing W^T as A 8.6-10 ms, packing W as B 5.2-6.3 ms (benchmarks/README.md).
+constexpr double kStreamedBytes = 2 << 20;
 template <class T>
-double a_pack_tiles(Operand<T> a) {
-  return a_in_place(a) ? 0.0 : a.rs == 1 ? 0.2 : 0.4 + (a.cs == 1 ? 0.0 : 1.0);
+double a_pack_tiles(Operand<T> a, int64_t rows, int64_t K) {
+  if (a_in_place(a)) return 0.0;
+  if (a.rs == 1) return static_cast<double>(rows) * static_cast<double>(K) * sizeof(T) > kStreamedBytes ? 1.3 : 0.2;
+  return 0.4 + (a.cs == 1 ? 0.0 : 1.0);
 }
 
 // A split of C into row_blocks x col_blocks tasks: rows in whole MR panels, columns in whole
@@ -113,7 +120,7 @@ template <class T>
 Choice choose(const GemmTable<T>& gt, const GemmBlocking& blk, int64_t M, int64_t N, int64_t K, Operand<T> a,
               Operand<T> b, int64_t threads) {
   const Operand<T> at{b.p, b.cs, b.rs}, bt{a.p, a.cs, a.rs};
-  const double costs[4] = {a_pack_tiles(a), b_pack_tiles(b, blk.kc, gt.nr), a_pack_tiles(at),
+  const double costs[4] = {a_pack_tiles(a, M, K), b_pack_tiles(b, blk.kc, gt.nr), a_pack_tiles(at, N, K),
                            b_pack_tiles(bt, blk.kc, gt.nr)};
   struct Entry {
     const void* table = nullptr;

@@ -180,6 +180,10 @@ void pack_b(const T* b, int64_t rs, int64_t cs, int64_t kc, int64_t nc, T* dst) 
       for (int64_t k = 0; k < kc; ++k) {
         const T* row = src + k * rs;
         T* out = dst + k * NR;
+        // The next panel's lines of this row: panels are packed one after another over the same
+        // kc rows, too many interleaved streams for the hardware prefetchers when the rows are
+        // far apart (float32 dY[8 x 4096] W[4096 x 4096]: 3.5-3.8 -> 2.8-3.1 ms on Zen 5).
+        for (int j = 0; j < NR; j += 64 / int(sizeof(T))) __builtin_prefetch(row + NR + j);
 #pragma GCC unroll 8
         for (int j = 0; j < NR; j += V::W) {
           const int64_t left = n - j;
