@@ -8,6 +8,7 @@ from torch import Tensor
 from .._ext import ops
 from .._ops._common import call
 from .._ops.linear import check_linear
+from . import _checks
 from ._checks import check_kernel_dtype, check_tensor
 
 
@@ -38,7 +39,26 @@ def _bias_as_vector(bias: Tensor, out: int, input: Tensor) -> Tensor:
     )
 
 
+_FAST_DTYPES = (torch.float32, torch.float64)  # every device's kernels take them
+
+
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    if (  # the common call in fewer steps: what the checks below would accept, read cheaply
+        type(input) is Tensor
+        and type(weight) is Tensor
+        and weight.dim() == 2
+        and input.dim() >= 1
+        and input.dtype is weight.dtype
+        and input.dtype in _FAST_DTYPES
+        and input.shape[-1] == weight.shape[1]
+        and (
+            bias is None
+            or (type(bias) is Tensor and bias.dtype is input.dtype and bias.shape == weight.shape[:1])
+        )
+        and _checks.CUDA_SIM is None
+    ):
+        # devices: a mix fails route() in call, and the kernel's check raises check_linear's error
+        return call(ops.linear, input, weight, bias, input.is_cuda and torch.backends.cuda.matmul.allow_tf32)
     check_tensor("linear", input)
     check_tensor("linear", weight, "weight", 2)
     if bias is not None:
