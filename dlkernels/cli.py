@@ -283,7 +283,7 @@ def cmd_bench(args) -> int:
                 print(bench.report.missing_line(result) or f"suite {suite.name}: no case matched")
         again = bench.runner.remeasure_ceilings(results, ceilings)
         if again:
-            progress.note(f"measured again, having been disturbed: ceilings {', '.join(again)}")
+            progress.note(f"measured again (disturbed, or beaten by a case): ceilings {', '.join(again)}")
     finally:
         progress.close()
     run = bench.report.make_run(results, ceilings=ceilings.as_dict(), extra_config={"size": size})

@@ -100,3 +100,30 @@ def test_a_run_under_load_is_marked_noisy():
     assert bench.report.make_run([loaded], ceilings={})["noisy"]
     assert bench.report.make_run([dict(quiet, rows=[row])], ceilings={})["noisy"]
     assert bench.report.make_run([quiet], ceilings={"copy": {"disturbed": True}})["noisy"]
+
+
+class _RisingCeilings(bench.Ceilings):
+    """A GEMM ceiling whose next measurement reads 400 GFLOP/s."""
+
+    def gemm(self, dtype):
+        return self._measured("gemm_float32", lambda: {"rate": 400.0, "unit": "GFLOP/s", "what": "test"})
+
+
+def _ceiling_row(ceilings, torch_rate, dlk_rate):
+    row = {"torch_rate": torch_rate, "dlkernels_rate": dlk_rate}
+    bench.runner._apply_ceiling(row, "gemm_float32", ceilings.values["gemm_float32"])
+    return row
+
+
+def test_ceiling_a_case_beat_is_measured_again():
+    """A ceiling below a case's rate was read in a slow phase: measured again at the end of the
+    run, the higher reading kept, the rows' percentages recomputed; one no case beat stays."""
+    ceilings = _RisingCeilings(busy_limit=None)
+    ceilings.values["gemm_float32"] = {"rate": 300.0, "unit": "GFLOP/s", "disturbed": False}
+    kept = {"rows": [_ceiling_row(ceilings, 250.0, 290.0)]}
+    assert bench.runner.remeasure_ceilings([kept], ceilings) == []
+    assert kept["rows"][0]["ceiling_rate"] == 300.0
+    beaten = {"rows": [_ceiling_row(ceilings, 250.0, 350.0)]}
+    assert bench.runner.remeasure_ceilings([beaten], ceilings) == ["gemm_float32"]
+    row = beaten["rows"][0]
+    assert row["ceiling_rate"] == 400.0 and abs(row["dlkernels_pct_of_ceiling"] - 87.5) < 1e-9

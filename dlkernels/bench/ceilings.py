@@ -64,10 +64,11 @@ class Ceilings:
         self.values[name] = best
         return best
 
-    def retry_disturbed(self) -> list:
+    def retry_disturbed(self, also=()) -> list:
         """Measures every ceiling that was disturbed once more (the load may have gone since), and
-        keeps the sounder measurement; returns the names measured again."""
-        again = [name for name, v in self.values.items() if v and v.get("disturbed")]
+        those named in ``also``, and keeps the sounder measurement, of equals the faster; returns
+        the names measured again."""
+        again = [name for name, v in self.values.items() if v and (v.get("disturbed") or name in also)]
         for name in again:
             old = self.values.pop(name)
             if name == "copy":

@@ -220,9 +220,18 @@ def _apply_ceiling(row: dict, name: str, ceiling: dict | None) -> None:
 
 
 def remeasure_ceilings(results: list, ceilings: Ceilings) -> list:
-    """At the end of a run: ceilings measured under load are measured again, and the rows'
-    percentages follow the sounder value. Returns the names measured again."""
-    again = ceilings.retry_disturbed()
+    """At the end of a run: ceilings measured under load are measured again, and so are those a
+    case beat (read in a slow phase of a shared host, which the load counters do not see: 315
+    GFLOP/s once against 415-450 in later runs), and the rows' percentages follow the sounder
+    value. Returns the names measured again."""
+    beaten = {
+        row["ceiling"]
+        for result in results
+        for row in result["rows"]
+        if row.get("ceiling")
+        and any((row.get(f"{side}_pct_of_ceiling") or 0) > 100 for side in ("torch", "dlkernels"))
+    }
+    again = ceilings.retry_disturbed(also=beaten)
     if again:
         values = ceilings.as_dict()
         for result in results:
