@@ -96,6 +96,30 @@ def test_only_requested_gradients(needs):
     assert log.names == expect
 
 
+@pytest.mark.parametrize(
+    "needs", [(True, True, True), (True, False, False), (False, True, False), (False, False, True)]
+)
+@pytest.mark.parametrize("bias", [True, False])
+def test_direct_backward(needs, bias):
+    """The direct path's node (one linear_backward call, with the mask of the inputs that
+    require grad): torch's gradients for each subset."""
+    x, w, b = torch.randn(4, 3, dtype=torch.float64), torch.randn(2, 3, dtype=torch.float64), torch.randn(2)
+    b = b.double() if bias else None
+    if not bias and needs == (False, False, True):
+        needs = (True, True, False)
+    for t, n in zip((x, w, b), needs):
+        if t is not None:
+            t.requires_grad_(n)
+    wanted = [t for t, n in zip((x, w, b), needs) if n and t is not None]
+    dy = torch.randn(4, 2, dtype=torch.float64)
+    y = DF.linear(x, w, b)
+    assert type(y.grad_fn).__name__ == "_LinearBackward"  # the direct path's node
+    ours = torch.autograd.grad(y, wanted, dy)
+    expect = torch.autograd.grad(torch.nn.functional.linear(x, w, b), wanted, dy)
+    for a, e in zip(ours, expect):
+        torch.testing.assert_close(a, e)
+
+
 def test_double_backward_requires_grad_like_torch():
     """Which first-order gradients require grad (and hence what a second backward reaches) is
     torch's: dx depends on w, dw on x, db on neither."""
