@@ -11,6 +11,7 @@ from torch import Tensor
 from .._ext import ops
 from .._ops._common import call, direct_keyset
 from ..autograd.activation import LeakyReLUFunction, ReLUFunction
+from . import _checks
 from ._checks import check_inplace, check_kernel_dtype, check_number, check_tensor, needs_grad
 
 
@@ -25,7 +26,18 @@ def _inplace(op, input, *args) -> None:
         op(input, *args)
 
 
+# dtypes every device's kernels take: a plain tensor of one of them passes the checks below
+_FAST_DTYPES = (torch.float32, torch.float64)
+
+
+def _fast(input) -> bool:
+    """Whether the out-of-place op may skip the Python checks (they would pass)."""
+    return type(input) is Tensor and input.dtype in _FAST_DTYPES and _checks.CUDA_SIM is None
+
+
 def relu(input: Tensor, inplace: bool = False) -> Tensor:
+    if not inplace and _fast(input):
+        return call(ops.relu, input)
     check_tensor("relu_" if inplace else "relu", input)
     check_kernel_dtype("relu_" if inplace else "relu", input)
     if not inplace:
@@ -42,6 +54,8 @@ def relu_(input: Tensor) -> Tensor:
 
 
 def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
+    if not inplace and type(negative_slope) is float and _fast(input):
+        return call(ops.leaky_relu, input, negative_slope)
     name = "leaky_relu_" if inplace else "leaky_relu"
     check_tensor(name, input)
     check_kernel_dtype(name, input)
@@ -60,6 +74,8 @@ def leaky_relu_(input: Tensor, negative_slope: float = 0.01) -> Tensor:
 
 
 def sigmoid(input: Tensor) -> Tensor:
+    if _fast(input):
+        return call(ops.sigmoid, input)
     check_tensor("sigmoid", input)
     check_kernel_dtype("sigmoid", input)
     return call(ops.sigmoid, input)
