@@ -64,6 +64,24 @@ def test_double_backward_matches_torch():
         torch.testing.assert_close(outs[0], outs[1])
 
 
+@pytest.mark.parametrize("cl", [False, True], ids=["nchw", "channels_last"])
+def test_max_pool_direct_node(cl):
+    """The functional layer's lean node (the direct path, no return_indices): torch's gradient
+    through it, for overlapping padded windows with ceil mode, and again with a non-contiguous
+    incoming gradient."""
+    x = _distinct((2, 3, 9, 11))
+    if cl:
+        x = x.detach().contiguous(memory_format=torch.channels_last).requires_grad_()
+    args = ((3, 2), (2, 1), (1, 1), (1, 2), True)
+    y = D.max_pool2d(x, *args)
+    assert type(y.grad_fn).__name__ == "_MaxPool2dBackward"
+    ref = F.max_pool2d(x, *args)
+    for g in (torch.randn_like(ref), torch.randn(ref.shape[::-1], dtype=ref.dtype).permute(3, 2, 1, 0)):
+        (ours,) = torch.autograd.grad(y, x, g, retain_graph=True)
+        (expect,) = torch.autograd.grad(ref, x, g, retain_graph=True)
+        torch.testing.assert_close(ours, expect)
+
+
 def _opcheck_samples():
     samples = {}
     conf = ([3, 2], [2, 1], [1, 1], [1, 2], True)

@@ -8,6 +8,7 @@ from torch import Tensor
 
 from .._ext import ops
 from .._ops._common import call
+from .._ops.pool2d import max_pool2d_output
 from ._checks import check_kernel_dtype, check_tensor, needs_grad
 
 INT32_MAX = 2**31 - 1
@@ -118,11 +119,11 @@ def max_pool2d(
     dilation = _pair(fn, "dilation", 5, dilation)
     _check_window(fn, kernel, stride, dilation)
     conf = (kernel, stride, padding, dilation, bool(ceil_mode))
-    if return_indices or needs_grad(x):
+    if return_indices:
         out, indices = call(ops.max_pool2d_with_indices, x, *conf)
-        if return_indices:
-            return _restore(out, unbatched), _restore(indices, unbatched)
-        return _restore(out, unbatched)
+        return _restore(out, unbatched), _restore(indices, unbatched)
+    if needs_grad(x):  # the backward reads the indices
+        return _restore(max_pool2d_output(x, conf), unbatched)
     return _restore(call(ops.max_pool2d, x, *conf), unbatched)
 
 
