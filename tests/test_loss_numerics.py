@@ -344,6 +344,33 @@ def test_cross_entropy_positions(device, classes):
         _compare(ours, ref, TOL[torch.float64], f"strides {layout.stride()}")
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
+def test_cross_entropy_positions_plain_backward(dtype):
+    """The position kernel's backward for class targets, no class weights and one scale for every
+    row (a mean or a sum), whose lanes are set up in vectors: on every ISA, positions around each
+    vector width, ignore_index inside and outside the classes, with and without smoothing. The
+    same gradient as the (rows, classes) kernels on the same logits, and torch's."""
+    gen = torch.Generator().manual_seed(5)
+    classes = 6
+    for positions in (1, 2, 3, 5, 8, 15, 16, 17, 33):
+        x = 3 * torch.randn(2, classes, positions, dtype=dtype, generator=gen)
+        t = torch.randint(classes, (2, positions), generator=gen)
+        t[0, positions // 2] = 3
+        t[1, -1] = -100
+        rows = x.movedim(1, -1).reshape(-1, classes)  # the classes innermost: the row kernels
+        options = ({}, {"ignore_index": 3}, {"label_smoothing": 0.2, "ignore_index": 3}, {"reduction": "sum"})
+        for isa in dlkernels.cpu_isas():
+            for kw in options:
+                tk = t if "ignore_index" not in kw else torch.where(t == -100, 3, t)
+                with dlkernels.use_cpu_isa(isa):
+                    ours = _fwd_bwd(DF.cross_entropy, x, tk, **kw)[1]
+                    by_row = _fwd_bwd(DF.cross_entropy, rows, tk.reshape(-1), **kw)[1]
+                ref = _fwd_bwd(F.cross_entropy, x, tk, **kw)[1]
+                what = f"{isa} {positions} positions {kw}"
+                torch.testing.assert_close(ours, by_row.view(2, positions, classes).movedim(-1, 1), msg=what)
+                _compare((ours,), (ref,), TOL[dtype], what)
+
+
 def test_cross_entropy_vector_log_within_one_ulp():
     """The narrow-row and position kernels take the log of each row's sum of exponentials in
     vectors (a series, not libm). Rows of equal logits have the sum C exactly, so their loss is

@@ -24,6 +24,17 @@ struct MaskD {
   __m256d m;
 };
 
+// Four int64 indices (lanes from n on 0) as int32, -1 for those outside [0, 2^31): AVX2 has no
+// int64 conversion.
+DLK_VI __m128i index_quad(const int64_t* p, int64_t n) {
+  const __m256i live = _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), _mm256_setr_epi64x(0, 1, 2, 3));
+  const __m256i v = _mm256_maskload_epi64(reinterpret_cast<const long long*>(p), live);
+  const __m256i out = _mm256_or_si256(_mm256_cmpgt_epi64(_mm256_setzero_si256(), v),
+                                      _mm256_cmpgt_epi64(v, _mm256_set1_epi64x(INT32_MAX)));
+  const __m256i clean = _mm256_blendv_epi8(v, _mm256_set1_epi64x(-1), out);
+  return _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(clean, _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6)));
+}
+
 template <class T>
 struct Vec;
 
@@ -46,6 +57,12 @@ struct Vec<float> {
   static DLK_VI Vec gather(const float* p, int stride) {
     const __m256i idx = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(stride));
     return _mm256_i32gather_ps(p, idx, 4);
+  }
+  // p[0..n) (int64 class indices) as lane values, 0 from lane n on: exact for 0 <= p[l] < 2^24;
+  // any other index reads as a value outside [0, 2^24).
+  static DLK_VI Vec load_index(const int64_t* p, int64_t n) {
+    const __m128i lo = index_quad(p, n), hi = index_quad(p + 4, n - 4);
+    return _mm256_cvtepi32_ps(_mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1));
   }
   DLK_VI void store(float* p) const { _mm256_storeu_ps(p, v); }
   DLK_VI void store(float* p, int64_t n) const { _mm256_maskstore_ps(p, tail(n), v); }
@@ -71,6 +88,9 @@ struct Vec<double> {
   static DLK_VI Vec gather(const double* p, int stride) {
     return _mm256_i32gather_pd(p, _mm_mullo_epi32(_mm_setr_epi32(0, 1, 2, 3), _mm_set1_epi32(stride)), 8);
   }
+  // p[0..n) (int64 class indices) as lane values, 0 from lane n on: exact for 0 <= p[l] < 2^24;
+  // any other index reads as a value outside [0, 2^24).
+  static DLK_VI Vec load_index(const int64_t* p, int64_t n) { return _mm256_cvtepi32_pd(index_quad(p, n)); }
   DLK_VI void store(double* p) const { _mm256_storeu_pd(p, v); }
   DLK_VI void store(double* p, int64_t n) const { _mm256_maskstore_pd(p, tail(n), v); }
   DLK_VI void stream(double* p) const { _mm256_stream_pd(p, v); }

@@ -42,6 +42,15 @@ struct Vec<float> {
                                            _mm512_set1_epi32(stride));
     return _mm512_i32gather_ps(idx, p, 4);
   }
+  // p[0..n) (int64 class indices) as lane values, 0 from lane n on: exact for 0 <= p[l] < 2^24;
+  // any other index reads as a value outside [0, 2^24).
+  static DLK_VI Vec load_index(const int64_t* p, int64_t n) {
+    const __mmask8 lo = static_cast<__mmask8>(n >= 8 ? 0xFF : (1u << n) - 1u);
+    const __mmask8 hi = static_cast<__mmask8>(n >= 16 ? 0xFF : n > 8 ? (1u << (n - 8)) - 1u : 0u);
+    const __m256 a = _mm512_cvtepi64_ps(_mm512_maskz_loadu_epi64(lo, p));
+    const __m256 b = _mm512_cvtepi64_ps(_mm512_maskz_loadu_epi64(hi, p + 8));
+    return _mm512_insertf32x8(_mm512_castps256_ps512(a), b, 1);
+  }
   DLK_VI void store(float* p) const { _mm512_storeu_ps(p, v); }
   DLK_VI void store(float* p, int64_t n) const { _mm512_mask_storeu_ps(p, tail(n), v); }
   // Non-temporal store for outputs far larger than the caches; p must be 64-byte aligned.
@@ -65,6 +74,11 @@ struct Vec<double> {
   static DLK_VI Vec gather(const double* p, int stride) {
     const __m256i idx = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(stride));
     return _mm512_i32gather_pd(idx, p, 8);
+  }
+  // p[0..n) (int64 class indices) as lane values, 0 from lane n on: exact for 0 <= p[l] < 2^24;
+  // any other index reads as a value outside [0, 2^24).
+  static DLK_VI Vec load_index(const int64_t* p, int64_t n) {
+    return _mm512_cvtepi64_pd(_mm512_maskz_loadu_epi64(tail(n), p));
   }
   DLK_VI void store(double* p) const { _mm512_storeu_pd(p, v); }
   DLK_VI void store(double* p, int64_t n) const { _mm512_mask_storeu_pd(p, tail(n), v); }

@@ -43,6 +43,13 @@ struct Vec {
     return r;
   }
 
+  // p[0..n) (int64 class indices) as lane values, 0 from lane n on: exact for 0 <= p[l] < 2^24;
+  // any other index reads as a value outside [0, 2^24).
+  static DLK_VI Vec load_index(const int64_t* p, int64_t n) {
+    Vec r(T(0));
+    for (int64_t i = 0; i < n && i < W; ++i) r.v[i] = static_cast<T>(p[i]);
+    return r;
+  }
   DLK_VI void store(T* p) const { store(p, W); }
   DLK_VI void store(T* p, int64_t n) const {
     for (int64_t i = 0; i < n; ++i) p[i] = v[i];
