@@ -64,6 +64,11 @@ KERNEL_DTYPES = {
 }
 
 
+# The dtypes every device's kernels take: a fast path that admits only these can skip
+# check_kernel_dtype (the other dtypes go the long way).
+ANY_DEVICE_DTYPES = (torch.float32, torch.float64)
+
+
 # While dlkernels.testing.cuda_sim() is active: (the ops whose CPU calls run their CUDA kernel on
 # the emulator, its on_fallback or None). Those ops take CUDA's dtypes on CPU tensors; the others
 # report to on_fallback first. A plain global, which torch.compile can trace.

@@ -26,13 +26,9 @@ def _inplace(op, input, *args) -> None:
         op(input, *args)
 
 
-# dtypes every device's kernels take: a plain tensor of one of them passes the checks below
-_FAST_DTYPES = (torch.float32, torch.float64)
-
-
 def _fast(input) -> bool:
     """Whether the out-of-place op may skip the Python checks (they would pass)."""
-    return type(input) is Tensor and input.dtype in _FAST_DTYPES and _checks.CUDA_SIM is None
+    return type(input) is Tensor and input.dtype in _checks.ANY_DEVICE_DTYPES and _checks.CUDA_SIM is None
 
 
 def relu(input: Tensor, inplace: bool = False) -> Tensor:

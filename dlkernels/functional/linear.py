@@ -39,9 +39,6 @@ def _bias_as_vector(bias: Tensor, out: int, input: Tensor) -> Tensor:
     )
 
 
-_FAST_DTYPES = (torch.float32, torch.float64)  # every device's kernels take them
-
-
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     if (  # the common call in fewer steps: what the checks below would accept, read cheaply
         type(input) is Tensor
@@ -49,7 +46,7 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         and weight.dim() == 2
         and input.dim() >= 1
         and input.dtype is weight.dtype
-        and input.dtype in _FAST_DTYPES
+        and input.dtype in _checks.ANY_DEVICE_DTYPES
         and input.shape[-1] == weight.shape[1]
         and (
             bias is None

@@ -18,9 +18,6 @@ from ._checks import check_kernel_dtype, check_number, check_tensor
 
 _REDUCTIONS = {"none": 0, "mean": 1, "sum": 2}
 _LONG = torch.int64
-# dtypes every device's kernels take, so the fast path of cross_entropy can skip
-# check_kernel_dtype (the others go the long way)
-_ANY_DEVICE_DTYPES = (torch.float32, torch.float64)
 
 
 def _reduction_code(reduction, size_average, reduce) -> int:
@@ -83,7 +80,7 @@ def cross_entropy(
         and label_smoothing == 0.0
         and reduction in _REDUCTIONS
         and target.dtype is _LONG
-        and input.dtype in _ANY_DEVICE_DTYPES
+        and input.dtype in _checks.ANY_DEVICE_DTYPES
         and input.dim() == 2
         and target.dim() == 1
         and input.size(0) == target.size(0)
