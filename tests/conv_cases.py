@@ -21,7 +21,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from conv_reference import conv2d_naive_grads, out_size
-from helpers import DTYPE_NAMES, tiny
+from helpers import DTYPE_NAMES, gamma, tiny
 
 ops = torch.ops.dlkernels
 
@@ -224,11 +224,6 @@ def references(c: ConvCase, dtype: torch.dtype):
 
 
 # ---- bounds --------------------------------------------------------------------------------------
-
-
-def gamma(n: int, dtype: torch.dtype) -> float:
-    u = torch.finfo(dtype).eps / 2
-    return n * u / (1 - n * u) if n > 0 else 0.0
 
 
 def bound(abs_sum: torch.Tensor, n: int, dtype: torch.dtype, ref_dtype: torch.dtype) -> torch.Tensor:

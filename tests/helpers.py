@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 
 import pytest
 import torch
@@ -24,6 +25,17 @@ import torch
 import dlkernels
 from dlkernels import _build_info
 from dlkernels.testing import cuda_sim_available
+
+# ---- randomized tests ---------------------------------------------------------------------------
+
+
+def fuzz_seed(default: int) -> int:
+    """The seed of a randomized differential test: its own fixed one, or one offset from it by
+    DLKERNELS_TEST_SEED, so that a campaign (`DLKERNELS_TEST_SEED=17 pytest -k randomized`) draws
+    other cases; a failure replays under the same value."""
+    offset = os.environ.get("DLKERNELS_TEST_SEED")
+    return default if not offset else default + 1_000_003 * int(offset)
+
 
 # ---- devices and CPU instruction sets ------------------------------------------------------------
 
@@ -179,6 +191,21 @@ def eps_tol(n: float, dtype: torch.dtype, why: str) -> Tol:
     """``n`` units of relative precision of ``dtype``; results below the normal range, which carry
     fewer significant bits, are compared absolutely to within ``tiny(dtype)``."""
     return Tol(n * eps(dtype), tiny(dtype), f"{n:g} eps of {DTYPE_NAMES.get(dtype, dtype)}: {why}")
+
+
+def gamma(k: int, dtype: torch.dtype) -> float:
+    """gamma_k = k u / (1 - k u), u = eps / 2: the relative bound of k roundings in ``dtype``
+    (a sum of k products in any order is within gamma_k |A| |B| of the exact one)."""
+    u = torch.finfo(dtype).eps / 2
+    return k * u / (1 - k * u) if k else 0.0
+
+
+def product_bound(k: int, dtype: torch.dtype, mag: torch.Tensor) -> torch.Tensor:
+    """The elementwise bound on |ours - ref| for a product of k terms (plus any bias) in ``dtype``
+    checked against torch's float64 product of the same values, ``mag`` = |A| |B| (+ |bias|):
+    gamma_k in ``dtype`` for ours plus gamma_k in float64 for the reference, which is rounded too
+    (at float64 the two are equal, and counting only the first fails on a correct result)."""
+    return (gamma(k, dtype) + gamma(k, torch.float64)) * mag
 
 
 # Tolerance for a result computed in another order than the reference (a reduction, a conv,
