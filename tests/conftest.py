@@ -7,6 +7,8 @@
   test that also takes ``dtype`` gets only the dtypes that device supports.
 * ``any_device``: "cpu" with the default ISA, "cuda" and "cuda_sim", for tests whose outcome
   cannot depend on the ISA (argument checks, module plumbing).
+* ``cuda_device``: "cuda" and "cuda_sim" alone, for tests of the CUDA kernels whose CPU twin is
+  another test (the randomized sweeps, sized for the emulator).
 * ``isa``: a CPU-only test run once per ISA, with that ISA active.
 """
 
@@ -26,6 +28,9 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("device", helpers.device_params(), indirect=True)
     if "any_device" in names:
         metafunc.parametrize("any_device", helpers.device_params(every_isa=False), indirect=True)
+    if "cuda_device" in names:
+        cuda = [p for p in helpers.device_params(every_isa=False) if p.values[0][0] != "cpu"]
+        metafunc.parametrize("cuda_device", cuda, indirect=True)
     if "isa" in names:
         metafunc.parametrize("isa", helpers.CPU_ISAS, indirect=True)
 
@@ -48,14 +53,17 @@ def device(request):
         yield dev
 
 
-@pytest.fixture
-def any_device(request):
+def _device_without_isa(request):
     dev, _ = request.param
     if dev == "cuda_sim":
         with cuda_sim(on_fallback=_not_emulated):
             yield dev
     else:
         yield dev
+
+
+any_device = pytest.fixture(_device_without_isa, name="any_device")
+cuda_device = pytest.fixture(_device_without_isa, name="cuda_device")
 
 
 @pytest.fixture

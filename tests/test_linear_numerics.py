@@ -281,3 +281,26 @@ def test_randomized_differential(dtype):
             _check_all(x, w, b, dy, f"{isa} {lead}x{k}>{n}")
         cases += 1
     assert cases >= 10
+
+
+def test_randomized_cuda_kernels(cuda_device):
+    """The sweep above on the CUDA GEMM: every dtype (tensor cores for float16 / bfloat16, float32
+    as TF32 or exact at random), transposed operands, shapes sized for the emulator (~10 s)."""
+    rng = random.Random(fuzz_seed(8642))
+    deadline = time.monotonic() + 10
+    cases = 0
+    for _ in range(60):
+        if time.monotonic() > deadline:
+            break
+        dtype = rng.choice([torch.float32, torch.float64, torch.float16, torch.bfloat16])
+        lead = tuple(rng.choice([1, 2, 3, 7, 16, 33]) for _ in range(rng.randint(0, 2)))
+        k, n = rng.randint(1, 160), rng.randint(1, 72)
+        x, w, b, dy = _tensors(lead, k, n, dtype, cuda_device, seed=rng.randint(0, 10**6))
+        if x.dim() == 2 and rng.random() < 0.5:
+            x = x.T.contiguous().T
+        if rng.random() < 0.5:
+            w = w.T.contiguous().T
+        tf32 = dtype == torch.float32 and rng.random() < 0.5
+        _check_all(x, w, b, dy, f"{dtype} {lead}x{k}>{n} tf32={tf32}", tf32=tf32)
+        cases += 1
+    assert cases >= 5

@@ -507,6 +507,39 @@ def test_randomized_against_torch():
         _compare(ours, ref, tol, f"iter {it} {tuple(x.shape)} {dtype} {kw.keys()}")
 
 
+def test_randomized_cuda_kernels(cuda_device):
+    """The sweep above on the CUDA kernels, every dtype they take, shapes sized for the emulator:
+    (N, C) with C past a warp's 32 lanes and (N, C, d...), every option, ignored targets."""
+    gen = torch.Generator().manual_seed(fuzz_seed(2468))
+    dev = torch_device(cuda_device)
+    dtypes = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
+    for it in range(40):
+        r = lambda k: int(torch.randint(k, (1,), generator=gen))  # noqa: E731
+        dtype = dtypes[r(4)]
+        n, c = 1 + r(12), 1 + r(70)
+        spatial = () if r(2) else tuple(1 + r(6) for _ in range(1 + r(2)))
+        x = ((10 ** (r(3) - 1)) * torch.randn(n, c, *spatial, generator=gen)).to(dtype).to(dev)
+        kw = {"reduction": REDUCTIONS[r(3)]}
+        if r(2):
+            kw["weight"] = (torch.rand(c, generator=gen) + 0.1).to(dtype).to(dev)
+        if r(2):
+            kw["label_smoothing"] = float(torch.rand((), generator=gen))
+        if r(3) == 0:
+            t = torch.softmax(torch.randn(n, c, *spatial, generator=gen), 1).to(dtype).to(dev)
+        else:
+            t = torch.randint(c, (n, *spatial), generator=gen)
+            t[torch.rand(t.shape, generator=gen) < 0.2] = -100
+            t = t.to(dev)
+        ours = _fwd_bwd(DF.cross_entropy, x, t, **kw)
+        ref = _ref(F.cross_entropy, x, t, **kw)
+        what = f"iter {it} {tuple(x.shape)} {dtype} {sorted(kw)}"
+        if kw["reduction"] == "mean" and ref[0].isnan():
+            assert ours[0].isnan(), what
+            continue
+        scale = float(x.abs().max().clamp(min=1))
+        _compare(ours, ref, Tol(TOL[dtype].rtol * 10, TOL[dtype].atol * scale, "random scale"), what)
+
+
 def test_randomized_nonfinite_against_torch():
     """Seeded random shapes ((N, C) and (N, C, d1)) and options with NaN, +inf and -inf logits at
     random places (whole rows of -inf too): loss and gradients, NaN by position, as torch's on
