@@ -29,12 +29,15 @@ from dlkernels.testing import cuda_sim_available
 # ---- randomized tests ---------------------------------------------------------------------------
 
 
-def fuzz_seed(default: int) -> int:
+def fuzz_seed(default: int | str) -> int | str:
     """The seed of a randomized differential test: its own fixed one, or one offset from it by
     DLKERNELS_TEST_SEED, so that a campaign (`DLKERNELS_TEST_SEED=17 pytest -k randomized`) draws
-    other cases; a failure replays under the same value."""
+    other cases; a failure replays under the same value. A string seed (random.Random's) gets the
+    offset appended."""
     offset = os.environ.get("DLKERNELS_TEST_SEED")
-    return default if not offset else default + 1_000_003 * int(offset)
+    if not offset:
+        return default
+    return f"{default}#{int(offset)}" if isinstance(default, str) else default + 1_000_003 * int(offset)
 
 
 # ---- devices and CPU instruction sets ------------------------------------------------------------
