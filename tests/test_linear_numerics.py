@@ -258,49 +258,52 @@ def test_threads_agree(dtype):
         assert torch.equal(a, e)
 
 
+def _for_at_most(seconds, count):
+    """range(count), cut short after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    for i in range(count):
+        if time.monotonic() > deadline:
+            return
+        yield i
+
+
+def _random_case(rng, dtype, device, max_k, max_n):
+    """(x, w, b, dy, its name) drawn from rng: leading dims, features, transposed operands."""
+    lead = tuple(rng.choice([1, 2, 3, 7, 16, 33]) for _ in range(rng.randint(0, 2)))
+    k, n = rng.randint(1, max_k), rng.randint(1, max_n)
+    x, w, b, dy = _tensors(lead, k, n, dtype, device, seed=rng.randint(0, 10**6))
+    if x.dim() == 2 and rng.random() < 0.5:
+        x = x.T.contiguous().T
+    if rng.random() < 0.5:
+        w = w.T.contiguous().T
+    if dy.dim() == 2 and rng.random() < 0.3:
+        dy = dy.T.contiguous().T
+    return x, w, b, dy, f"{lead}x{k}>{n}"
+
+
 @FLOATS
 def test_randomized_differential(dtype):
     """Seeded random shapes and layouts on every ISA, for ~8 s at most per dtype."""
     rng = random.Random(fuzz_seed(1234))
-    deadline = time.monotonic() + 8
     cases = 0
-    for _ in range(200):
-        if time.monotonic() > deadline:
-            break
-        lead = tuple(rng.choice([1, 2, 3, 7, 16, 33]) for _ in range(rng.randint(0, 2)))
-        k, n = rng.randint(1, 300), rng.randint(1, 130)
+    for _ in _for_at_most(8, 200):
         isa = rng.choice(dlkernels.cpu_isas())
-        x, w, b, dy = _tensors(lead, k, n, dtype, "cpu", seed=rng.randint(0, 10**6))
-        if x.dim() == 2 and rng.random() < 0.5:
-            x = x.T.contiguous().T
-        if rng.random() < 0.5:
-            w = w.T.contiguous().T
-        if dy.dim() == 2 and rng.random() < 0.3:
-            dy = dy.T.contiguous().T
+        x, w, b, dy, name = _random_case(rng, dtype, "cpu", 300, 130)
         with dlkernels.use_cpu_isa(isa):
-            _check_all(x, w, b, dy, f"{isa} {lead}x{k}>{n}")
+            _check_all(x, w, b, dy, f"{isa} {name}")
         cases += 1
     assert cases >= 10
 
 
 def test_randomized_cuda_kernels(cuda_device):
     """The sweep above on the CUDA GEMM: every dtype (tensor cores for float16 / bfloat16, float32
-    as TF32 or exact at random), transposed operands, shapes sized for the emulator (~10 s)."""
+    as TF32 or exact at random), shapes sized for the emulator (~10 s at most)."""
     rng = random.Random(fuzz_seed(8642))
-    deadline = time.monotonic() + 10
     cases = 0
-    for _ in range(60):
-        if time.monotonic() > deadline:
-            break
+    for _ in _for_at_most(10, 60):
         dtype = rng.choice([torch.float32, torch.float64, torch.float16, torch.bfloat16])
-        lead = tuple(rng.choice([1, 2, 3, 7, 16, 33]) for _ in range(rng.randint(0, 2)))
-        k, n = rng.randint(1, 160), rng.randint(1, 72)
-        x, w, b, dy = _tensors(lead, k, n, dtype, cuda_device, seed=rng.randint(0, 10**6))
-        if x.dim() == 2 and rng.random() < 0.5:
-            x = x.T.contiguous().T
-        if rng.random() < 0.5:
-            w = w.T.contiguous().T
+        x, w, b, dy, name = _random_case(rng, dtype, cuda_device, 160, 72)
         tf32 = dtype == torch.float32 and rng.random() < 0.5
-        _check_all(x, w, b, dy, f"{dtype} {lead}x{k}>{n} tf32={tf32}", tf32=tf32)
+        _check_all(x, w, b, dy, f"{dtype} {name} tf32={tf32}", tf32=tf32)
         cases += 1
     assert cases >= 5
