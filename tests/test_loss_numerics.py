@@ -2,10 +2,13 @@
 every position, label smoothing with weights, soft targets, spatial and unbatched inputs, extreme
 logits, empty batches, on every CPU ISA; reductions are bit-reproducible across thread counts."""
 
+import math
+import warnings
+
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import Tol, assert_close, fuzz_seed, torch_device
+from helpers import Tol, assert_close, eps, fuzz_seed, torch_device
 
 import dlkernels
 
@@ -32,6 +35,11 @@ def _up(v):
     return v.double() if isinstance(v, torch.Tensor) and v.is_floating_point() else v
 
 
+def _upstream(shape):
+    """The gradient _fwd_bwd sends into the loss (float64, fixed)."""
+    return torch.randn(shape, generator=torch.Generator().manual_seed(99), dtype=torch.float64)
+
+
 def _fwd_bwd(fn, x, *args, target_grad=False, ref=False, **kw):
     """Loss and gradients of ``fn``; with ``ref``, half-type inputs are computed in float64 and
     the results rounded to their dtype (the reference for kernels that compute in float)."""
@@ -44,8 +52,7 @@ def _fwd_bwd(fn, x, *args, target_grad=False, ref=False, **kw):
     if target_grad:
         t = t.detach().clone().requires_grad_()
     y = fn(x, t, *args[1:], **kw)
-    g = torch.randn(y.shape, generator=torch.Generator().manual_seed(99), dtype=torch.float64).to(dtype)
-    y.backward(g.to(y))
+    y.backward(_upstream(y.shape).to(dtype).to(y))
     out = y.detach(), x.grad, (t.grad if target_grad else None)
     return tuple(o.to(dtype) if up and o is not None else o for o in out)
 
@@ -92,6 +99,58 @@ def test_mse_layouts_and_broadcast(device):
     with pytest.warns(UserWarning):
         ref = _ref(F.mse_loss, x, tb, target_grad=True)
     _compare(ours, ref, TOL[torch.float32], "broadcast")
+
+
+def _random_operand(gen, shape, dtype, dev):
+    """A tensor of ``shape`` in one of three layouts: contiguous, transposed (its last two dims
+    stored the other way) or a strided slice of a larger one."""
+    r = int(torch.randint(3, (1,), generator=gen))
+    if r == 1 and len(shape) >= 2:
+        flipped = (*shape[:-2], shape[-1], shape[-2])
+        return torch.randn(flipped, generator=gen).to(dtype).to(dev).transpose(-1, -2)
+    if r == 2 and len(shape) >= 1:
+        wide = torch.randn(*shape[:-1], 2 * shape[-1], generator=gen).to(dtype).to(dev)
+        return wide[..., ::2]
+    return torch.randn(shape, generator=gen).to(dtype).to(dev)
+
+
+def test_randomized_mse(device, dtype):
+    """Seeded random shapes (0 to 3 dims, empty ones included), target or input broadcast over
+    the other, layouts and reductions; loss and both gradients as torch's."""
+    gen = torch.Generator().manual_seed(fuzz_seed(1357))
+    dev = torch_device(device)
+    for it in range(30):
+        r = lambda k: int(torch.randint(k, (1,), generator=gen))  # noqa: E731
+        shape = tuple(r(9) if r(8) else 0 for _ in range(r(4)))
+        small = tuple(1 if r(3) == 0 else d for d in shape)[r(2) :]  # broadcasts to shape
+        xs, ts = (shape, small) if r(2) else (small, shape)
+        x, t = _random_operand(gen, xs, dtype, dev), _random_operand(gen, ts, dtype, dev)
+        red = REDUCTIONS[r(3)]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # torch's "different to the input size"
+            ours = _fwd_bwd(DF.mse_loss, x, t, reduction=red, target_grad=True)
+            ref = _ref(F.mse_loss, x, t, reduction=red, target_grad=True)
+        what = f"iter {it} {xs} vs {ts} {red}"
+        upstream = float(_upstream(ref[0].shape).abs().max()) if ref[0].numel() else 0.0
+        if red == "mean" and ref[0].isnan():  # 0 / 0 for empty operands
+            assert ours[0].isnan(), what
+            ours, ref = (None, *ours[1:]), (None, *ref[1:])
+        for a, b, name, size in zip(ours, ref, ("loss", "grad_input", "grad_target"), (None, xs, ts)):
+            if b is None:
+                continue
+            tol = TOL[dtype]
+            if size is not None and size != torch.broadcast_shapes(xs, ts):
+                # autograd sums the broadcast operand's per-element gradients, each rounded once
+                # to the dtype: an error of u |term| each, so u times the sum of |terms|
+                # (|term| <= 2 |x - t| max|g| / n, g _fwd_bwd's upstream gradient)
+                n = 1 if red != "mean" else max(math.prod(torch.broadcast_shapes(xs, ts)), 1)
+                terms = (2 * (x.double() - t.double()).abs() * upstream / n).sum_to_size(size)
+                tol = Tol(
+                    tol.rtol,
+                    tol.atol + (float(terms.max()) if terms.numel() else 0.0) * eps(dtype) / 2,
+                    "per-element terms rounded before autograd's sum",
+                )
+            assert_close(a, b, tol, f"{what} {name}")
 
 
 def test_mse_empty_and_promotion(any_device):
