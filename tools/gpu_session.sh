@@ -45,6 +45,11 @@ if [[ $stages == *test* ]]; then
   (cd "$(dirname "$tests")" && "$py" -m pytest tests -q -m cuda -p no:cacheprovider \
     --junitxml="$out/cuda-tests.xml" >"$out/cuda-tests.log" 2>&1) || status=1
   tail -40 "$out/cuda-tests.log"
+  echo "== CUDA randomized sweeps at other seeds (DLKERNELS_TEST_SEED, tests/helpers.py fuzz_seed)"
+  for seed in ${FUZZ_SEEDS:-1 2 3 4 5 6 7 8}; do
+    (cd "$(dirname "$tests")" && DLKERNELS_TEST_SEED=$seed "$py" -m pytest tests -q -m cuda -k randomized \
+      -p no:cacheprovider >"$out/cuda-fuzz-$seed.log" 2>&1) || { status=1; echo "seed $seed failed"; }
+  done
 fi
 
 if [[ $stages == *bench* ]]; then
