@@ -12,12 +12,21 @@
 * ``isa``: a CPU-only test run once per ISA, with that ISA active.
 """
 
+import os
+
 import helpers
 import pytest
 import torch
 
 import dlkernels
 from dlkernels.testing import cuda_sim
+
+
+def pytest_report_header(config):
+    """The randomized tests' seed offset, when a campaign sets one, so a failure's log says how
+    to replay it."""
+    seed = os.environ.get("DLKERNELS_TEST_SEED")
+    return f"DLKERNELS_TEST_SEED={seed} (randomized tests draw other cases)" if seed else None
 
 
 def pytest_generate_tests(metafunc):
