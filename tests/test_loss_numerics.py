@@ -531,6 +531,32 @@ def test_nn_layers():
     assert type(dlkernels.nn.convert(model)[1]) is dlkernels.nn.CrossEntropyLoss
 
 
+def _random_ce_options(r, gen, x):
+    """(target, keyword arguments) drawn for logits x: a reduction, class weights, label smoothing,
+    probability targets or class targets with some ignored."""
+    n, c, spatial = x.shape[0], x.shape[1], x.shape[2:]
+    kw = {"reduction": REDUCTIONS[r(3)]}
+    if r(2):
+        kw["weight"] = torch.rand(c, generator=gen).to(x)
+    if r(2):
+        kw["label_smoothing"] = float(torch.rand((), generator=gen))
+    if r(3) == 0:
+        return torch.softmax(torch.randn(x.shape, generator=gen), 1).to(x), kw
+    t = torch.randint(c, (n, *spatial), generator=gen)
+    t[torch.rand(t.shape, generator=gen) < 0.2] = -100
+    return t.to(x.device), kw
+
+
+def _compare_random_ce(ours, ref, x, kw, what):
+    """A mean over no kept target is NaN on both sides; else within TOL, scaled by the logits."""
+    if kw["reduction"] == "mean" and ref[0].isnan():
+        assert ours[0].isnan(), what
+        return
+    dtype = x.dtype
+    scale = float(x.abs().max().clamp(min=1))
+    _compare(ours, ref, Tol(TOL[dtype].rtol * 10, TOL[dtype].atol * scale, "random scale"), what)
+
+
 def test_randomized_against_torch():
     """Seeded random shapes, options and values (a few seconds)."""
     gen = torch.Generator().manual_seed(fuzz_seed(1234))
@@ -541,17 +567,7 @@ def test_randomized_against_torch():
         n, c = r(40), 1 + r(300)
         spatial = () if r(3) else tuple(1 + r(40) for _ in range(1 + r(2)))  # (N, C, d1, ...)
         x = (10 ** (r(4) - 1)) * torch.randn(n, c, *spatial, dtype=dtype, generator=gen)
-        red = REDUCTIONS[r(3)]
-        kw = {"reduction": red}
-        if r(2):
-            kw["weight"] = torch.rand(c, dtype=dtype, generator=gen)
-        if r(2):
-            kw["label_smoothing"] = float(torch.rand((), generator=gen))
-        if r(3) == 0:
-            t = torch.softmax(torch.randn(x.shape, dtype=dtype, generator=gen), 1)
-        else:
-            t = torch.randint(c, (n, *spatial), generator=gen)
-            t[torch.rand(t.shape, generator=gen) < 0.2] = -100
+        t, kw = _random_ce_options(r, gen, x)
         if n == 0:
             continue
         with dlkernels.use_cpu_isa(isas[it % len(isas)]):
@@ -559,11 +575,7 @@ def test_randomized_against_torch():
             ours = _fwd_bwd(DF.cross_entropy, x, t, **kw)
         torch.manual_seed(it)
         ref = _ref(F.cross_entropy, x, t, **kw)
-        if red == "mean" and ref[0].isnan():
-            assert ours[0].isnan()
-            continue
-        tol = Tol(TOL[dtype].rtol * 10, TOL[dtype].atol * float(x.abs().max().clamp(min=1)), "random scale")
-        _compare(ours, ref, tol, f"iter {it} {tuple(x.shape)} {dtype} {kw.keys()}")
+        _compare_random_ce(ours, ref, x, kw, f"iter {it} {tuple(x.shape)} {dtype} {sorted(kw)}")
 
 
 def test_randomized_cuda_kernels(cuda_device):
@@ -578,25 +590,10 @@ def test_randomized_cuda_kernels(cuda_device):
         n, c = 1 + r(12), 1 + r(70)
         spatial = () if r(2) else tuple(1 + r(6) for _ in range(1 + r(2)))
         x = ((10 ** (r(3) - 1)) * torch.randn(n, c, *spatial, generator=gen)).to(dtype).to(dev)
-        kw = {"reduction": REDUCTIONS[r(3)]}
-        if r(2):
-            kw["weight"] = (torch.rand(c, generator=gen) + 0.1).to(dtype).to(dev)
-        if r(2):
-            kw["label_smoothing"] = float(torch.rand((), generator=gen))
-        if r(3) == 0:
-            t = torch.softmax(torch.randn(n, c, *spatial, generator=gen), 1).to(dtype).to(dev)
-        else:
-            t = torch.randint(c, (n, *spatial), generator=gen)
-            t[torch.rand(t.shape, generator=gen) < 0.2] = -100
-            t = t.to(dev)
+        t, kw = _random_ce_options(r, gen, x)
         ours = _fwd_bwd(DF.cross_entropy, x, t, **kw)
         ref = _ref(F.cross_entropy, x, t, **kw)
-        what = f"iter {it} {tuple(x.shape)} {dtype} {sorted(kw)}"
-        if kw["reduction"] == "mean" and ref[0].isnan():
-            assert ours[0].isnan(), what
-            continue
-        scale = float(x.abs().max().clamp(min=1))
-        _compare(ours, ref, Tol(TOL[dtype].rtol * 10, TOL[dtype].atol * scale, "random scale"), what)
+        _compare_random_ce(ours, ref, x, kw, f"iter {it} {tuple(x.shape)} {dtype} {sorted(kw)}")
 
 
 def test_randomized_nonfinite_against_torch():
