@@ -1,11 +1,13 @@
 """Per-call cost of the op layer: tiny and small activations, a small conv2d, linear and pooling,
-and the seed's cross entropy (64 x 10), forward and forward+backward, dlkernels next to torch,
-interleaved in one process. Usage: python benchmarks/per_call.py"""
+the seed's cross entropy (64 x 10), forward and forward+backward, and the seed's fc2 as an nn
+layer (its weights Parameters), dlkernels next to torch, interleaved in one process.
+Usage: python benchmarks/per_call.py"""
 
 import torch
 import torch.utils.benchmark as tb
 
 import dlkernels.functional as F
+import dlkernels.nn as dnn
 
 
 def case(label, dlk, ref, rounds=5):
@@ -65,6 +67,10 @@ def main():
         lambda: torch.autograd.grad(F.cross_entropy(lg, target), lg),
         lambda: torch.autograd.grad(tn.cross_entropy(lg, target), lg),
     )
+    ours, ref = dnn.Linear(128, 10), torch.nn.Linear(128, 10)
+    ours.load_state_dict(ref.state_dict())
+    h, dy = torch.randn(64, 128), torch.randn(64, 10)
+    case("nn.Linear fwd+bwd 64x128->10", lambda: ours(h).backward(dy), lambda: ref(h).backward(dy))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from .._ext import ops
-from .._ops._common import call, direct_keyset
+from .._ops._common import PLAIN_TYPES, call, direct_keyset
 from ..autograd.activation import LeakyReLUFunction, ReLUFunction
 from . import _checks
 from ._checks import check_inplace, check_kernel_dtype, check_number, check_tensor, needs_grad
@@ -28,7 +28,9 @@ def _inplace(op, input, *args) -> None:
 
 def _fast(input) -> bool:
     """Whether the out-of-place op may skip the Python checks (they would pass)."""
-    return type(input) is Tensor and input.dtype in _checks.ANY_DEVICE_DTYPES and _checks.CUDA_SIM is None
+    return (
+        type(input) in PLAIN_TYPES and input.dtype in _checks.ANY_DEVICE_DTYPES and _checks.CUDA_SIM is None
+    )
 
 
 def relu(input: Tensor, inplace: bool = False) -> Tensor:

@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from .._ext import ops
-from .._ops._common import call
+from .._ops._common import PLAIN_TYPES, call
 from .._ops.linear import check_linear
 from . import _checks
 from ._checks import check_kernel_dtype, check_tensor
@@ -41,16 +41,21 @@ def _bias_as_vector(bias: Tensor, out: int, input: Tensor) -> Tensor:
 
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     if (  # the common call in fewer steps: what the checks below would accept, read cheaply
-        type(input) is Tensor
-        and type(weight) is Tensor
-        and weight.dim() == 2
-        and input.dim() >= 1
-        and input.dtype is weight.dtype
-        and input.dtype in _checks.ANY_DEVICE_DTYPES
-        and input.shape[-1] == weight.shape[1]
+        type(input) in PLAIN_TYPES
+        and type(weight) in PLAIN_TYPES
+        and len(ws := weight.shape) == 2
+        and (xs := input.shape)  # at least 1-D
+        and xs[-1] == ws[1]
+        and (dtype := input.dtype) is weight.dtype
+        and dtype in _checks.ANY_DEVICE_DTYPES
         and (
             bias is None
-            or (type(bias) is Tensor and bias.dtype is input.dtype and bias.shape == weight.shape[:1])
+            or (
+                type(bias) in PLAIN_TYPES
+                and bias.dtype is dtype
+                and len(bs := bias.shape) == 1
+                and bs[0] == ws[0]
+            )
         )
         and _checks.CUDA_SIM is None
     ):

@@ -11,7 +11,7 @@ from torch import Tensor
 from torch.nn import _reduction
 
 from .._ext import ops
-from .._ops._common import call
+from .._ops._common import PLAIN_TYPES, call
 from .._ops.loss import cross_entropy_loss
 from . import _checks
 from ._checks import check_kernel_dtype, check_number, check_tensor
@@ -69,8 +69,8 @@ def cross_entropy(
     label_smoothing: float = 0.0,
 ) -> Tensor:
     if (  # the common call, (N, C) logits and class indices with default options, in fewer steps
-        type(input) is Tensor
-        and type(target) is Tensor
+        type(input) in PLAIN_TYPES
+        and type(target) in PLAIN_TYPES
         and weight is None
         and size_average is None
         and reduce is None
