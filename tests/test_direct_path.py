@@ -3,6 +3,9 @@ Python layers) on the inputs that need more than a plain tensor's pointer and st
 * a lazy negation (torch._neg_view) is read negated and a storage-less efficient zero tensor as
   zeros, forward and backward: the same bits as the op on the materialised tensor (the zero
   tensor crashed the process before the dispatcher's fallbacks were on the path);
+* a tensor of another layout (sparse, mkldnn) or a nested one goes to the dispatcher, which
+  raises torch's NotImplementedError naming its backend (the kernels read only dense tensors,
+  and failed on these with the stable ABI's bare "API call failed");
 * nn.Parameter, the nn layers' weights, takes the direct path (it adds no dispatch of its own);
   a subclass that defines __torch_function__ still sees every call."""
 
@@ -95,6 +98,52 @@ def test_efficient_zero_tensor_is_read_as_zeros(name, position):
     zeros = [*values[:position], torch.zeros_like(values[position]), *values[position + 1 :]]
     assert_close(ours, fn(DF, *zeros), EXACT, f"{name}: zero tensor at input {position}")
     assert_close(ours, fn(F, *zeros), _TORCH, f"{name}: against torch")
+
+
+# layout -> (the tensor of that layout holding t's values, whether it can hold a t of this dim)
+_LAYOUTS = {
+    "sparse_coo": (lambda t: t.to_sparse(), lambda dim: True),
+    "sparse_csr": (lambda t: t.to_sparse_csr(), lambda dim: dim == 2),
+    "mkldnn": (lambda t: t.to_mkldnn(), lambda dim: True),
+    "nested": (lambda t: torch.nested.nested_tensor(list(t)), lambda dim: dim >= 2),
+}
+_LAYOUT_CASES = [
+    (name, i, layout)
+    for name, i in _POSITIONS
+    for layout, (_, holds) in _LAYOUTS.items()
+    if holds(_inputs(name)[i].dim())
+]
+
+
+@pytest.mark.filterwarnings("ignore:.*(prototype|beta):UserWarning")
+@pytest.mark.parametrize("name,position,layout", _LAYOUT_CASES)
+def test_other_layouts_raise_torchs_error(name, position, layout):
+    """The dispatcher's NotImplementedError naming the backend; for a nested tensor, torch's own
+    RuntimeError where the functional layer reads its shape (which nested tensors do not have)."""
+    _, fn = CASES[name]
+    values = _inputs(name)
+    values[position] = _LAYOUTS[layout][0](values[position])
+    backend = {"sparse_coo": "SparseCPU", "sparse_csr": "SparseCsrCPU", "mkldnn": "MkldnnCPU"}.get(layout)
+    if backend is None:
+        expected = pytest.raises(
+            (NotImplementedError, RuntimeError),
+            match="'NestedTensorCPU' backend|NestedTensorImpl doesn't support sizes",
+        )
+    else:
+        expected = pytest.raises(
+            NotImplementedError, match=f"Could not run 'dlkernels::.*' with arguments from the '{backend}'"
+        )
+    with expected:
+        fn(DF, *values)
+
+
+@pytest.mark.filterwarnings("ignore:.*deprecated:UserWarning")
+def test_quantized_input_names_its_dtype():
+    """A quantized tensor is refused by dtype, named as torch names it (asking a meta tensor for
+    the name, as for other dtypes, fails for these)."""
+    q = torch.quantize_per_tensor(torch.randn(2, 3), 0.1, 0, torch.quint8)
+    with pytest.raises(NotImplementedError, match="\"relu\" not implemented for 'QUInt8' on cpu"):
+        DF.relu(q)
 
 
 def test_incoming_gradient_negation_view_or_zero_tensor():

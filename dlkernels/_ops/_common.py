@@ -17,6 +17,12 @@ _C10_NAMES = {
     torch.float64: "Double",
     torch.float16: "Half",
     torch.bfloat16: "BFloat16",
+    # quantized types have no meta tensor to ask (below)
+    torch.qint8: "QInt8",
+    torch.quint8: "QUInt8",
+    torch.qint32: "QInt32",
+    torch.quint4x2: "QUInt4x2",
+    torch.quint2x4: "QUInt2x4",
 }
 
 
@@ -122,6 +128,7 @@ _Tensor = torch.Tensor
 # Tensor types the direct path takes: nn.Parameter adds no torch_function or torch_dispatch of
 # its own (the nn layers' weights are Parameters); any other subclass gets its own dispatch.
 PLAIN_TYPES = frozenset((torch.Tensor, torch.nn.Parameter))
+_STRIDED = torch.strided
 _is_compiling = torch.compiler.is_compiling
 _grad_enabled = torch.is_grad_enabled
 _dispatch_modes = torch._C._len_torch_dispatch_stack
@@ -132,7 +139,7 @@ _transforms = torch._C._are_functorch_transforms_active
 def route(args):
     """(the backend's dispatch key set, whether autograd must record) when a call with `args`
     can skip the dispatcher's layers above the backend, else (None, False). Non-tensor arguments
-    are skipped; every tensor must be of PLAIN_TYPES, on the first tensor's device."""
+    are skipped; every tensor must be a dense one of PLAIN_TYPES, on the first tensor's device."""
     if _is_compiling():  # first: the checks below do not trace
         return None, False
     if forward_ad._current_level >= 0 or _dispatch_modes() or _function_modes() or _transforms():
@@ -144,6 +151,8 @@ def route(args):
             if a is not None and isinstance(a, _Tensor):  # a subclass: its own dispatch
                 return None, False
             continue
+        if a.layout is not _STRIDED or a.is_nested:  # sparse, mkldnn, nested: other backend keys
+            return None, False
         if a.requires_grad:
             grad = True
         if first is None:
