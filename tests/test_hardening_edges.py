@@ -4,7 +4,8 @@ Guards against: relu(-0.0) returning +0.0 (torch keeps -0.0); overflowing conv2d
 to the op directly producing garbled messages ("padded input size (-9223372036854775807 x ...)")
 instead of naming the argument; a non-number ``negative_slope`` (a 2-element tensor) raising
 ValueError where torch raises TypeError, and other argument types raising other errors than
-torch's. Documents that a conv2d with zero input channels returns the bias-filled output.
+torch's; an output too large to allocate raising the stable ABI's bare "API call failed".
+Documents that a conv2d with zero input channels returns the bias-filled output.
 """
 
 from __future__ import annotations
@@ -169,3 +170,24 @@ def test_zero_input_channels_return_the_bias():
     gx, gw, gb = torch.autograd.grad(y, (x, w, b), gy)
     assert gx.shape == x.shape and gw.shape == w.shape
     torch.testing.assert_close(gb, gy.sum((0, 2, 3)))
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: DF.conv2d(torch.randn(1, 1, 1, 1), torch.randn(1, 1, 1, 1), padding=2**24),
+        lambda: torch.ops.dlkernels.adaptive_avg_pool2d_backward(
+            torch.randn(1, 1, 2, 2), [1, 1, 2**40, 2**10]
+        ),
+    ],
+    ids=["conv2d padding 2**24", "raw adaptive_avg_pool2d_backward"],
+)
+def test_unallocatable_output_names_its_size(call):
+    """An output of 4.5e15 bytes (more than any address space holds, so it fails everywhere)
+    raises a RuntimeError naming its dtype and size; the allocator's own message does not cross
+    the stable ABI of the 2.11 target, which said only that an API call failed."""
+    with pytest.raises(
+        RuntimeError,
+        match=r"could not allocate a Float tensor of size \[1, 1, \d+, \d+\] \(4.5\d*e\+15 bytes\)",
+    ):
+        call()

@@ -173,6 +173,22 @@ inline bool is_channels_last(const Tensor& t) {
 // Allocation
 // ---------------------------------------------------------------------------------------------
 
+inline int64_t element_size(ScalarType s) {
+  switch (s) {
+    case ScalarType::Double:
+    case ScalarType::Long:
+      return 8;
+    case ScalarType::Float:
+    case ScalarType::Int:
+      return 4;
+    case ScalarType::Half:
+    case ScalarType::BFloat16:
+      return 2;
+    default:
+      return 1;
+  }
+}
+
 // Allocation calls the C shim's empty_strided (at::empty_strided) directly: at the 2.11 target,
 // torch::stable::new_empty and empty_like go through the dispatcher by op name, which costs about
 // 0.6 us a tensor against 0.2 here, a large share of a small op's time.
@@ -182,8 +198,15 @@ inline Tensor empty_strided(IntList sizes, IntList strides, ScalarType dtype, co
   STABLE_TORCH_ERROR_CODE_CHECK(aoti_torch_get_device_index(device_of.get(), &device_index));
   const int32_t code = torch::stable::detail::to<int32_t>(torch::stable::detail::from(dtype));
   AtenTensorHandle out = nullptr;
-  STABLE_TORCH_ERROR_CODE_CHECK(aoti_torch_empty_strided(static_cast<int64_t>(sizes.size()), sizes.data(),
-                                                         strides.data(), code, device_type, device_index, &out));
+  if (aoti_torch_empty_strided(static_cast<int64_t>(sizes.size()), sizes.data(), strides.data(), code, device_type,
+                               device_index, &out) != TORCH_SUCCESS) {
+    // The shim's own message (the allocator's) does not cross the 2.11 ABI: say what was asked.
+    double elements = 1;
+    for (const int64_t s : sizes) elements *= static_cast<double>(s);
+    DLK_CHECK(false, "dlkernels: could not allocate a ", dtype_name(dtype), " tensor of size ", sizes, " (",
+              elements * static_cast<double>(element_size(dtype)), " bytes) on ", device_name(device_of),
+              ": out of memory");
+  }
   return Tensor(out);
 }
 
