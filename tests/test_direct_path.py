@@ -6,6 +6,7 @@ Python layers) on the inputs that need more than a plain tensor's pointer and st
 * a tensor of another layout (sparse, mkldnn) or a nested one goes to the dispatcher, which
   raises torch's NotImplementedError naming its backend (the kernels read only dense tensors,
   and failed on these with the stable ABI's bare "API call failed");
+* autocast leaves the ops in their inputs' dtype (they register no autocast rule);
 * nn.Parameter, the nn layers' weights, takes the direct path (it adds no dispatch of its own);
   a subclass that defines __torch_function__ still sees every call."""
 
@@ -201,3 +202,19 @@ def test_parameter_subclass_keeps_its_own_dispatch():
     assert_close(
         y.as_subclass(torch.Tensor), F.linear(x, w.as_subclass(torch.Tensor)), _TORCH, "subclass weight"
     )
+
+
+@pytest.mark.parametrize("name", ["conv2d", "linear", "cross_entropy", "relu"])
+def test_autocast_runs_in_the_inputs_dtype(name):
+    """The ops register no autocast rule (README, Guarantees): under CPU autocast to bfloat16 they
+    give the bits of the call without it, in float32, by the direct path and by the dispatcher."""
+    _, fn = CASES[name]
+    values = _inputs(name)
+    plain = fn(DF, *values)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        ours = fn(DF, *values)
+        if name == "linear":
+            dispatched = torch.ops.dlkernels.linear(*values)
+            assert_close(dispatched, plain, EXACT, "linear through the dispatcher under autocast")
+    assert ours.dtype == torch.float32
+    assert_close(ours, plain, EXACT, f"{name} under autocast")
