@@ -65,6 +65,25 @@ def test_api_surfaces_agree(any_device, act):
 
 
 @act_param
+def test_direct_path_node(act):
+    """The functional call on plain tensors records the op's lean node (the direct path's), whose
+    gradient, and double backward (create_graph: the registered formula), are the raw op's bits."""
+    x = make_input((4, 9), torch.float64, "cpu", specials=False)
+    g = make_input((4, 9), torch.float64, "cpu", specials=False, generator_seed=1)
+    h = make_input((4, 9), torch.float64, "cpu", specials=False, generator_seed=2)
+    results = []
+    for fn in (act.functional, act.op):
+        leaf = x.clone().requires_grad_()
+        y = fn(leaf)
+        (gx,) = torch.autograd.grad(y, leaf, g, create_graph=True)
+        (ggx,) = torch.autograd.grad(gx, leaf, h, allow_unused=True, materialize_grads=True)
+        results.append((type(y.grad_fn).__name__, y, gx, ggx))
+    assert results[0][0] == f"_{act.name}Backward", results[0][0]
+    for what, ours, raw in zip(("output", "gradient", "double backward"), results[0][1:], results[1][1:]):
+        assert_close(ours, raw, EXACT, f"{act} {what}: lean node vs the raw op's")
+
+
+@act_param
 def test_noncontiguous_grad_output(device, dtype, act):
     """grad_output strided, misaligned, permuted, channels_last or expanded (as from .sum())."""
     shape = (2, 3, 5, 7)

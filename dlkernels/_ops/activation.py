@@ -8,7 +8,18 @@ d/dg = sigmoid_backward(., y) and d/dy = g (1 - 2 y)."""
 
 import torch
 
-from ._common import LIB, add_tangents, call, check_dtype, check_like, register_autograd, register_inplace
+from ._common import (
+    _DIRECT_RECORD,
+    LIB,
+    add_tangents,
+    call,
+    check_dtype,
+    check_like,
+    direct_backward,
+    redispatcher,
+    register_autograd,
+    register_inplace,
+)
 
 ops = torch.ops.dlkernels
 _lib = torch.library.Library("dlkernels", "FRAGMENT")
@@ -132,6 +143,44 @@ register_autograd("leaky_relu", _leaky_relu_bwd, _save_input_and_slope, _jvp_lea
 register_autograd("relu_backward", _relu_backward_bwd, _save_saved, _jvp_relu_backward)
 register_autograd("leaky_relu_backward", _leaky_relu_backward_bwd, _save_saved, _jvp_leaky_relu_backward)
 register_autograd("sigmoid_backward", _sigmoid_backward_bwd, _save_sigmoid_backward, _jvp_sigmoid_backward)
+
+
+def _lean_node(name, saves_output):
+    """The op's node on the direct path (call, with autograd recording), lean as linear's
+    (_ops/linear.py): the forward runs the backend kernel and saves the output (relu, sigmoid) or
+    the input (leaky_relu, with its slope); the backward runs the backward op's kernel directly
+    where nothing records and nothing sits above the backend, else the registered formula (which
+    records, for a double backward). relu of 64K float32 forward + backward, one thread, Zen 5:
+    36.7 -> 32.8 us (torch 27.1); of 16 elements 21.4 -> 20.1 us."""
+    op, backward_op = getattr(ops, name), getattr(ops, name + "_backward")
+    kernel, backward_kernel = redispatcher(op.default), redispatcher(backward_op.default)
+
+    def forward(ctx, x, extra, keys):  # extra: the op's non-tensor arguments (leaky_relu's slope)
+        y = kernel(keys, x, *extra)
+        ctx.save_for_backward(y if saves_output else x)
+        ctx.meta = keys, extra
+        return y
+
+    def backward(ctx, grad):
+        (saved,) = ctx.saved_tensors
+        keys, extra = ctx.meta
+        if _grad_enabled() or not direct_backward(grad):
+            return call(backward_op, grad, saved, *extra), None, None
+        return backward_kernel(keys, grad, saved, *extra), None, None
+
+    node = type(
+        f"_{name}",
+        (torch.autograd.Function,),
+        {"forward": staticmethod(forward), "backward": staticmethod(backward)},
+    )
+    record = super(torch.autograd.Function, node).apply  # the plain C++ apply
+    _DIRECT_RECORD[op] = lambda keys, x, *extra: record(x, extra, keys)
+
+
+_grad_enabled = torch.is_grad_enabled
+_lean_node("relu", saves_output=True)
+_lean_node("sigmoid", saves_output=True)
+_lean_node("leaky_relu", saves_output=False)
 
 # ---- vmap ---------------------------------------------------------------------------------------
 # Elementwise: the batch dimension is one more dimension of the same op. Operands of a backward op
