@@ -47,10 +47,20 @@ def _draw(tensor: torch.Tensor, generator: torch.Generator | None) -> tuple[int,
     return seed, offset
 
 
+# The torch.Tensor method each kernel stands in for, which names a bad generator in torch's
+# message (torch 2.13's trunc_normal_ draws through normal_).
+_TORCH_METHOD = {"init_uniform_": "uniform_", "init_normal_": "normal_", "init_trunc_normal_": "normal_"}
+
+
 def _run(name: str, tensor: torch.Tensor, *args, generator=None, random=True) -> torch.Tensor:
     # Checked before drawing: a refused call leaves the generator where it was.
     _checks.check_tensor(name, tensor, "tensor")
     _checks.check_kernel_dtype(name, tensor)
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(
+            f"{_TORCH_METHOD.get(name, name)}(): argument 'generator' must be torch.Generator, not "
+            f"{type(generator).__name__}"
+        )
     if random:
         args = (*args, *_draw(tensor, generator))
     with torch.no_grad():

@@ -248,6 +248,29 @@ def test_errors_with_torch_types():
         init.normal_(torch.empty(1, 3).expand(4, 3))
 
 
+@pytest.mark.parametrize(
+    "name",
+    [
+        "normal_",
+        "uniform_",
+        "trunc_normal_",
+        "kaiming_normal_",
+        "kaiming_uniform_",
+        "xavier_normal_",
+        "xavier_uniform_",
+    ],
+)
+def test_generator_of_the_wrong_type_is_torchs_type_error(name):
+    """torch's TypeError, naming the Tensor method it draws with; the tensor is left untouched."""
+    x = torch.zeros(3, 4)
+    with pytest.raises(TypeError) as ours:
+        getattr(init, name)(x, generator=5)
+    with pytest.raises(TypeError) as theirs:
+        getattr(torch.nn.init, name)(torch.zeros(3, 4), generator=5)
+    assert str(ours.value) == str(theirs.value)
+    assert not x.any()
+
+
 def test_raw_ops_opcheck():
     for op, args in (
         (torch.ops.dlkernels.init_normal_, (0.0, 1.0, 11, 12)),
