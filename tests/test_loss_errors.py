@@ -50,6 +50,66 @@ def test_cross_entropy_errors(case):
         assert str(ours) == str(ref)
 
 
+# Inputs and targets of every rank and dtype around the valid ones: torch decides probability
+# targets by shape (the input's), class indices otherwise, and checks in an order of its own.
+_CE_INPUTS = {"(4,5)": (4, 5), "(5,)": (5,), "(2,5,3)": (2, 5, 3), "(0,5)": (0, 5)}
+_CE_TARGETS = {
+    "long(4,)": lambda: torch.tensor([0, 1, 2, 3]),
+    "long()": lambda: torch.tensor(1),
+    "long(1,)": lambda: torch.tensor([1]),
+    "long(2,)": lambda: torch.tensor([0, 1]),
+    "long(0,)": lambda: torch.zeros(0, dtype=torch.long),
+    "long(4,1)": lambda: torch.zeros(4, 1, dtype=torch.long),
+    "long(4,5)": lambda: torch.zeros(4, 5, dtype=torch.long),
+    "long(2,3)": lambda: torch.zeros(2, 3, dtype=torch.long),
+    "int32(4,)": lambda: torch.tensor([0, 1, 2, 3], dtype=torch.int32),
+    "float()": lambda: torch.tensor(0.5),
+    "float(4,)": lambda: torch.rand(4),
+    "float(5,)": lambda: torch.rand(5),
+    "float(2,3)": lambda: torch.rand(2, 3),
+    "float(4,5)": lambda: torch.rand(4, 5),
+    "float(2,5,3)": lambda: torch.rand(2, 5, 3),
+}
+
+
+@pytest.mark.parametrize("target", _CE_TARGETS)
+@pytest.mark.parametrize("shape", _CE_INPUTS)
+def test_cross_entropy_target_checks_follow_torch(shape, target):
+    """Every pairing: torch's result shape, or its exception type with its message."""
+    x = torch.randn(_CE_INPUTS[shape])
+    t = _CE_TARGETS[target]()
+    try:
+        expected = F.cross_entropy(x, t)
+    except Exception as e:  # noqa: BLE001 (any of torch's types is the expected one)
+        with pytest.raises(type(e)) as ours:
+            DF.cross_entropy(x, t)
+        assert str(ours.value) == str(e)
+        return
+    assert DF.cross_entropy(x, t).shape == expected.shape
+
+
+@pytest.mark.parametrize("reduction", [[1], None, 1, "avg"])
+@pytest.mark.parametrize("fn", ["mse_loss", "cross_entropy"])
+def test_reduction_of_any_type_is_torchs_value_error(fn, reduction):
+    x = torch.randn(4, 3)
+    t = torch.tensor([0, 1, 2, 1]) if fn == "cross_entropy" else torch.randn(4, 3)
+    ref, ours = _same_error(fn, x, t, reduction=reduction)
+    assert isinstance(ref, ValueError) and str(ours) == str(ref)
+
+
+def test_ignore_index_takes_what_torchs_binding_takes():
+    """An int or anything with __index__ (a 0-d integer tensor), not a bool; int64 only."""
+    x, t = torch.randn(4, 3), torch.tensor([0, 1, 2, 1])
+    ref, ours = _same_error("cross_entropy", x, t, ignore_index=True)
+    assert isinstance(ref, TypeError) and str(ours) == str(ref)
+    ref, ours = _same_error("cross_entropy", x, t, ignore_index=2**63)
+    assert isinstance(ref, ValueError) and str(ours) == str(ref)
+    index = torch.tensor(1)
+    torch.testing.assert_close(
+        DF.cross_entropy(x, t, ignore_index=index), F.cross_entropy(x, t, ignore_index=index)
+    )
+
+
 MSE_CASES = {
     "shape mismatch": (torch.randn(4, 3), torch.randn(3, 3), {}),
     "unknown reduction": (torch.randn(4, 3), torch.randn(4, 3), {"reduction": "avg"}),

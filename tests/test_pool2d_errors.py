@@ -33,6 +33,17 @@ BAD = [
     ("adaptive_avg_pool2d", (torch.randn(2, 3, 0, 4), 2), {}),
     ("adaptive_avg_pool2d", (torch.randn(3, 4), 2), {}),
     ("adaptive_avg_pool2d", (x, 2**40), {}),
+    # torch's binding: bools only, int64 only; adaptive sizes by len() unless an int
+    ("max_pool2d", (x, 2), {"ceil_mode": None}),
+    ("max_pool2d", (x, 2), {"ceil_mode": 1}),
+    ("max_pool2d", (x, 2), {"ceil_mode": "yes", "return_indices": True}),
+    ("max_pool2d", (x, 2**63), {}),
+    ("avg_pool2d", (x, 2), {"padding": 2**63}),
+    ("avg_pool2d", (x, 2), {"divisor_override": 2**63}),
+    ("adaptive_avg_pool2d", (x, None), {}),
+    ("adaptive_avg_pool2d", (x, torch.tensor(2)), {}),
+    ("adaptive_avg_pool2d", (x, 2**63), {}),
+    ("adaptive_avg_pool2d", (torch.randn(3, 4), (2, 2)), {}),
 ]
 
 
@@ -46,6 +57,21 @@ def test_bad_arguments_like_torch(case):
         getattr(D, name)(*args, **kwargs)
     assert str(ours.value) == str(ref.value)
     assert torch.equal(args[0], before)
+
+
+@pytest.mark.parametrize("kw", [{"ceil_mode": None}, {"ceil_mode": 0}, {"count_include_pad": "no"}], ids=str)
+def test_avg_pool_flags_are_bools(kw):
+    """torch's TypeError (its message names a position only for a positional argument)."""
+    with pytest.raises(TypeError, match="must be bool, not"):
+        F.avg_pool2d(x, 2, **kw)
+    with pytest.raises(TypeError, match=f"avg_pool2d\\(\\): argument '{next(iter(kw))}' .*must be bool, not"):
+        D.avg_pool2d(x, 2, **kw)
+
+
+def test_overflowing_window_element_is_a_type_error():
+    for fn in (F.max_pool2d, D.max_pool2d):
+        with pytest.raises(TypeError, match="argument 'kernel_size' failed to unpack the object at pos 2"):
+            fn(x, (2, 2**63))
 
 
 @pytest.mark.parametrize("dtype", [torch.int32, torch.int64, torch.float16])

@@ -4,6 +4,7 @@ positions) logits: the unbatched (C,) becomes one row, and (N, C, d1, ...) its v
 or (rows, classes) when its classes are already innermost (channels_last): both without a copy."""
 
 import math
+import operator
 import warnings
 
 import torch
@@ -18,12 +19,13 @@ from ._checks import check_kernel_dtype, check_number, check_tensor
 
 _REDUCTIONS = {"none": 0, "mean": 1, "sum": 2}
 _LONG = torch.int64
+_INT64 = range(-(2**63), 2**63)
 
 
 def _reduction_code(reduction, size_average, reduce) -> int:
     if size_average is not None or reduce is not None:
         reduction = _reduction.legacy_get_string(size_average, reduce)
-    if reduction not in _REDUCTIONS:
+    if type(reduction) is not str or reduction not in _REDUCTIONS:  # (a list is not hashable)
         raise ValueError(f"{reduction} is not a valid value for reduction")
     return _REDUCTIONS[reduction]
 
@@ -76,6 +78,7 @@ def cross_entropy(
         and reduce is None
         and type(reduction) is str
         and type(ignore_index) is int
+        and ignore_index in _INT64
         and type(label_smoothing) is float
         and label_smoothing == 0.0
         and reduction in _REDUCTIONS
@@ -95,51 +98,45 @@ def cross_entropy(
     label_smoothing = check_number("cross_entropy", label_smoothing, "label_smoothing", 8)
     if not 0.0 <= label_smoothing <= 1.0:
         raise RuntimeError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
-    if not isinstance(ignore_index, int):
-        raise TypeError(
-            f"cross_entropy(): argument 'ignore_index' must be int, not {type(ignore_index).__name__}"
-        )
+    ignore_index = _ignore_index(ignore_index)
     dim = input.dim()
     if dim == 0:
         raise RuntimeError("cross_entropy: input tensor should be 1D or more, but got a 0-dim tensor")
-    soft = target.is_floating_point()
+    # torch's rule: a target of the input's shape holds probabilities, any other class indices
+    # (whatever its dtype); the checks below come in torch's order, with its errors.
+    soft = target.shape == input.shape
     batched = dim > 1
     classes = input.shape[1] if batched else input.shape[0]
 
     if soft:
-        if target.shape != input.shape:
-            if batched and target.dim() == dim and target.shape[0] != input.shape[0]:
-                raise _batch_mismatch(input, target)
+        if not target.is_floating_point():
             raise RuntimeError(
-                f"cross_entropy: expected probability targets of the input's shape {list(input.shape)}, "
-                f"but got {list(target.shape)}"
+                f"Expected floating point type for target with class probabilities, got {_c10(target.dtype)}"
             )
         if input.dtype != target.dtype:
             dtype = torch.promote_types(input.dtype, target.dtype)
             input, target = input.to(dtype), target.to(dtype)
     else:
-        if target.dtype not in (torch.int64, torch.uint8):
-            dtype_name = str(target.dtype).replace("torch.", "")
-            names = {"int32": "Int", "int16": "Short", "int8": "Char", "bool": "Bool"}
-            raise RuntimeError(
-                f"expected target dtype to be Long or Byte, but got {names.get(dtype_name, dtype_name)}"
-            )
-        if target.dtype != torch.int64:
-            target = target.long()
-        if not batched:
-            if target.numel() != 1 or target.dim() > 1:
+        target_batch = target.shape[0] if target.dim() else 0  # torch reads 0 for a 0-d target
+        if batched and target_batch != input.shape[0]:
+            raise _batch_mismatch(input.shape[0], target_batch)
+        if dim <= 2:
+            if target.dim() > 1:
                 raise RuntimeError("0D or 1D target tensor expected, multi-target not supported")
-        elif dim == 2:
-            if target.dim() != 1:
-                raise RuntimeError("0D or 1D target tensor expected, multi-target not supported")
-            if target.shape[0] != input.shape[0]:
-                raise _batch_mismatch(input, target)
+            _check_class_dtype(target)
+            if not batched and target.dim() == 1 and target.shape[0] != 1:
+                raise ValueError(
+                    f"For 1D input, 1D target must have size 1, but got target size: {target.shape[0]}"
+                )
+            if batched and target.dim() == 0:
+                raise IndexError("Dimension specified as 0 but tensor has no dimensions")
         else:
             expected = [input.shape[0], *input.shape[2:]]
-            if target.dim() == dim - 1 and target.shape[0] != input.shape[0]:
-                raise _batch_mismatch(input, target)
             if list(target.shape) != expected:
                 raise RuntimeError(f"Expected target size {expected}, got {list(target.shape)}")
+            _check_class_dtype(target)
+        if target.dtype != torch.int64:
+            target = target.long()
     if weight is not None:
         if weight.dim() != 1 or weight.shape[0] != classes:
             raise RuntimeError(
@@ -186,7 +183,30 @@ def _c10(dtype: torch.dtype) -> str:
     return dtype_name(dtype)
 
 
-def _batch_mismatch(input: Tensor, target: Tensor) -> ValueError:
+def _batch_mismatch(input_batch: int, target_batch: int) -> ValueError:
     return ValueError(
-        f"Expected input batch_size ({input.shape[0]}) to match target batch_size ({target.shape[0]})."
+        f"Expected input batch_size ({input_batch}) to match target batch_size ({target_batch})."
     )
+
+
+def _check_class_dtype(target: Tensor) -> None:
+    if target.dtype not in (torch.int64, torch.uint8):
+        raise RuntimeError(f"expected target dtype to be Long or Byte, but got {_c10(target.dtype)}")
+
+
+def _ignore_index(value) -> int:
+    """An int (anything with __index__ but a bool, as torch's binding takes), in int64."""
+    if type(value) is int and value in _INT64:  # the common case, first (and traceable)
+        return value
+    error = TypeError(
+        f"cross_entropy_loss(): argument 'ignore_index' (position 5) must be int, not {type(value).__name__}"
+    )
+    if isinstance(value, bool):
+        raise error
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise error from None
+    if value not in _INT64:
+        raise ValueError("Overflow when unpacking long long")
+    return value

@@ -4,6 +4,7 @@ here; the ops (dlkernels/_ops/pool2d.py) take 4-D input and carry their own auto
 
 import operator
 
+import torch
 from torch import Tensor
 
 from .._ext import ops
@@ -23,11 +24,32 @@ def _int(value):
         return None
 
 
+_OVERFLOW = "Overflow when unpacking long long"
+
+
 def _fits(v: int) -> int:
-    # torch reads pooling arguments as C ints.
+    # torch's binding reads the arguments as int64 (beyond: ValueError), its kernels as C ints.
+    if not -(2**63) <= v < 2**63:
+        raise ValueError(_OVERFLOW)
     if not -INT32_MAX - 1 <= v <= INT32_MAX:
         raise RuntimeError("value cannot be converted to type int without overflow")
     return v
+
+
+def _fits_int64(v: int) -> int:
+    if not -(2**63) <= v < 2**63:
+        raise ValueError(_OVERFLOW)
+    return v
+
+
+def _bool(fn: str, name: str, position: int, value) -> bool:
+    """A bool argument, or the TypeError of torch's binding, which takes nothing else (not an int,
+    not None): anything truthy read as True would run another pooling than asked for."""
+    if not isinstance(value, bool):
+        raise TypeError(
+            f"{fn}(): argument '{name}' (position {position}) must be bool, not {type(value).__name__}"
+        )
+    return value
 
 
 def _pair(fn: str, name: str, position: int, value, default=None) -> tuple:
@@ -43,11 +65,16 @@ def _pair(fn: str, name: str, position: int, value, default=None) -> tuple:
             f"not {type(value).__name__}"
         )
     items = tuple(value)
-    for v in items:
+    for i, v in enumerate(items):
         if _int(v) is None:
             raise TypeError(
                 f"{fn}(): argument '{name}' (position {position}) must be tuple of ints, "
                 f"but found element of type {type(v).__name__}"
+            )
+        if not -(2**63) <= _int(v) < 2**63:
+            raise TypeError(
+                f"{fn}(): argument '{name}' failed to unpack the object at pos {i + 1} with error "
+                f'"{_OVERFLOW}"'
             )
     items = tuple(_fits(_int(v)) for v in items)
     if not items and default is not None:
@@ -117,8 +144,8 @@ def max_pool2d(
     stride = _pair(fn, "stride", 3, stride, default=kernel)
     padding = _pair(fn, "padding", 4, padding)
     dilation = _pair(fn, "dilation", 5, dilation)
+    conf = (kernel, stride, padding, dilation, _bool(fn, "ceil_mode", 6, ceil_mode))
     _check_window(fn, kernel, stride, dilation)
-    conf = (kernel, stride, padding, dilation, bool(ceil_mode))
     if return_indices:
         out, indices = call(ops.max_pool2d_with_indices, x, *conf)
         return _restore(out, unbatched), _restore(indices, unbatched)
@@ -141,6 +168,8 @@ def avg_pool2d(
     kernel = _pair(fn, "kernel_size", 2, kernel_size)
     stride = _pair(fn, "stride", 3, stride, default=kernel)
     padding = _pair(fn, "padding", 4, padding)
+    ceil_mode = _bool(fn, "ceil_mode", 5, ceil_mode)
+    count_include_pad = _bool(fn, "count_include_pad", 6, count_include_pad)
     _check_window(fn, kernel, stride)
     if divisor_override is not None:
         d = _int(divisor_override)
@@ -152,23 +181,27 @@ def avg_pool2d(
         if d == 0:
             raise RuntimeError("divisor must be not zero")
         divisor_override = _fits(d)
-    out = call(
-        ops.avg_pool2d, x, kernel, stride, padding, bool(ceil_mode), bool(count_include_pad), divisor_override
-    )
+    out = call(ops.avg_pool2d, x, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override)
     return _restore(out, unbatched)
 
 
 def adaptive_avg_pool2d(input: Tensor, output_size) -> Tensor:
     fn = "adaptive_avg_pool2d"
+    check_tensor(fn, input)
+    if not isinstance(output_size, int):
+        # torch takes the len() of anything but an int (None, a 0-d tensor: TypeError), and wants
+        # more input dimensions than output sizes before looking at the input further.
+        if isinstance(output_size, torch.Tensor) and output_size.dim() == 0:
+            raise TypeError("len() of a 0-d tensor")
+        if isinstance(output_size, (str, bytes)) or not hasattr(output_size, "__len__"):
+            raise TypeError(f"object of type '{type(output_size).__name__}' has no len()")
+        if input.dim() <= len(output_size):
+            raise ValueError(f"Input dimension should be at least {len(output_size) + 1}")
     x, unbatched = _batched(fn, input, "adaptive")
     single = _int(output_size)
     if single is not None:
-        size = [single, single]
-    elif output_size is None:
-        size = [None, None]
+        size = [_fits_int64(single)] * 2
     else:
-        if isinstance(output_size, (str, bytes)) or not hasattr(output_size, "__len__"):
-            raise TypeError(f"object of type '{type(output_size).__name__}' has no len()")
         size = list(output_size)
         if len(size) != 2:
             raise RuntimeError("adaptive_avg_pool2d: output_size must be 2")
@@ -180,7 +213,7 @@ def adaptive_avg_pool2d(input: Tensor, output_size) -> Tensor:
                 f"{fn}(): argument 'output_size' must be tuple of ints, "
                 f"but found element of type {type(v).__name__}"
             )
-    size = [_int(v) for v in size]
+    size = [_fits_int64(_int(v)) for v in size]
     if min(size) < 0:
         raise RuntimeError(
             "adaptive_avg_pool2d: elements of output_size must be greater than or equal to 0 but received "
