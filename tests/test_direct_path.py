@@ -6,6 +6,7 @@ Python layers) on the inputs that need more than a plain tensor's pointer and st
 * a tensor of another layout (sparse, mkldnn) or a nested one goes to the dispatcher, which
   raises torch's NotImplementedError naming its backend (the kernels read only dense tensors,
   and failed on these with the stable ABI's bare "API call failed");
+* an in-place op or fill on a negation view writes its values through the bit;
 * autocast leaves the ops in their inputs' dtype (they register no autocast rule);
 * nn.Parameter, the nn layers' weights, takes the direct path (it adds no dispatch of its own);
   a subclass that defines __torch_function__ still sees every call."""
@@ -15,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from helpers import EXACT, Tol, assert_close
 
+import dlkernels
 import dlkernels.functional as DF
 import dlkernels.nn as dnn
 
@@ -218,3 +220,41 @@ def test_autocast_runs_in_the_inputs_dtype(name):
             assert_close(dispatched, plain, EXACT, "linear through the dispatcher under autocast")
     assert ours.dtype == torch.float32
     assert_close(ours, plain, EXACT, f"{name} under autocast")
+
+
+_INPLACE = {
+    "relu_": (DF.relu_, torch.relu),
+    "leaky_relu_": (lambda t: DF.leaky_relu_(t, 0.1), lambda t: F.leaky_relu(t, 0.1)),
+    "raw relu_": (torch.ops.dlkernels.relu_, torch.relu),
+    "raw sigmoid_": (torch.ops.dlkernels.sigmoid_, torch.sigmoid),
+}
+
+
+@pytest.mark.parametrize("name", _INPLACE)
+def test_inplace_on_a_lazy_negation(name):
+    """In place on a negation view (the dispatcher's fallback cannot write one: 'Expected Tensor
+    but got None'): the view then reads the op of its values, keeps its bit, and its version moves."""
+    op, ref = _INPLACE[name]
+    x = torch.randn(7, generator=torch.Generator().manual_seed(5))
+    view = torch._neg_view(x.neg())
+    version = view._version
+    op(view)
+    assert view.is_neg() and view._version > version
+    assert_close(view.resolve_neg(), ref(x), _TORCH, f"{name} on a negation view")
+
+
+def test_init_fill_of_a_lazy_negation():
+    view = torch._neg_view(torch.zeros(9))
+    dlkernels.init.normal_(view, generator=torch.Generator().manual_seed(1))
+    plain = dlkernels.init.normal_(torch.zeros(9), generator=torch.Generator().manual_seed(1))
+    assert_close(view.resolve_neg(), plain, EXACT, "normal_ into a negation view")
+
+
+def test_inplace_autograd_through_a_lazy_negation():
+    a = torch.randn(6, generator=torch.Generator().manual_seed(2), requires_grad=True)
+    ours = DF.relu_(torch._neg_view(a * 1))
+    (g,) = torch.autograd.grad(ours.sum(), a)
+    ref = torch.relu_(torch._neg_view(a * 1))
+    (g_ref,) = torch.autograd.grad(ref.sum(), a)
+    assert_close(ours.resolve_neg(), ref.resolve_neg(), EXACT, "relu_ through a negation view")
+    assert_close(g, g_ref, EXACT, "its gradient")

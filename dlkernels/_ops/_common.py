@@ -90,8 +90,16 @@ def register_inplace(lib: torch.library.Library, name: str) -> None:
                 "Inplace update to inference tensor outside InferenceMode is not allowed. You can make a "
                 "clone to get a normal tensor before doing inplace update."
             )
-        with torch._C._AutoDispatchBelowADInplaceOrView():
-            op.redispatch(keyset & after_view, self, *args)
+        if self.is_neg():
+            # A lazy negation: the dispatcher's fallback cannot write one in place (it expects the
+            # op to return the tensor). Run on its values, materialised, and copy them back.
+            values = self.resolve_neg()
+            op(values, *args)
+            with torch._C._AutoDispatchBelowADInplaceOrView():
+                self.copy_(values)
+        else:
+            with torch._C._AutoDispatchBelowADInplaceOrView():
+                op.redispatch(keyset & after_view, self, *args)
         torch.autograd.graph.increment_version(self)
 
     def refuse(keyset, self, *args):

@@ -19,7 +19,7 @@ def _inplace(op, input, *args) -> None:
     """The raw in-place op, or, when no autograd is involved, its device kernel directly plus the
     version bump its ADInplaceOrView kernel would make (two Python dispatcher kernels saved)."""
     keys = direct_keyset(input)
-    if keys and not input.is_inference():
+    if keys and not input.is_inference() and not input.is_neg():  # a negation view: see register_inplace
         op.default.redispatch(keys, input, *args)
         torch.autograd.graph.increment_version(input)
     else:
