@@ -144,6 +144,8 @@ register_autograd("relu_backward", _relu_backward_bwd, _save_saved, _jvp_relu_ba
 register_autograd("leaky_relu_backward", _leaky_relu_backward_bwd, _save_saved, _jvp_leaky_relu_backward)
 register_autograd("sigmoid_backward", _sigmoid_backward_bwd, _save_sigmoid_backward, _jvp_sigmoid_backward)
 
+_grad_enabled = torch.is_grad_enabled
+
 
 def _lean_node(name, saves_output):
     """The op's node on the direct path (call, with autograd recording), lean as linear's
@@ -177,7 +179,6 @@ def _lean_node(name, saves_output):
     _DIRECT_RECORD[op] = lambda keys, x, *extra: record(x, extra, keys)
 
 
-_grad_enabled = torch.is_grad_enabled
 _lean_node("relu", saves_output=True)
 _lean_node("sigmoid", saves_output=True)
 _lean_node("leaky_relu", saves_output=False)

@@ -1,6 +1,7 @@
 """Argument checks shared by the functional ops, worded like torch's."""
 
 import numbers
+import operator
 
 import torch
 
@@ -10,6 +11,29 @@ def check_tensor(fn: str, value, name: str = "input", position: int = 1) -> None
         raise TypeError(
             f"{fn}(): argument '{name}' (position {position}) must be Tensor, not {type(value).__name__}"
         )
+
+
+def as_int(value):
+    """``value`` as an int (anything with ``__index__`` but a bool, as torch accepts), else None."""
+    if isinstance(value, bool):
+        return None
+    try:
+        return operator.index(value)
+    except TypeError:
+        return None
+
+
+# torch's binding refuses ints outside int64 before anything else looks at them (ValueError, or
+# TypeError naming the element of a sequence); so do the functional ops, so they never reach C++.
+OVERFLOW = "Overflow when unpacking long long"
+INT64 = range(-(2**63), 2**63)
+
+
+def unpack_error(fn: str, name: str, pos: int) -> TypeError:
+    """torch's error for an element of a sequence argument outside int64 (pos from 1)."""
+    return TypeError(
+        f"{fn}(): argument '{name}' failed to unpack the object at pos {pos} with error \"{OVERFLOW}\""
+    )
 
 
 def needs_grad(*tensors) -> bool:

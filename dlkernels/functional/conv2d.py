@@ -1,70 +1,43 @@
 """conv2d with the signature, defaults, accepted inputs and errors of torch.nn.functional.conv2d."""
 
-import operator
-
 import torch
 from torch import Tensor
 
 from .._ext import ops
 from .._ops._common import call
-from ._checks import check_kernel_dtype, check_tensor
-
-
-def _int(value):
-    """``value`` as an int (anything with ``__index__`` but a bool, as torch accepts), else None."""
-    if isinstance(value, bool):
-        return None
-    try:
-        return operator.index(value)
-    except TypeError:
-        return None
-
-
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
-
-
-def _in_int64(value: int) -> bool:
-    return _INT64_MIN <= value <= _INT64_MAX
-
-
-# torch's binding refuses ints outside int64 before anything else looks at them; so does this
-# module, so they never reach C++ (where they would not fit).
-_OVERFLOW = "Overflow when unpacking long long"
+from ._checks import INT64, OVERFLOW, as_int, check_kernel_dtype, check_tensor, unpack_error
 
 
 def _int_arg(name: str, value) -> int:
-    result = _int(value)
+    result = as_int(value)
     if result is None:
         raise TypeError(f"conv2d(): argument '{name}' must be int, not {type(value).__name__}")
-    if not _in_int64(result):
-        raise ValueError(_OVERFLOW)
+    if result not in INT64:
+        raise ValueError(OVERFLOW)
     return result
 
 
 def _pair(name: str, value) -> tuple:
     """An int or a sequence of 1 or 2 ints as a pair, with torch's errors (TypeError for a
     non-integer, RuntimeError for a wrong length)."""
-    single = _int(value)
+    single = as_int(value)
     if single is not None:
-        if not _in_int64(single):
-            raise ValueError(_OVERFLOW)
+        if single not in INT64:
+            raise ValueError(OVERFLOW)
         return (single, single)
     if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
         raise TypeError(f"conv2d(): argument '{name}' must be tuple of ints, not {type(value).__name__}")
     value = tuple(value)
     for v in value:
-        if _int(v) is None:
+        if as_int(v) is None:
             raise TypeError(
                 f"conv2d(): argument '{name}' must be tuple of ints, but found element of type "
                 f"{type(v).__name__}"
             )
-    value = tuple(_int(v) for v in value)
+    value = tuple(as_int(v) for v in value)
     for pos, v in enumerate(value, 1):
-        if not _in_int64(v):
-            raise TypeError(
-                f"conv2d(): argument '{name}' failed to unpack the object at pos {pos} with error "
-                f'"{_OVERFLOW}"'
-            )
+        if v not in INT64:
+            raise unpack_error("conv2d", name, pos)
     if len(value) == 1:
         return (value[0], value[0])
     if len(value) != 2:

@@ -4,7 +4,6 @@ positions) logits: the unbatched (C,) becomes one row, and (N, C, d1, ...) its v
 or (rows, classes) when its classes are already innermost (channels_last): both without a copy."""
 
 import math
-import operator
 import warnings
 
 import torch
@@ -15,11 +14,10 @@ from .._ext import ops
 from .._ops._common import PLAIN_TYPES, call
 from .._ops.loss import cross_entropy_loss
 from . import _checks
-from ._checks import check_kernel_dtype, check_number, check_tensor
+from ._checks import INT64, OVERFLOW, as_int, check_kernel_dtype, check_number, check_tensor
 
 _REDUCTIONS = {"none": 0, "mean": 1, "sum": 2}
 _LONG = torch.int64
-_INT64 = range(-(2**63), 2**63)
 
 
 def _reduction_code(reduction, size_average, reduce) -> int:
@@ -78,7 +76,7 @@ def cross_entropy(
         and reduce is None
         and type(reduction) is str
         and type(ignore_index) is int
-        and ignore_index in _INT64
+        and ignore_index in INT64
         and type(label_smoothing) is float
         and label_smoothing == 0.0
         and reduction in _REDUCTIONS
@@ -196,17 +194,14 @@ def _check_class_dtype(target: Tensor) -> None:
 
 def _ignore_index(value) -> int:
     """An int (anything with __index__ but a bool, as torch's binding takes), in int64."""
-    if type(value) is int and value in _INT64:  # the common case, first (and traceable)
+    if type(value) is int and value in INT64:  # the common case, first (and traceable)
         return value
-    error = TypeError(
-        f"cross_entropy_loss(): argument 'ignore_index' (position 5) must be int, not {type(value).__name__}"
-    )
-    if isinstance(value, bool):
-        raise error
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise error from None
-    if value not in _INT64:
-        raise ValueError("Overflow when unpacking long long")
-    return value
+    index = as_int(value)
+    if index is None:
+        raise TypeError(
+            "cross_entropy_loss(): argument 'ignore_index' (position 5) must be int, not "
+            f"{type(value).__name__}"
+        )
+    if index not in INT64:
+        raise ValueError(OVERFLOW)
+    return index

@@ -2,43 +2,27 @@
 arguments and errors of ``torch.nn.functional``. 3-D (unbatched) input gets a batch dimension
 here; the ops (dlkernels/_ops/pool2d.py) take 4-D input and carry their own autograd."""
 
-import operator
-
 import torch
 from torch import Tensor
 
 from .._ext import ops
 from .._ops._common import call
 from .._ops.pool2d import max_pool2d_output
-from ._checks import check_kernel_dtype, check_tensor, needs_grad
+from ._checks import INT64, OVERFLOW, as_int, check_kernel_dtype, check_tensor, needs_grad, unpack_error
 
 INT32_MAX = 2**31 - 1
 
 
-def _int(value):
-    if isinstance(value, bool):
-        return None
-    try:
-        return operator.index(value)
-    except TypeError:
-        return None
-
-
-_OVERFLOW = "Overflow when unpacking long long"
+def _fits_int64(v: int) -> int:
+    if v not in INT64:
+        raise ValueError(OVERFLOW)
+    return v
 
 
 def _fits(v: int) -> int:
     # torch's binding reads the arguments as int64 (beyond: ValueError), its kernels as C ints.
-    if not -(2**63) <= v < 2**63:
-        raise ValueError(_OVERFLOW)
-    if not -INT32_MAX - 1 <= v <= INT32_MAX:
+    if not -INT32_MAX - 1 <= _fits_int64(v) <= INT32_MAX:
         raise RuntimeError("value cannot be converted to type int without overflow")
-    return v
-
-
-def _fits_int64(v: int) -> int:
-    if not -(2**63) <= v < 2**63:
-        raise ValueError(_OVERFLOW)
     return v
 
 
@@ -56,7 +40,7 @@ def _pair(fn: str, name: str, position: int, value, default=None) -> tuple:
     """An int or a sequence of 1 or 2 ints as a pair (an empty sequence or None: `default`)."""
     if value is None and default is not None:
         return default
-    single = _int(value)
+    single = as_int(value)
     if single is not None:
         return (_fits(single),) * 2
     if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
@@ -64,19 +48,16 @@ def _pair(fn: str, name: str, position: int, value, default=None) -> tuple:
             f"{fn}(): argument '{name}' (position {position}) must be tuple of ints, "
             f"not {type(value).__name__}"
         )
-    items = tuple(value)
-    for i, v in enumerate(items):
-        if _int(v) is None:
+    items = tuple(as_int(v) for v in value)
+    for pos, (v, i) in enumerate(zip(value, items), 1):
+        if i is None:
             raise TypeError(
                 f"{fn}(): argument '{name}' (position {position}) must be tuple of ints, "
                 f"but found element of type {type(v).__name__}"
             )
-        if not -(2**63) <= _int(v) < 2**63:
-            raise TypeError(
-                f"{fn}(): argument '{name}' failed to unpack the object at pos {i + 1} with error "
-                f'"{_OVERFLOW}"'
-            )
-    items = tuple(_fits(_int(v)) for v in items)
+        if i not in INT64:
+            raise unpack_error(fn, name, pos)
+    items = tuple(_fits(v) for v in items)
     if not items and default is not None:
         return default
     if len(items) == 1:
@@ -172,7 +153,7 @@ def avg_pool2d(
     count_include_pad = _bool(fn, "count_include_pad", 6, count_include_pad)
     _check_window(fn, kernel, stride)
     if divisor_override is not None:
-        d = _int(divisor_override)
+        d = as_int(divisor_override)
         if d is None:
             raise TypeError(
                 "avg_pool2d(): argument 'divisor_override' must be int, "
@@ -198,7 +179,7 @@ def adaptive_avg_pool2d(input: Tensor, output_size) -> Tensor:
         if input.dim() <= len(output_size):
             raise ValueError(f"Input dimension should be at least {len(output_size) + 1}")
     x, unbatched = _batched(fn, input, "adaptive")
-    single = _int(output_size)
+    single = as_int(output_size)
     if single is not None:
         size = [_fits_int64(single)] * 2
     else:
@@ -208,12 +189,12 @@ def adaptive_avg_pool2d(input: Tensor, output_size) -> Tensor:
     # None keeps the input's size along that dimension.
     size = [x.shape[2 + i] if v is None else v for i, v in enumerate(size)]
     for v in size:
-        if _int(v) is None:
+        if as_int(v) is None:
             raise TypeError(
                 f"{fn}(): argument 'output_size' must be tuple of ints, "
                 f"but found element of type {type(v).__name__}"
             )
-    size = [_fits_int64(_int(v)) for v in size]
+    size = [_fits_int64(as_int(v)) for v in size]
     if min(size) < 0:
         raise RuntimeError(
             "adaptive_avg_pool2d: elements of output_size must be greater than or equal to 0 but received "
