@@ -1,17 +1,21 @@
 """Autograd of the activation ops: gradients against torch's through every API surface, in-place
 semantics (aliasing, version counters, leaves, views), gradcheck / gradgradcheck, opcheck."""
 
+import random
+
 import pytest
 import torch
 import torch.nn.functional as F
-from activation_cases import ACTS, ACTS_BY_OP, ops
+from activation_cases import ACTS, ACTS_BY_OP, Act, ops
 from helpers import (
     ELEMENTWISE_SHAPES,
     EXACT,
     LAYOUTS,
+    Tol,
     assert_close,
     assert_unchanged,
     expanded,
+    fuzz_seed,
     make_input,
     torch_device,
     with_layout,
@@ -360,3 +364,45 @@ def test_inplace_and_inference_mode(any_device, act):
     for fn in (act.ref_, act.op_):
         with pytest.raises(RuntimeError, match="Inplace update to inference tensor outside InferenceMode"):
             fn(x)
+
+
+def test_randomized_forward_backward(device, dtype):
+    """A seeded sweep: every op (leaky_relu with a slope below 0, in [0, 1) and above 1) on random shapes
+    (empty and odd included), layouts of the input and of grad_output, special values, and
+    whether the input is a leaf or a view of one; output and input gradient against torch's, and
+    in float64 the second derivative through create_graph."""
+    rng = random.Random(fuzz_seed("activation fwd+bwd"))
+    acts = [Act("relu"), Act("sigmoid"), *(Act("leaky_relu", s) for s in (-0.3, 0.01, 0.5, 2.5))]
+    for case in range(6 * len(acts)):
+        act = acts[case % len(acts)]  # every op and slope, on random shapes and layouts
+        shape = rng.choice(ELEMENTWISE_SHAPES)
+        layouts = [lay for lay in ("contiguous", *LAYOUTS) if lay != "channels_last" or len(shape) == 4]
+        layouts = [lay for lay in layouts if lay != "transposed" or len(shape) >= 2]
+        x = with_layout(
+            make_input(shape, dtype, device, specials=rng.random() < 0.5, generator_seed=case),
+            rng.choice(layouts),
+        )
+        g = with_layout(
+            make_input(shape, dtype, device, specials=False, generator_seed=case + 100), rng.choice(layouts)
+        )
+        view = rng.random() < 0.5  # the input a non-leaf view of the leaf
+        what = f"case {case}: {act}, shape {shape}, layouts {x.stride()} / {g.stride()}, view {view}"
+        results = []
+        for fn in (act.functional, act.ref):
+            leaf = x.detach().clone().requires_grad_()
+            inp = leaf * 1 if view else leaf
+            y = fn(inp)
+            second = dtype == torch.float64
+            (gx,) = torch.autograd.grad(y, leaf, g, create_graph=second)
+            ggx = None
+            if second and gx.requires_grad:
+                (ggx,) = torch.autograd.grad(gx.sum(), leaf, allow_unused=True, materialize_grads=True)
+            results.append((y.detach(), gx.detach(), ggx))
+        (y, gx, ggx), (y_ref, gx_ref, ggx_ref) = results
+        assert_close(y, y_ref, act.forward_tol(dtype, device), f"{what}: output")
+        assert_close(gx, gx_ref, act.grad_tol(dtype, device, g), f"{what}: input gradient")
+        assert (ggx is None) == (ggx_ref is None), f"{what}: the gradient is differentiable in one only"
+        if ggx_ref is not None:
+            assert_close(
+                ggx, ggx_ref, Tol(1e-10, 1e-10, "float64 second derivative"), f"{what}: second derivative"
+            )
