@@ -53,11 +53,6 @@ struct Vec<float> {
   }
   static DLK_VI Vec load(const float* p) { return _mm256_loadu_ps(p); }
   static DLK_VI Vec load(const float* p, int64_t n) { return _mm256_maskload_ps(p, tail(n)); }
-  // p[l * stride] in lane l (stride * 7 must fit an int).
-  static DLK_VI Vec gather(const float* p, int stride) {
-    const __m256i idx = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(stride));
-    return _mm256_i32gather_ps(p, idx, 4);
-  }
   // p[0..n) (int64 class indices) as lane values, 0 from lane n on: exact for 0 <= p[l] < 2^24;
   // any other index reads as a value outside [0, 2^24).
   static DLK_VI Vec load_index(const int64_t* p, int64_t n) {
@@ -84,10 +79,6 @@ struct Vec<double> {
   }
   static DLK_VI Vec load(const double* p) { return _mm256_loadu_pd(p); }
   static DLK_VI Vec load(const double* p, int64_t n) { return _mm256_maskload_pd(p, tail(n)); }
-  // p[l * stride] in lane l (stride * 3 must fit an int).
-  static DLK_VI Vec gather(const double* p, int stride) {
-    return _mm256_i32gather_pd(p, _mm_mullo_epi32(_mm_setr_epi32(0, 1, 2, 3), _mm_set1_epi32(stride)), 8);
-  }
   // p[0..n) (int64 class indices) as lane values, 0 from lane n on: exact for 0 <= p[l] < 2^24;
   // any other index reads as a value outside [0, 2^24).
   static DLK_VI Vec load_index(const int64_t* p, int64_t n) { return _mm256_cvtepi32_pd(index_quad(p, n)); }

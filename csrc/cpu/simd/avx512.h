@@ -36,12 +36,6 @@ struct Vec<float> {
   static DLK_VI Mask tail(int64_t n) { return static_cast<Mask>((1u << n) - 1u); }
   static DLK_VI Vec load(const float* p) { return _mm512_loadu_ps(p); }
   static DLK_VI Vec load(const float* p, int64_t n) { return _mm512_maskz_loadu_ps(tail(n), p); }
-  // p[l * stride] in lane l (stride * 15 must fit an int).
-  static DLK_VI Vec gather(const float* p, int stride) {
-    const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                           _mm512_set1_epi32(stride));
-    return _mm512_i32gather_ps(idx, p, 4);
-  }
   // p[0..n) (int64 class indices) as lane values, 0 from lane n on: exact for 0 <= p[l] < 2^24;
   // any other index reads as a value outside [0, 2^24).
   static DLK_VI Vec load_index(const int64_t* p, int64_t n) {
@@ -70,11 +64,6 @@ struct Vec<double> {
   static DLK_VI Mask tail(int64_t n) { return static_cast<Mask>((1u << n) - 1u); }
   static DLK_VI Vec load(const double* p) { return _mm512_loadu_pd(p); }
   static DLK_VI Vec load(const double* p, int64_t n) { return _mm512_maskz_loadu_pd(tail(n), p); }
-  // p[l * stride] in lane l (stride * 7 must fit an int).
-  static DLK_VI Vec gather(const double* p, int stride) {
-    const __m256i idx = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(stride));
-    return _mm512_i32gather_pd(idx, p, 8);
-  }
   // p[0..n) (int64 class indices) as lane values, 0 from lane n on: exact for 0 <= p[l] < 2^24;
   // any other index reads as a value outside [0, 2^24).
   static DLK_VI Vec load_index(const int64_t* p, int64_t n) {

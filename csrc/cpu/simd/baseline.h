@@ -36,12 +36,6 @@ struct Vec {
     for (int64_t i = 0; i < n; ++i) r.v[i] = p[i];
     return r;
   }
-  // p[l * stride] in lane l.
-  static DLK_VI Vec gather(const T* p, int stride) {
-    Vec r;
-    for (int i = 0; i < W; ++i) r.v[i] = p[static_cast<int64_t>(i) * stride];
-    return r;
-  }
 
   // p[0..n) (int64 class indices) as lane values, 0 from lane n on: exact for 0 <= p[l] < 2^24;
   // any other index reads as a value outside [0, 2^24).
