@@ -37,6 +37,11 @@ SHAPES = [
     ((4,), 3, 0),  # no output features
     ((37,), 1, 101),
     ((129,), 513, 67),  # several KC blocks, MC row blocks
+    # few outputs: dot products of rows on the CPU (up to 12 float / 4 double outputs on AVX-512)
+    ((64,), 128, 10),  # the seed ConvNet's second classifier layer
+    ((67,), 1030, 1),  # a regression head; rows and features past whole vectors
+    ((5, 3), 3, 12),  # fewer features than a vector
+    ((6,), 19, 4),
 ]
 
 
@@ -242,10 +247,11 @@ FLOATS = pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["
 
 
 @FLOATS
-def test_threads_agree(dtype):
+@pytest.mark.parametrize("n", [150, 3])
+def test_threads_agree(dtype, n):
     """One thread and all threads: the same values (each C element is one task's, summed in one
-    order), for a shape the task planner splits."""
-    x, w, b, dy = _tensors((200,), 300, 150, dtype, "cpu")
+    order), for shapes the task planner splits (3 outputs: the rows' dot products)."""
+    x, w, b, dy = _tensors((1000,), 300, n, dtype, "cpu")
     old = torch.get_num_threads()
     try:
         torch.set_num_threads(1)

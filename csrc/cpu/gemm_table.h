@@ -47,6 +47,14 @@ struct GemmTable {
   // dst[j * ldd + i] = src[i * lds + j] for i < rows, j < cols: a C block that was computed as
   // its transpose (C^T = B^T A^T), written back in W x W register transposes.
   void (*transpose)(const T* src, int64_t lds, int64_t rows, int64_t cols, T* dst, int64_t ldd);
+  // C[i * ldc + j] = sum_k A[i * lda + k] B[j * ldb + k] (+ bias[j]) for i < m, j < n: dot products
+  // of rows, the lanes over k, for products too narrow for the micro-kernel (a linear layer with
+  // few outputs, X W^T with both read in place). Rows go in blocks of dot_rows_per_block; the
+  // faster form up to dot_max_outputs columns (n) on this ISA.
+  void (*dot)(int64_t m, int64_t n, int64_t K, const T* a, int64_t lda, const T* b, int64_t ldb, T* c, int64_t ldc,
+              const T* bias);
+  int dot_rows_per_block;
+  int dot_max_outputs;
 };
 
 #define DLK_DECLARE(ns)             \

@@ -219,6 +219,29 @@ void gemm_strided(const GemmTable<T>& gt, int64_t M, int64_t N, int64_t K, Opera
   }
 }
 
+// Y = X W^T (+ bias) as dot products of rows (GemmTable::dot), rows split between threads in whole
+// blocks: for a weight of few rows (up to the ISA's dot_max_outputs), with X and W both
+// k-contiguous (read in place, nothing packed).
+template <class T>
+bool dot_applies(const GemmTable<T>& gt, const Operand<T>& x, const Tensor& weight) {
+  return weight.size(0) <= gt.dot_max_outputs && x.cs == 1 && weight.stride(1) == 1;
+}
+
+template <class T>
+void linear_dot(const GemmTable<T>& gt, int64_t R, int64_t out, int64_t in, Operand<T> x, const T* w, int64_t ldw, T* y,
+                const T* bias) {
+  const int64_t rb = gt.dot_rows_per_block, blocks = (R + rb - 1) / rb;
+  auto run = [&](int64_t first, int64_t last) {
+    const int64_t r0 = first * rb, r1 = std::min(R, last * rb);
+    gt.dot(r1 - r0, out, in, x.p + r0 * x.rs, x.rs, w, ldw, y + r0 * out, out, bias);
+  };
+  if (2.0 * static_cast<double>(R) * static_cast<double>(out) * static_cast<double>(in) < kSerialFlops) {
+    run(0, blocks);
+  } else {
+    torch::stable::parallel_for(0, blocks, 1, run);
+  }
+}
+
 // A data tensor (..., F) as R x F rows that the packers read in place: the tensor itself when
 // its leading dimensions fold into one stride, else a contiguous copy.
 struct Rows {
@@ -254,9 +277,14 @@ Tensor linear_cpu(Tensor input, Tensor weight, std::optional<Tensor> bias, bool 
   const Isa isa = active_isa();
   dispatch_float(input.scalar_type(), "linear", [&](auto tag) {
     using T = decltype(tag);
+    const T* bp = b.has_value() ? b->const_data_ptr<T>() : nullptr;
+    if (dot_applies(gemm_table<T>(isa), x.as<T>(), weight)) {
+      linear_dot<T>(gemm_table<T>(isa), R, out, in, x.as<T>(), weight.const_data_ptr<T>(), weight.stride(0),
+                    y.mutable_data_ptr<T>(), bp);
+      return;
+    }
     const Operand<T> wt{weight.const_data_ptr<T>(), weight.stride(1), weight.stride(0)};  // W^T
-    gemm_strided<T>(gemm_table<T>(isa), R, out, in, x.as<T>(), wt, y.mutable_data_ptr<T>(),
-                    b.has_value() ? b->const_data_ptr<T>() : nullptr);
+    gemm_strided<T>(gemm_table<T>(isa), R, out, in, x.as<T>(), wt, y.mutable_data_ptr<T>(), bp);
   });
   return y;
 }

@@ -247,6 +247,84 @@ void transpose_block(const T* src, int64_t lds, int64_t rows, int64_t cols, T* d
   }
 }
 
+// Dot products of rows: C[i * ldc + j] = sum_k A[i * lda + k] B[j * ldb + k] (+ bias[j]) for a
+// block of R x N of them, k contiguous in both operands. For products with too few columns to
+// fill the micro-kernel's lanes (a linear layer's forward with few outputs uses 10 of 16 lanes,
+// or 1): here the lanes run over k, and the block ends in horizontal sums. A full block has
+// R x N = W sums, which come out of one register transpose as the lanes of one vector.
+template <class T>
+struct DotShape {
+  static constexpr int N = Vec<T>::W < 4 ? Vec<T>::W : 4;
+  static constexpr int R = Vec<T>::W / N;
+  static constexpr int kMaxOutputs = sizeof(T) == 4 ? kDotMaxOutputsFloat : kDotMaxOutputsDouble;
+};
+
+template <class T, int R, int N>
+void dot_block(int64_t K, const T* __restrict__ a, int64_t lda, const T* __restrict__ b, int64_t ldb, T* c, int64_t ldc,
+               const T* bias) {
+  using V = Vec<T>;
+  constexpr int W = V::W;
+  V acc[R][N];
+  for (int i = 0; i < R; ++i) {
+    for (int j = 0; j < N; ++j) acc[i][j] = V(T(0));
+  }
+  auto step = [&](int64_t k, auto load) {
+    V av[R];
+    for (int i = 0; i < R; ++i) av[i] = load(a + i * lda + k);
+    for (int j = 0; j < N; ++j) {
+      const V bv = load(b + j * ldb + k);
+      for (int i = 0; i < R; ++i) acc[i][j] = fmadd(av[i], bv, acc[i][j]);
+    }
+  };
+  int64_t k = 0;
+  for (; k + W <= K; k += W) step(k, [](const T* p) { return V::load(p); });
+  if (k < K) step(k, [n = K - k](const T* p) { return V::load(p, n); });  // masked lanes load 0
+  if constexpr (R * N == W) {
+    V v[W];
+    for (int i = 0; i < R; ++i) {
+      for (int j = 0; j < N; ++j) v[i * N + j] = acc[i][j];
+    }
+    transpose(v);  // lane l of v[q]: lane q of sum l
+    for (int h = W / 2; h > 0; h /= 2) {
+      for (int q = 0; q < h; ++q) v[q] = v[q] + v[q + h];
+    }
+    alignas(64) T sums[W];
+    v[0].store(sums);
+    for (int i = 0; i < R; ++i) {
+      for (int j = 0; j < N; ++j) c[i * ldc + j] = sums[i * N + j] + (bias ? bias[j] : T(0));
+    }
+  } else {
+    for (int i = 0; i < R; ++i) {
+      for (int j = 0; j < N; ++j) c[i * ldc + j] = reduce_add(acc[i][j]) + (bias ? bias[j] : T(0));
+    }
+  }
+}
+
+// dot_block<T, r, n> for a block of r <= R rows and n <= N columns, indexed [r - 1][n - 1].
+template <class T, int... I>
+constexpr auto dot_blocks(std::integer_sequence<int, I...>) {
+  using Fn = void (*)(int64_t, const T*, int64_t, const T*, int64_t, T*, int64_t, const T*);
+  constexpr int N = DotShape<T>::N;
+  return std::array<Fn, sizeof...(I)>{&dot_block<T, I / N + 1, I % N + 1>...};
+}
+
+// Rows [0, m) of C = A B^T (+ bias) by dot_block: A (m x K) rows lda apart, B (n x K) rows ldb
+// apart, k contiguous in both.
+template <class T>
+void dot_rows(int64_t m, int64_t n, int64_t K, const T* a, int64_t lda, const T* b, int64_t ldb, T* c, int64_t ldc,
+              const T* bias) {
+  constexpr int R = DotShape<T>::R, N = DotShape<T>::N;
+  static constexpr auto blocks = dot_blocks<T>(std::make_integer_sequence<int, R * N>{});
+  for (int64_t i = 0; i < m; i += R) {
+    const int r = static_cast<int>(m - i < R ? m - i : R);
+    for (int64_t j = 0; j < n; j += N) {
+      const int w = static_cast<int>(n - j < N ? n - j : N);
+      blocks[(r - 1) * N + (w - 1)](K, a + i * lda, lda, b + j * ldb, ldb, c + i * ldc + j, ldc,
+                                    bias ? bias + j : nullptr);
+    }
+  }
+}
+
 // micro_kernel<T, 1 .. Tile::NV> as a table indexed by NV - 1.
 template <class T, int... I>
 constexpr typename GemmTable<T>::Micro micro_for(int nv, std::integer_sequence<int, I...>) {
@@ -269,6 +347,9 @@ const GemmTable<T>& gemm_table() {
       &pack_a_segmented<T>,
       &pack_b<T>,
       &transpose_block<T>,
+      &dot_rows<T>,
+      DotShape<T>::R,
+      DotShape<T>::kMaxOutputs,
   };
   return table;
 }

@@ -15,6 +15,10 @@ namespace dlk::cpu::avx2 {
 constexpr int kVectorRegisters = 16;
 // GEMM micro-tile: kGemmMR rows x kGemmNV vectors of C in registers (see cpu/kernels/gemm.h).
 constexpr int kGemmMR = 6, kGemmNV = 2;
+// Linear layers with at most this many outputs (float, double) run as dot products of rows
+// (cpu/kernels/gemm.h dot_rows) rather than on the micro-kernel; measured on Zen 5, one core,
+// float 256x1024 -> 10: 70 against 81 us; float64 -> 2: 68 against 60 (benchmarks/README.md).
+constexpr int kDotMaxOutputsFloat = 10, kDotMaxOutputsDouble = 1;
 
 // A lane mask, kept apart from the value vectors so overloads cannot mix them up.
 struct MaskF {

@@ -19,6 +19,10 @@ constexpr int kVectorRegisters = 32;
 // 8 x 48 floats: 24 accumulators + 3 B vectors + 1 broadcast of 32 registers, and 8 rows divide
 // the power-of-two channel counts of real networks, so no partial panel wastes FMAs.
 constexpr int kGemmMR = 8, kGemmNV = 3;
+// Linear layers with at most this many outputs (float, double) run as dot products of rows
+// (cpu/kernels/gemm.h dot_rows) rather than on the micro-kernel; measured on Zen 5, one core,
+// float 256x1024 -> 12: 40 against 53 us; float64 -> 4: 34 against 55, -> 6: 70 against 55 (benchmarks/README.md).
+constexpr int kDotMaxOutputsFloat = 12, kDotMaxOutputsDouble = 4;
 
 template <class T>
 struct Vec;

@@ -14,6 +14,10 @@ namespace dlk::cpu::baseline {
 constexpr int kVectorRegisters = 16;
 // GEMM micro-tile: kGemmMR rows x kGemmNV vectors of C in registers (see cpu/kernels/gemm.h).
 constexpr int kGemmMR = 6, kGemmNV = 2;
+// Linear layers with at most this many outputs (float, double) run as dot products of rows
+// (cpu/kernels/gemm.h dot_rows) rather than on the micro-kernel; measured on Zen 5, one core,
+// float float64 -> 2 keeps its sums in memory (GCC): 764 against 98 us at 256x1024 (benchmarks/README.md).
+constexpr int kDotMaxOutputsFloat = 12, kDotMaxOutputsDouble = 1;
 
 template <class T, int N>
 struct Lanes {
