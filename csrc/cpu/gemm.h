@@ -136,9 +136,9 @@ void gemm_blocked(const GemmTable<T>& t, const GemmBlocking& blk, int64_t m0, in
       auto tile = [&](const T* a_pack, int64_t ic, int64_t mc, int64_t ir, int64_t jr, BInPlace<T> b) {
         const int mr = static_cast<int>(std::min<int64_t>(MR, mc - ir));
         const int nr = static_cast<int>(std::min<int64_t>(NR, nc - jr));
-        t.micro_for(nr)(kc, a_pack + ir * (a_lda ? a_lda : kc), a_lda, b.p, b.ldb, cb + (ic + ir) * ldcb + jr, ldcb, mr,
-                        nr, acc, (!acc && row_bias) ? row_bias + ic + ir : nullptr,
-                        (!acc && col_bias) ? col_bias + jc + jr : nullptr);
+        t.micro_for(mr, nr)(kc, a_pack + ir * (a_lda ? a_lda : kc), a_lda, b.p, b.ldb, cb + (ic + ir) * ldcb + jr, ldcb,
+                            mr, nr, acc, (!acc && row_bias) ? row_bias + ic + ir : nullptr,
+                            (!acc && col_bias) ? col_bias + jc + jr : nullptr);
       };
       if (by_panel) {
         const int64_t mc = m1 - m0;

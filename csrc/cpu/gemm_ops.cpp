@@ -71,8 +71,8 @@ double peak(const GemmTable<T>& t, int64_t rounds) {
     torch::stable::parallel_for(0, threads, 1, [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i) {
         for (int64_t r = 0; r < rounds / 10; ++r) {
-          t.micro_for(t.nr)(kc, a.data() + i * t.mr * kc, 0, bp.data() + i * t.nr * kc, 0, c.data() + i * t.mr * t.nr,
-                            t.nr, t.mr, t.nr, true, nullptr, nullptr);
+          t.micro_for(t.mr, t.nr)(kc, a.data() + i * t.mr * kc, 0, bp.data() + i * t.nr * kc, 0,
+                                  c.data() + i * t.mr * t.nr, t.nr, t.mr, t.nr, true, nullptr, nullptr);
         }
       }
     });

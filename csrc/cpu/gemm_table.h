@@ -7,6 +7,7 @@
 // that is already row-major with k contiguous (convolution weights) may instead be read in place.
 #pragma once
 
+#include <array>
 #include <cstdint>
 
 #include "cpu/isa.h"
@@ -28,10 +29,14 @@ struct GemmTable {
   // place (only the nr valid columns are read), for a B that would be packed for few A panels.
   using Micro = void (*)(int64_t kc, const T* a, int64_t lda, const T* b, int64_t ldb, T* c, int64_t ldc, int mr,
                          int nr, bool accumulate, const T* row_bias, const T* col_bias);
-  // micro[v - 1] computes the first v vectors of a panel (v w columns): the full width, and
-  // narrower kernels for a last panel with fewer columns. Entries past nr / w repeat the widest.
-  Micro micro[4];
-  Micro micro_for(int nr_valid) const { return micro[(nr_valid + w - 1) / w - 1]; }
+  // micro[r][v - 1] computes the first v vectors of a panel (v w columns) for the first 1, 2, 4
+  // or all mr rows (r = 0 .. 3): the full tile, and smaller kernels for a last panel with fewer
+  // columns or rows. Width entries past nr / w repeat the widest.
+  std::array<std::array<Micro, 4>, 4> micro;
+  Micro micro_for(int mr_valid, int nr_valid) const {
+    const int r = mr_valid <= 1 ? 0 : mr_valid <= 2 ? 1 : mr_valid <= 4 ? 2 : 3;
+    return micro[r][(nr_valid + w - 1) / w - 1];
+  }
 
   // Packs A[m0.., k0..] (mc x kc), A(i, k) at a[i * rs + k * cs], into ceil(mc / MR) panels
   // (vectorised for cs == 1 and for rs == 1).

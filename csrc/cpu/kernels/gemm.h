@@ -10,12 +10,15 @@
 namespace dlk::cpu::DLK_ISA {
 
 // NV <= Tile<T>::NV vectors per row: the narrower variants finish a last panel of at most NV W
-// columns without computing the padding (the packed B rows keep their full NR stride).
-template <class T, int NV>
+// columns without computing the padding (the packed B rows keep their full NR stride). Likewise
+// MR <= Tile<T>::MR rows: a last panel of few rows (a product with one or two rows of C, such as
+// the weight gradient of a layer with one output) computes only those (the packed A panels keep
+// their full Tile<T>::MR stride).
+template <class T, int NV, int MR = Tile<T>::MR>
 void micro_kernel(int64_t kc, const T* __restrict__ a, int64_t lda, const T* __restrict__ b, int64_t ldb, T* c,
                   int64_t ldc, int mr, int nr, bool accumulate, const T* row_bias, const T* col_bias) {
   using V = Vec<T>;
-  constexpr int MR = Tile<T>::MR, W = V::W, NR = Tile<T>::NV * W, NC = NV * W;
+  constexpr int PR = Tile<T>::MR, W = V::W, NR = Tile<T>::NV * W, NC = NV * W;
   V acc[MR][NV];
 #pragma GCC unroll 64
   for (int i = 0; i < MR; ++i) {
@@ -50,8 +53,8 @@ void micro_kernel(int64_t kc, const T* __restrict__ a, int64_t lda, const T* __r
       run(a_at, [&](int j) { return j < NV - 1 ? V::load(b + j * W) : V::load(b + j * W, tail); }, ldb);
     }
   };
-  if (lda == 0) {  // packed panel: MR values per k
-    with_b([&](int i, int64_t k) { return a[k * MR + i]; });
+  if (lda == 0) {  // packed panel: PR values per k
+    with_b([&](int i, int64_t k) { return a[k * PR + i]; });
   } else {  // MR rows lda apart, read in place; rows past mr repeat the last (their sums are dropped)
     const T* row[MR];
 #pragma GCC unroll 64
@@ -325,24 +328,31 @@ void dot_rows(int64_t m, int64_t n, int64_t K, const T* a, int64_t lda, const T*
   }
 }
 
-// micro_kernel<T, 1 .. Tile::NV> as a table indexed by NV - 1.
-template <class T, int... I>
+// micro_kernel<T, 1 .. Tile::NV, Rows> as a table indexed by NV - 1 (GemmTable::micro's rows).
+template <class T, int Rows, int... I>
 constexpr typename GemmTable<T>::Micro micro_for(int nv, std::integer_sequence<int, I...>) {
-  typename GemmTable<T>::Micro fns[] = {&micro_kernel<T, I + 1>...};
+  typename GemmTable<T>::Micro fns[] = {&micro_kernel<T, I + 1, Rows>...};
   return fns[nv - 1];
+}
+
+template <class T, int Rows>
+constexpr std::array<typename GemmTable<T>::Micro, 4> micro_widths() {
+  constexpr int NV = Tile<T>::NV;
+  constexpr auto seq = std::make_integer_sequence<int, NV>{};
+  return {micro_for<T, Rows>(1, seq), micro_for<T, Rows>(NV >= 2 ? 2 : NV, seq),
+          micro_for<T, Rows>(NV >= 3 ? 3 : NV, seq), micro_for<T, Rows>(NV >= 4 ? 4 : NV, seq)};
 }
 
 template <class T>
 const GemmTable<T>& gemm_table() {
-  constexpr int NV = Tile<T>::NV;
+  constexpr int NV = Tile<T>::NV, MR = Tile<T>::MR;
   static_assert(NV <= 4, "GemmTable holds at most 4 micro-kernel widths");
-  constexpr auto seq = std::make_integer_sequence<int, NV>{};
+  static_assert(MR > 4, "the row variants 1, 2, 4 are below the full tile");
   static constexpr GemmTable<T> table = {
-      Tile<T>::MR,
+      MR,
       NV * Vec<T>::W,
       Vec<T>::W,
-      {micro_for<T>(1, seq), micro_for<T>(NV >= 2 ? 2 : NV, seq), micro_for<T>(NV >= 3 ? 3 : NV, seq),
-       micro_for<T>(NV >= 4 ? 4 : NV, seq)},
+      {micro_widths<T, 1>(), micro_widths<T, 2>(), micro_widths<T, 4>(), micro_widths<T, MR>()},
       &pack_a<T>,
       &pack_a_segmented<T>,
       &pack_b<T>,
