@@ -28,13 +28,13 @@ double run(int order, int64_t kc_blk, int64_t mc_blk, int64_t nc_blk, int64_t M,
         if (order == 0) {
           for (int64_t jr = 0; jr < nc; jr += t.nr)
             for (int64_t ir = 0; ir < mc; ir += t.mr)
-              t.micro_for(std::min<int64_t>(t.nr, nc - jr))(
+              t.micro_for(std::min<int64_t>(t.mr, mc - ir), std::min<int64_t>(t.nr, nc - jr))(
                   kc, ab + ir * kc, 0, bb + jr * kc, 0, C + (ic + ir) * N + jc + jr, N,
                   std::min<int64_t>(t.mr, mc - ir), std::min<int64_t>(t.nr, nc - jr), pc > 0, nullptr, nullptr);
         } else {
           for (int64_t ir = 0; ir < mc; ir += t.mr)
             for (int64_t jr = 0; jr < nc; jr += t.nr)
-              t.micro_for(std::min<int64_t>(t.nr, nc - jr))(
+              t.micro_for(std::min<int64_t>(t.mr, mc - ir), std::min<int64_t>(t.nr, nc - jr))(
                   kc, ab + ir * kc, 0, bb + jr * kc, 0, C + (ic + ir) * N + jc + jr, N,
                   std::min<int64_t>(t.mr, mc - ir), std::min<int64_t>(t.nr, nc - jr), pc > 0, nullptr, nullptr);
         }

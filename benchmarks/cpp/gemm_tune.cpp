@@ -18,7 +18,7 @@ double micro_peak(const GemmTable<T>& t) {
     const int iters = 2000;
     const double t0 = now();
     for (int i = 0; i < iters; ++i)
-      t.micro_for(t.nr)(kc, a.data(), 0, b.data(), 0, c.data(), t.nr, t.mr, t.nr, true, nullptr, nullptr);
+      t.micro_for(t.mr, t.nr)(kc, a.data(), 0, b.data(), 0, c.data(), t.nr, t.mr, t.nr, true, nullptr, nullptr);
     const double dt = now() - t0;
     best = std::max(best, 2.0 * t.mr * t.nr * kc * iters / dt * 1e-9);
   }
