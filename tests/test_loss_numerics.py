@@ -342,6 +342,30 @@ def test_cross_entropy_nonfinite_rows(device, dtype, classes, variant):
         assert ours[1][0].isnan().all() and ours[1][1].isnan().all() and torch.isfinite(ours[1][3]).all()
 
 
+@pytest.mark.parametrize("classes", [3, 21, 256, 300])
+@pytest.mark.parametrize("layout", ["rows", "positions"])
+def test_cross_entropy_ignored_rows_have_zero_gradient(device, dtype, classes, layout):
+    """An ignored row's gradient is exactly zero whatever its logits (NaN, +inf, 1e4), in every
+    kernel: a vector of rows, a row at a time, a vector of positions. A deliberate difference:
+    torch's log_softmax backward gives NaN there for a NaN or +inf logit (README, Guarantees)."""
+    dev = torch_device(device)
+    gen = torch.Generator().manual_seed(classes)
+    x = torch.randn(19, classes, dtype=torch.float64, generator=gen).to(dtype)
+    t = torch.randint(classes, (19,), generator=gen)
+    t[[0, 1, 2, 17]] = -100
+    x[0, classes // 2] = float("nan")
+    x[1, 0] = float("inf")
+    x[2, classes - 1] = 1e4
+    if layout == "positions":  # (1, C, 19): the positions kernels
+        x, t = x.T.unsqueeze(0).contiguous(), t.unsqueeze(0)
+    x = x.to(dev).requires_grad_()
+    for red in REDUCTIONS:
+        (g,) = torch.autograd.grad(DF.cross_entropy(x, t.to(dev), reduction=red).sum(), x)
+        g = g.cpu() if layout == "rows" else g.cpu()[0].T
+        assert torch.equal(g[[0, 1, 2, 17]], torch.zeros_like(g[[0, 1, 2, 17]])), red
+        assert torch.isfinite(g[3:17]).all(), red
+
+
 @pytest.mark.parametrize("classes", [1, 2, 10, 21, 64, 65, 100, 255, 256, 257])
 def test_cross_entropy_many_rows_few_classes(classes):
     """Rows of up to 256 classes run a vector of rows at a time on the CPU (the rows transposed
