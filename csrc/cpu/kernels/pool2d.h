@@ -443,11 +443,15 @@ void avg_backward(const T* dy, T* dx, const Pool2dGeometry& g, int64_t begin, in
 template <class T>
 void adaptive_backward(const T* dy, T* dx, const Pool2dGeometry& g, int64_t begin, int64_t end, int64_t cs) {
   const AdaptiveAxis ah{g.H, g.OH}, aw{g.W, g.OW};
+  // The columns' windows once per task: two integer divisions per window and input row took
+  // most of the backward's time (256 x 7 x 7 -> 5 x 5, one thread: 635 -> 430 us).
+  std::vector<int64_t> cols(2 * g.OW);
+  for (int64_t ow = 0; ow < g.OW; ++ow) cols[2 * ow] = aw.start(ow), cols[2 * ow + 1] = aw.end(ow);
   avg_backward_rows(dy, dx, g, begin, end, cs, [&](int64_t ih, auto&& body) {
     for (int64_t oh = ah.first_window(ih), o1 = ah.end_window(ih); oh < o1; ++oh) {
       const T kh = static_cast<T>(ah.end(oh) - ah.start(oh));
       body(oh, [&](int64_t ow, int64_t& w0, int64_t& w1, T& div_h, T& div_w) {
-        w0 = aw.start(ow), w1 = aw.end(ow);
+        w0 = cols[2 * ow], w1 = cols[2 * ow + 1];
         div_h = kh, div_w = static_cast<T>(w1 - w0);
       });
     }
