@@ -626,14 +626,15 @@ def test_randomized_cuda_kernels(cuda_device):
 def test_randomized_nonfinite_against_torch():
     """Seeded random shapes ((N, C) and (N, C, d1)) and options with NaN, +inf and -inf logits at
     random places (whole rows of -inf too): loss and gradients, NaN by position, as torch's on
-    every ISA."""
+    every ISA. Class counts around the vector length and around 256 (where the CPU rows go from
+    a vector of rows at a time to two passes a row)."""
     gen = torch.Generator().manual_seed(fuzz_seed(4321))
     isas = dlkernels.cpu_isas()
     specials = (float("nan"), float("inf"), float("-inf"))
     for it in range(60):
         r = lambda k: int(torch.randint(k, (1,), generator=gen))  # noqa: E731
         dtype = (torch.float32, torch.float64)[r(2)]
-        n, c = 1 + r(12), 1 + r(70)
+        n, c = 1 + r(12), 1 + r(70) if r(3) else 240 + r(40)
         spatial = () if r(3) else (1 + r(40),)  # (N, C, d1): a row is a position
         x = 3 * torch.randn(n, c, *spatial, dtype=dtype, generator=gen)
         rows = x.movedim(1, -1).reshape(-1, c) if spatial else x  # a view
