@@ -60,6 +60,11 @@ struct GemmTable {
               const T* bias);
   int dot_rows_per_block;
   int dot_max_outputs;
+  // C[i * ldc + j] = sum_k A(i, k) B[k * ldb + j] for m <= 2 rows of C, A(i, k) at
+  // a[i * a_rs + k * a_cs]: B's rows streamed in order into the rows of C (a weight gradient
+  // with one or two outputs; a row-major B read by column panels is strided).
+  void (*axpy_rows)(int64_t m, int64_t n, int64_t K, const T* a, int64_t a_rs, int64_t a_cs, const T* b, int64_t ldb,
+                    T* c, int64_t ldc);
 };
 
 #define DLK_DECLARE(ns)             \

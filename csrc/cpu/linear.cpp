@@ -244,6 +244,28 @@ void linear_dot(const GemmTable<T>& gt, int64_t R, int64_t out, int64_t in, Oper
   }
 }
 
+// dW = dY^T X for a layer of at most this many outputs by GemmTable::axpy_rows: X's rows
+// streamed in order, columns split between threads (256 x 1024 -> 1: see benchmarks/README.md).
+constexpr int64_t kAxpyMaxOutputs = 2;
+
+template <class T>
+void grad_weight_axpy(const GemmTable<T>& gt, int64_t out, int64_t in, int64_t R, Operand<T> dyt, Operand<T> x, T* dw) {
+  // Columns per task: at least 64 (whole lines of each row); a column's sum never depends on the
+  // split, so the thread count may choose it.
+  const int64_t threads = torch::stable::get_num_threads();
+  const int64_t cols = std::max<int64_t>(64, (in + threads - 1) / threads + 15) / 16 * 16;
+  const int64_t tasks = (in + cols - 1) / cols;
+  auto run = [&](int64_t first, int64_t last) {
+    const int64_t j0 = first * cols, j1 = std::min(in, last * cols);
+    gt.axpy_rows(out, j1 - j0, R, dyt.p, dyt.rs, dyt.cs, x.p + j0, x.rs, dw + j0, in);
+  };
+  if (2.0 * static_cast<double>(out) * static_cast<double>(in) * static_cast<double>(R) < kSerialFlops) {
+    run(0, tasks);
+  } else {
+    torch::stable::parallel_for(0, tasks, 1, run);
+  }
+}
+
 // A data tensor (..., F) as R x F rows that the packers read in place: the tensor itself when
 // its leading dimensions fold into one stride, else a contiguous copy.
 struct Rows {
@@ -318,7 +340,12 @@ Tensor linear_grad_weight_cpu(Tensor grad_output, Tensor input, bool /*allow_tf3
   const Isa isa = active_isa();
   dispatch_float(input.scalar_type(), op, [&](auto tag) {
     using T = decltype(tag);
-    gemm_strided<T>(gemm_table<T>(isa), out, in, R, dy.transposed<T>(), x.as<T>(), dw.mutable_data_ptr<T>(), nullptr);
+    const Operand<T> a = dy.transposed<T>(), b = x.as<T>();
+    if (out <= kAxpyMaxOutputs && b.cs == 1) {
+      grad_weight_axpy<T>(gemm_table<T>(isa), out, in, R, a, b, dw.mutable_data_ptr<T>());
+      return;
+    }
+    gemm_strided<T>(gemm_table<T>(isa), out, in, R, a, b, dw.mutable_data_ptr<T>(), nullptr);
   });
   return dw;
 }

@@ -328,6 +328,41 @@ void dot_rows(int64_t m, int64_t n, int64_t K, const T* a, int64_t lda, const T*
   }
 }
 
+// C[i * ldc + j] = sum_k A(i, k) B[k * ldb + j] for the M rows of C, j < n, A(i, k) at
+// a[i * a_rs + k * a_cs]: B's rows streamed in order, each scaled into the rows of C, which stay
+// in cache (k outside, the same sequence of fused multiply-adds per element as the micro-kernel
+// over one K block). For a C of one or two rows and a long row-major B (the weight gradient of a
+// layer with one output): the micro-kernel walks such a B by column panels, rows ldb apart,
+// which the prefetchers do not follow.
+template <class T, int M>
+void axpy_block(int64_t n, int64_t K, const T* a, int64_t a_rs, int64_t a_cs, const T* b, int64_t ldb, T* c,
+                int64_t ldc) {
+  using V = Vec<T>;
+  constexpr int W = V::W;
+  for (int i = 0; i < M; ++i) std::fill(c + i * ldc, c + i * ldc + n, T(0));
+  for (int64_t k = 0; k < K; ++k) {
+    V av[M];
+    for (int i = 0; i < M; ++i) av[i] = V(a[i * a_rs + k * a_cs]);
+    const T* br = b + k * ldb;
+    int64_t j = 0;
+    for (; j + W <= n; j += W) {
+      const V bv = V::load(br + j);
+      for (int i = 0; i < M; ++i) fmadd(av[i], bv, V::load(c + i * ldc + j)).store(c + i * ldc + j);
+    }
+    if (j < n) {
+      const V bv = V::load(br + j, n - j);
+      for (int i = 0; i < M; ++i) fmadd(av[i], bv, V::load(c + i * ldc + j, n - j)).store(c + i * ldc + j, n - j);
+    }
+  }
+}
+
+template <class T>
+void axpy_rows(int64_t m, int64_t n, int64_t K, const T* a, int64_t a_rs, int64_t a_cs, const T* b, int64_t ldb, T* c,
+               int64_t ldc) {
+  if (m == 1) return axpy_block<T, 1>(n, K, a, a_rs, a_cs, b, ldb, c, ldc);
+  axpy_block<T, 2>(n, K, a, a_rs, a_cs, b, ldb, c, ldc);
+}
+
 // micro_kernel<T, 1 .. Tile::NV, Rows> as a table indexed by NV - 1 (GemmTable::micro's rows).
 template <class T, int Rows, int... I>
 constexpr typename GemmTable<T>::Micro micro_for(int nv, std::integer_sequence<int, I...>) {
@@ -360,6 +395,7 @@ const GemmTable<T>& gemm_table() {
       &dot_rows<T>,
       DotShape<T>::R,
       DotShape<T>::kMaxOutputs,
+      &axpy_rows<T>,
   };
   return table;
 }
