@@ -216,8 +216,8 @@ THREAD_CASES = [
 @case_param(THREAD_CASES)
 @pytest.mark.parametrize("threads", [1, 3, 5])
 def test_thread_counts(isa, case, threads):
-    """The kernels split work (and grad_weight's reduction over images) by the thread count, and
-    size per-thread scratch by it: every count gives results within the bound."""
+    """The kernels split work by the thread count and size per-thread scratch by it: every count
+    gives results within the bound (and the same bits: the next test)."""
     old = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -226,6 +226,41 @@ def test_thread_counts(isa, case, threads):
     finally:
         torch.set_num_threads(old)
     check_results(case, torch.float32, got, f"{threads} threads, {isa}")
+
+
+@case_param(THREAD_CASES)
+def test_thread_counts_give_the_same_bits(isa, case):
+    """How the work is split (grad_weight's reduction over images included) depends on the shape
+    alone: 1, 2, 3 and 5 threads give the same bits."""
+    old = torch.get_num_threads()
+    runs = []
+    try:
+        for threads in (1, 2, 3, 5):
+            torch.set_num_threads(threads)
+            runs.append(run_ops(case, *case.tensors(torch.float32)))
+    finally:
+        torch.set_num_threads(old)
+    for field in ("output", "grad_input", "grad_weight", "grad_bias"):
+        for threads, got in zip((2, 3, 5), runs[1:]):
+            assert torch.equal(getattr(runs[0], field), getattr(got, field)), f"{field}, {threads} threads"
+
+
+def test_first_layer_weight_gradient_same_bits_on_any_thread_count():
+    """A first layer (3 input channels, few output channels) has too few weight-gradient tiles to
+    share out, so its images are split into parts: a fixed split, the same bits on 1 and 2 threads."""
+    gen = torch.Generator().manual_seed(5)
+    x = torch.randn(4, 3, 32, 32, generator=gen)
+    w = torch.randn(8, 3, 3, 3, generator=gen)
+    dy = torch.randn(4, 8, 32, 32, generator=gen)
+    old = torch.get_num_threads()
+    got = []
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            got.append(torch.ops.dlkernels.conv2d_grad_weight(dy, x, w.shape, [1, 1], [1, 1], [1, 1], 1))
+    finally:
+        torch.set_num_threads(old)
+    assert torch.equal(got[0], got[1])
 
 
 def test_repeated_calls_are_deterministic(isa):

@@ -247,17 +247,20 @@ FLOATS = pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["
 
 
 @FLOATS
-@pytest.mark.parametrize("n", [150, 3])
-def test_threads_agree(dtype, n):
+@pytest.mark.parametrize("rows,n", [(1000, 150), (1000, 3), (1000, 1), (5000, 7)])
+def test_threads_agree(dtype, rows, n):
     """One thread and all threads: the same values (each C element is one task's, summed in one
-    order), for shapes the task planner splits (3 outputs: the rows' dot products)."""
-    x, w, b, dy = _tensors((1000,), 300, n, dtype, "cpu")
+    order), for shapes the task planner splits (few outputs: the rows' dot products, the weight
+    gradient by rows; the bias gradient over many rows in parts)."""
+    x, w, b, dy = _tensors((rows,), 300, n, dtype, "cpu")
     old = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
         one = [ops.linear(x, w, b), ops.linear_grad_input(dy, w), ops.linear_grad_weight(dy, x)]
+        one.append(ops.linear_grad_bias(dy))
         torch.set_num_threads(max(2, old))
         many = [ops.linear(x, w, b), ops.linear_grad_input(dy, w), ops.linear_grad_weight(dy, x)]
+        many.append(ops.linear_grad_bias(dy))
     finally:
         torch.set_num_threads(old)
     for a, e in zip(one, many):

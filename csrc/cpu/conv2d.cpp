@@ -209,8 +209,13 @@ void grad_weight_gemm(Isa isa, const Conv2dGeometry& g, const T* dy, const T* x,
   };
   const Scratch<T> abuf(Slot::packed_a, gemm_a_buffer_size(gt, blk)), bbuf(Slot::packed_b, gemm_b_buffer_size(gt, blk));
   const int64_t threads = static_cast<int64_t>(torch::stable::get_num_threads());
-  const TaskGrid grid = plan_tasks(Kg, CgRS, g.G, gt.mr, gt.nr, threads, blk.nc);
-  if (grid.tasks(g.G) >= threads || g.N < 2) {
+  // Tiles, or the images split into parts whose sums are added: a different order of the same
+  // additions, so the choice and the split depend on the shape alone, as if kParts threads ran
+  // it (they used to follow the thread count: a first layer's dW differed between 1 and 2).
+  constexpr int64_t kParts = 4;
+  const bool tiles = plan_tasks(Kg, CgRS, g.G, gt.mr, gt.nr, kParts, blk.nc).tasks(g.G) >= kParts || g.N < 2;
+  if (tiles) {
+    const TaskGrid grid = plan_tasks(Kg, CgRS, g.G, gt.mr, gt.nr, threads, blk.nc);
     // Split dW into tiles: each task reduces over every image, nothing to add up afterwards.
     torch::stable::parallel_for(0, grid.tasks(g.G), 1, [&](int64_t b, int64_t e) {
       for (int64_t task = b; task < e; ++task) {
@@ -224,7 +229,7 @@ void grad_weight_gemm(Isa isa, const Conv2dGeometry& g, const T* dy, const T* x,
     return;
   }
   // Too small to tile (e.g. a first layer): split the images, then add the partial sums.
-  const int64_t parts = std::min(threads, g.N), total = g.K * CgRS;
+  const int64_t parts = std::min(kParts, g.N), total = g.K * CgRS;
   T* partial = workspace<T>(Slot::partial_sums, parts * total);
   torch::stable::parallel_for(0, parts, 1, [&](int64_t b, int64_t e) {
     for (int64_t pi = b; pi < e; ++pi) {
