@@ -163,12 +163,23 @@ Choice choose(const GemmTable<T>& gt, const GemmBlocking& blk, int64_t M, int64_
 // gradients took 7-9 us per op on 2 threads, a third of it in libgomp (perf).
 constexpr double kSerialFlops = 1 << 20;
 
+// run(0, tasks) on the calling thread for a product of fewer than kSerialFlops, else the tasks
+// split between threads.
+template <class Run>
+void run_tasks(double flops, int64_t tasks, Run&& run) {
+  if (flops < kSerialFlops) {
+    run(0, tasks);
+  } else {
+    torch::stable::parallel_for(0, tasks, 1, run);
+  }
+}
+
 template <class T>
 void gemm_strided(const GemmTable<T>& gt, int64_t M, int64_t N, int64_t K, Operand<T> a, Operand<T> b, T* c,
                   const T* col_bias) {
   const GemmBlocking blk = gemm_blocking(gt, K);
-  const bool serial = 2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K) < kSerialFlops;
-  const int64_t threads = serial ? 1 : torch::stable::get_num_threads();
+  const double flops = 2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K);
+  const int64_t threads = flops < kSerialFlops ? 1 : torch::stable::get_num_threads();
   const Operand<T> at{b.p, b.cs, b.rs}, bt{a.p, a.cs, a.rs};  // B^T (N x K), A^T (K x N)
   const Choice choice = choose(gt, blk, M, N, K, a, b, threads);
   const bool transposed = choice.transposed;
@@ -214,11 +225,7 @@ void gemm_strided(const GemmTable<T>& gt, int64_t M, int64_t N, int64_t K, Opera
       }
     }
   };
-  if (serial) {
-    run(0, plan.tasks());
-  } else {
-    torch::stable::parallel_for(0, plan.tasks(), 1, run);
-  }
+  run_tasks(flops, plan.tasks(), run);
 }
 
 // Y = X W^T (+ bias) as dot products of rows (GemmTable::dot), rows split between threads in whole
@@ -237,11 +244,7 @@ void linear_dot(const GemmTable<T>& gt, int64_t R, int64_t out, int64_t in, Oper
     const int64_t r0 = first * rb, r1 = std::min(R, last * rb);
     gt.dot(r1 - r0, out, in, x.p + r0 * x.rs, x.rs, w, ldw, y + r0 * out, out, bias);
   };
-  if (2.0 * static_cast<double>(R) * static_cast<double>(out) * static_cast<double>(in) < kSerialFlops) {
-    run(0, blocks);
-  } else {
-    torch::stable::parallel_for(0, blocks, 1, run);
-  }
+  run_tasks(2.0 * static_cast<double>(R) * static_cast<double>(out) * static_cast<double>(in), blocks, run);
 }
 
 // dW = dY^T X for a layer of at most this many outputs by GemmTable::axpy_rows: X's rows
@@ -259,11 +262,7 @@ void grad_weight_axpy(const GemmTable<T>& gt, int64_t out, int64_t in, int64_t R
     const int64_t j0 = first * cols, j1 = std::min(in, last * cols);
     gt.axpy_rows(out, j1 - j0, R, dyt.p, dyt.rs, dyt.cs, x.p + j0, x.rs, dw + j0, in);
   };
-  if (2.0 * static_cast<double>(out) * static_cast<double>(in) * static_cast<double>(R) < kSerialFlops) {
-    run(0, tasks);
-  } else {
-    torch::stable::parallel_for(0, tasks, 1, run);
-  }
+  run_tasks(2.0 * static_cast<double>(out) * static_cast<double>(in) * static_cast<double>(R), tasks, run);
 }
 
 // A data tensor (..., F) as R x F rows that the packers read in place: the tensor itself when

@@ -40,6 +40,17 @@ inline Vec<T> load_strided_n(const T* p, int64_t s, int64_t m) {
   return Vec<T>::load(buf);
 }
 
+// The first m lanes of load_strided for the last vector of a row, which may end past it: a
+// masked load at stride 1, the stride-2 vector wherever the tensor (ending at x_end) goes on for
+// 2 W more values, else only what the m lanes need. Lanes past m are unspecified.
+template <class T>
+inline Vec<T> load_strided_m(const T* p, int64_t s, int64_t m, const T* x_end) {
+  if (m == Vec<T>::W) return load_strided(p, s);
+  if (s == 1) return Vec<T>::load(p, m);
+  if (s == 2 && p + 2 * Vec<T>::W <= x_end) return even(p);
+  return load_strided_n(p, s, m);
+}
+
 template <class T>
 inline void store_n(Vec<T> v, T* p, int64_t m) {
   if (m == Vec<T>::W) {
@@ -133,14 +144,8 @@ void max_nchw(const T* x, T* y, int64_t* indices, const Pool2dGeometry& g, int64
           const T* p = xp + ih * W + ow * aw.s - aw.p;
           for (int64_t s = 0; s < aw.k; ++s, t += T(1)) {
             const T* q = p + s * aw.d;
-            V v;
-            if (m == L) {
-              v = load_strided(q, aw.s);
-            } else if (aw.s == 2 && q + 2 * L <= x_end) {
-              v = where(live, even(q), V(neg_inf<T>()));
-            } else {
-              v = load_strided_n(q, aw.s, m);
-            }
+            const V v =
+                m == L ? load_strided(q, aw.s) : where(live, load_strided_m(q, aw.s, m, x_end), V(neg_inf<T>()));
             max_step(v, offsets ? V(static_cast<T>(ih * W + s * aw.d)) : V(t), best, code);
           }
         }
@@ -298,14 +303,8 @@ void avg_nchw(const T* x, T* y, const Pool2dGeometry& g, int64_t begin, int64_t 
       V sum(T(0));
       for (int64_t ih = rh.begin; ih < rh.end; ++ih) {
         const T* p = xp + ih * W + ow * aw.s - aw.p;
-        for (int64_t s = 0; s < aw.k; ++s) {
-          const T* q = p + s;
-          // lanes past m: whatever is read (past the row, never past the tensor), not stored
-          sum = sum + (m == L                            ? load_strided(q, aw.s)
-                       : aw.s == 1                       ? V::load(q, m)
-                       : aw.s == 2 && q + 2 * L <= x_end ? even(q)
-                                                         : load_strided_n(q, aw.s, m));
-        }
+        // lanes past m: whatever load_strided_m reads (never past the tensor), not stored
+        for (int64_t s = 0; s < aw.k; ++s) sum = sum + load_strided_m(p + s, aw.s, m, x_end);
       }
       store_n(sum / div, yr + ow, m);
     }
