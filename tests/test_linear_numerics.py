@@ -304,6 +304,52 @@ def test_randomized_differential(dtype):
     assert cases >= 10
 
 
+@FLOATS
+def test_randomized_nonfinite(dtype):
+    """Seeded random shapes (few outputs and many, every CPU path: rows' dot products, the
+    micro-kernel and its row variants, the weight gradient by rows) and layouts, on every ISA,
+    with a few NaN / inf / -inf in the input, the weight or grad_output: the forward and the
+    three gradients are NaN and inf exactly where torch's float64 ones are, and close elsewhere."""
+    rng = random.Random(fuzz_seed(4321))
+    specials = (float("nan"), float("inf"), float("-inf"))
+    cases = 0
+    for _ in _for_at_most(6, 120):
+        isa = rng.choice(dlkernels.cpu_isas())
+        x, w, b, dy, name = _random_case(rng, dtype, "cpu", 70, rng.choice([3, 14, 40]))
+        for t in rng.sample([x, w, dy], rng.randint(1, 2)):
+            for _ in range(rng.randint(1, 3) if t.numel() else 0):
+                t[tuple(rng.randrange(n) for n in t.shape)] = rng.choice(specials)
+        with dlkernels.use_cpu_isa(isa):
+            got = (
+                ops.linear(x, w, b),
+                ops.linear_grad_input(dy, w),
+                ops.linear_grad_weight(dy, x),
+                ops.linear_grad_bias(dy),
+            )
+        xd, wd, bd, dyd = (t.double() for t in (x, w, b, dy))
+        k = x.shape[-1]
+        x2, dy2 = xd.reshape(-1, k), dyd.reshape(-1, w.shape[0])
+        want = (xd @ wd.T + bd, dyd @ wd, dy2.T @ x2, dy2.sum(0))
+        # error bounds from the operands with their non-finite entries as 0 (the finite outputs
+        # read none of them)
+        f = [t.nan_to_num(0.0, 0.0, 0.0).to(dtype) for t in (x2, wd, dy2)]
+        ones = torch.ones(1, dy2.shape[0], dtype=dtype)
+        bounds = (
+            _bound(f[0], f[1].T, bd),
+            _bound(f[2], f[1]),
+            _bound(f[2].T, f[0]),
+            _bound(ones, f[2]).reshape(-1),
+        )
+        for g, e, bnd, what in zip(got, want, bounds, ("linear", "grad_input", "grad_weight", "grad_bias")):
+            msg = f"{isa} {name} {what}"
+            assert torch.equal(g.isnan(), e.isnan()), msg
+            assert torch.equal(g.isinf(), e.isinf()) and torch.equal(g[g.isinf()].double(), e[e.isinf()]), msg
+            fin = e.isfinite()
+            _assert_within(g[fin], e[fin], bnd.reshape(e.shape)[fin], msg)
+        cases += 1
+    assert cases >= 10
+
+
 def test_randomized_cuda_kernels(cuda_device):
     """The sweep above on the CUDA GEMM: every dtype (tensor cores for float16 / bfloat16, float32
     as TF32 or exact at random), shapes sized for the emulator (~10 s at most)."""
