@@ -366,6 +366,70 @@ def test_nonfinite_inputs_propagate(isa, dtype, case):
     assert not torch.isfinite(ref).all(), "the test must put non-finite values where they are read"
 
 
+# ---- channels_last forward (csrc/cpu/conv2d_nhwc.h) -----------------------------------------------
+# Dense convolutions with channels_last input run as a GEMM over NHWC pixels, not through the NCHW
+# kernels: cases for each of its branches (padding copy or none, window rows as one run or per tap
+# when dilated along W, reductions longer than one 256 block, the 1 x 1 pixel-chunk form, rows and
+# output channels that leave partial micro-tiles).
+NHWC_CASES = [
+    case("nhwc-3x3-pad1", 2, 16, 9, 13, 50, 3, 3, padding=1),
+    case("nhwc-stride2-pad", 2, 8, 11, 10, 7, 3, 5, stride=2, padding=(1, 2)),
+    case("nhwc-dilated-w", 2, 20, 8, 12, 9, 3, 3, stride=(1, 2), padding=1, dilation=(2, 3)),
+    case("nhwc-deep", 1, 300, 5, 6, 20, 3, 3, padding=1),
+    case("nhwc-1x1", 3, 24, 5, 7, 70, 1, 1, bias=False),
+    case("nhwc-1x1-stride2", 2, 32, 9, 9, 16, 1, 1, stride=2),
+]
+
+
+@case_param(NHWC_CASES)
+@dtype_param
+def test_channels_last_forward_matches_references(isa, dtype, case):
+    """The NHWC forward against torch and the naive reference, channels_last weights too; the
+    output is channels_last and the inputs are untouched."""
+    x, w, b, dy = case.tensors(dtype)
+    xc = x.contiguous(memory_format=torch.channels_last)
+    for weight in (w, w.contiguous(memory_format=torch.channels_last)):
+        before = [xc.clone(), weight.clone()]
+        got = run_ops(case, xc, weight, b, dy)
+        check_results(case, dtype, got, f"channels_last ops, {isa}")
+        assert got.output.is_contiguous(memory_format=torch.channels_last), got.output.stride()
+        assert_unchanged(xc, before[0], f"{case}: input")
+        assert_unchanged(weight, before[1], f"{case}: weight")
+
+
+@case_param(NHWC_CASES[:3])
+def test_channels_last_forward_nonfinite(isa, case):
+    """NaN and +-inf in a channels_last input and weight land where they do on the NCHW path
+    (whose rule, an entry is non-finite only if its definition reads a non-finite value, is
+    test_hardening_nonfinite.py's): the padding the NHWC kernel materialises must not turn an
+    inf weight's 0 * inf into NaN."""
+    x, w, b, _ = case.tensors(torch.float32)
+    x.view(-1)[:: max(1, x.numel() // 5)] = float("inf")
+    w[:, :, 0, :] = float("-inf")  # the first tap row: it reads the top padding of row 0
+    y = ops.conv2d(x.contiguous(memory_format=torch.channels_last), w, b, *case.params)
+    nchw = ops.conv2d(x, w, b, *case.params)
+    for name, pred in (("NaN", torch.isnan), ("+inf", torch.isposinf), ("-inf", torch.isneginf)):
+        assert torch.equal(pred(y), pred(nchw)), f"{case}: {name} positions differ from the NCHW path"
+    finite = torch.isfinite(nchw)
+    assert finite.any() and torch.isnan(nchw).any() and not finite.all()
+    torch.testing.assert_close(y[finite], nchw[finite], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_channels_last_forward_same_bits_on_any_thread_count(threads):
+    c = NHWC_CASES[0]
+    x, w, b, _ = c.tensors(torch.float32)
+    xc = x.contiguous(memory_format=torch.channels_last)
+    previous = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = ops.conv2d(xc, w, b, *c.params)
+        torch.set_num_threads(threads)
+        assert torch.equal(ops.conv2d(xc, w, b, *c.params), one)
+    finally:
+        torch.set_num_threads(previous)
+
+
 # ---- functional API semantics (int / tuple arguments, 'same', 'valid', unbatched) ----------------
 
 

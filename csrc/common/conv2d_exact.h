@@ -57,26 +57,40 @@ inline void interior(int64_t in, int64_t pad, int64_t stride, int64_t dil, int64
   *hi = last < 0 ? -1 : std::min<int64_t>(last / stride, out - 1);
 }
 
+// Element strides of a 4-D operand, in its logical dimension order (x: n c h w, w: k c r s), so
+// one definition serves NCHW data and channels_last (NHWC) data alike.
+struct Strides4 {
+  int64_t d0, d1, d2, d3;
+  static Strides4 nchw(int64_t c, int64_t h, int64_t w) { return {c * h * w, h * w, w, 1}; }
+  static Strides4 nhwc(int64_t c, int64_t h, int64_t w) { return {h * w * c, 1, w * c, c}; }
+};
+
 template <class T>
-T forward_entry(const Conv2dGeometry& g, const T* x, const T* w, const T* bias, int64_t n, int64_t k, int64_t p,
-                int64_t q) {
+T forward_entry(const Conv2dGeometry& g, const T* x, Strides4 xs, const T* w, Strides4 ws, const T* bias, int64_t n,
+                int64_t k, int64_t p, int64_t q) {
   const int64_t Cg = g.Cg(), gi = k / g.Kg();
   T sum = bias ? bias[k] : T(0);
   for (int64_t c = 0; c < Cg; ++c) {
-    const T* xc = x + (n * g.C + gi * Cg + c) * g.HW();
-    const T* wc = w + (k * Cg + c) * g.RS();
+    const T* xc = x + n * xs.d0 + (gi * Cg + c) * xs.d1;
+    const T* wc = w + k * ws.d0 + c * ws.d1;
     for (int64_t r = 0; r < g.R; ++r) {
       const int64_t ih = p * g.sh - g.ph + r * g.dh;
       if (ih < 0 || ih >= g.H) continue;
       for (int64_t s = 0; s < g.S; ++s) {
         const int64_t iw = q * g.sw - g.pw + s * g.dw;
         if (iw < 0 || iw >= g.W) continue;
-        sum += wc[r * g.S + s] * xc[ih * g.W + iw];
+        sum += wc[r * ws.d2 + s * ws.d3] * xc[ih * xs.d2 + iw * xs.d3];
       }
     }
     if (std::isnan(sum)) return sum;  // stays NaN
   }
   return sum;
+}
+
+template <class T>
+T forward_entry(const Conv2dGeometry& g, const T* x, const T* w, const T* bias, int64_t n, int64_t k, int64_t p,
+                int64_t q) {
+  return forward_entry(g, x, Strides4::nchw(g.C, g.H, g.W), w, Strides4::nchw(g.Cg(), g.R, g.S), bias, n, k, p, q);
 }
 
 // par(begin, end, body(b, e)): the caller's parallel loop (none in this torch-free header).
@@ -104,6 +118,30 @@ void fix_forward(const Conv2dGeometry& g, const T* x, const T* w, const T* bias,
         } else {
           fix(p, 0, left);
           fix(p, right, g.Q);
+        }
+      }
+    }
+  });
+}
+
+// fix_forward for channels_last operands: x NHWC, w KRSC (its channels_last memory), y NHWC; each
+// border pixel's K channels are contiguous, so the scan runs over them.
+template <class T, class ParFor>
+void fix_forward_nhwc(const Conv2dGeometry& g, const T* x, const T* w, const T* bias, T* y, ParFor&& par) {
+  int64_t p_lo, p_hi, q_lo, q_hi;
+  interior(g.H, g.ph, g.sh, g.dh, g.R, g.P, &p_lo, &p_hi);
+  interior(g.W, g.pw, g.sw, g.dw, g.S, g.Q, &q_lo, &q_hi);
+  const Strides4 xs = Strides4::nhwc(g.C, g.H, g.W), ws = Strides4::nhwc(g.Cg(), g.R, g.S);
+  par(0, g.N * g.P, [&](int64_t b, int64_t e) {
+    for (int64_t np = b; np < e; ++np) {
+      const int64_t n = np / g.P, p = np % g.P;
+      const bool border_row = p < p_lo || p > p_hi;
+      for (int64_t q = 0; q < g.Q; ++q) {
+        if (!border_row && q >= q_lo && q <= q_hi) continue;
+        T* pixel = y + (np * g.Q + q) * g.K;
+        if (!any_nonfinite(pixel, g.K)) continue;
+        for (int64_t k = 0; k < g.K; ++k) {
+          if (!std::isfinite(pixel[k])) pixel[k] = forward_entry(g, x, xs, w, ws, bias, n, k, p, q);
         }
       }
     }

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "common/conv2d_exact.h"
+#include "cpu/conv2d_nhwc.h"
 #include "cpu/conv2d_table.h"
 #include "cpu/gemm.h"
 #include "cpu/workspace.h"
@@ -438,11 +439,25 @@ Tensor conv2d_cpu(Tensor input, Tensor weight, std::optional<Tensor> bias, IntLi
   check_conv_tensors("conv2d", input, weight, bias, kDtypes);
   const Conv2dGeometry g = conv2d_geometry("conv2d", input.sizes(), weight.sizes(), stride, padding, dilation, groups);
   const bool cl = conv_output_channels_last(input, weight);
+  const std::optional<Tensor> b = bias.has_value() ? std::optional<Tensor>(as_contiguous(*bias)) : std::nullopt;
+  const Isa isa = active_isa();
+  if (g.N * g.K * g.P * g.Q > 0 && is_channels_last(input) &&
+      nhwc::applies(g)) {  // channels_last in, channels_last out: no layout copies
+    const Tensor x = torch::stable::contiguous(input, MemoryFormat::ChannelsLast);
+    const Tensor w = torch::stable::contiguous(weight, MemoryFormat::ChannelsLast);  // KRSC memory
+    Tensor out = empty_strided({g.N, g.K, g.P, g.Q}, {g.PQ() * g.K, 1, g.Q * g.K, g.K}, input.scalar_type(), input);
+    dispatch_float(input.scalar_type(), "conv2d", [&](auto tag) {
+      using T = decltype(tag);
+      const T* pb = b.has_value() ? b->const_data_ptr<T>() : nullptr;
+      nhwc::forward<T>(isa, g, x.const_data_ptr<T>(), w.const_data_ptr<T>(), pb, out.mutable_data_ptr<T>());
+      exact::fix_forward_nhwc<T>(g, x.const_data_ptr<T>(), w.const_data_ptr<T>(), pb, out.mutable_data_ptr<T>(),
+                                 exact_par);
+    });
+    return out;
+  }
   Tensor y = new_empty(input, {g.N, g.K, g.P, g.Q});
   if (y.numel() == 0) return to_channels_last_if(y, cl);
   const Tensor x = as_contiguous(input), w = as_contiguous(weight);
-  const std::optional<Tensor> b = bias.has_value() ? std::optional<Tensor>(as_contiguous(*bias)) : std::nullopt;
-  const Isa isa = active_isa();
   dispatch_float(input.scalar_type(), "conv2d", [&](auto tag) {
     using T = decltype(tag);
     const T* pb = b.has_value() ? b->const_data_ptr<T>() : nullptr;
