@@ -67,7 +67,7 @@ void forward(Isa isa, const Conv2dGeometry& g, const T* x, const T* w, const T* 
   }
   // W^T as B panels of NR output channels over the whole reduction (B(k, j) = w[j RSC + k]).
   const int64_t panels = (K + gt.nr - 1) / gt.nr;
-  T* wb = workspace<T>(Slot::flipped_weight, panels * gt.nr * RSC);
+  T* wb = workspace<T>(Slot::packed_weight, panels * gt.nr * RSC);
   torch::stable::parallel_for(0, panels, 1, [&](int64_t b, int64_t e) {
     for (int64_t jp = b; jp < e; ++jp) {
       gt.pack_b(w + jp * gt.nr * RSC, 1, RSC, RSC, std::min<int64_t>(gt.nr, K - jp * gt.nr), wb + jp * gt.nr * RSC);

@@ -4,8 +4,8 @@
 // can take as long as a pass of the kernel that fills it. Buffers are therefore kept per thread,
 // one per named slot, grown when a call needs more and never shrunk (released at thread exit).
 // Two kinds of use, never mixed on one slot within an op:
-//  - the calling thread's buffers (input_planes, flipped_weight, partial_sums), filled before a
-//    parallel loop and read by its workers through plain pointers;
+//  - the calling thread's buffers (input_planes, flipped_weight, packed_weight, partial_sums),
+//    filled before a parallel loop and read by its workers through plain pointers;
 //  - Scratch: each worker thread's own buffer inside a parallel loop (torch's parallel_for runs
 //    a loop's chunks on distinct threads, and every thread has its own slots).
 #pragma once
@@ -17,8 +17,9 @@ namespace dlk::cpu {
 
 enum class Slot : int {
   // calling thread
-  input_planes,    // the input as zero-padded stride-phase planes (common/conv2d_geometry.h)
+  input_planes,    // the input zero-padded: as stride-phase planes (common/conv2d_geometry.h), or NHWC
   flipped_weight,  // the transposed, flipped weight of a data gradient run as a forward conv
+  packed_weight,   // a weight packed as GEMM B panels for a whole call (the NHWC forward)
   partial_sums,    // per-part weight gradients, added up after the loop
   loss_terms,      // a loss's per-block or per-row sums (and weights), added up after the loop
   // per worker (Scratch)
