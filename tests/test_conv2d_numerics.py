@@ -169,8 +169,8 @@ def test_functional_autograd_matches_references(dtype, case):
 @dtype_param
 def test_randomized_differential(dtype):
     """Seeded random configurations: channels per group (1 included) and groups, output channels,
-    window, stride, padding, dilation, batch and bias, on every ISA in turn; the four raw ops
-    within the error bound of torch and the naive reference. Covers the data gradient's forms
+    window, stride, padding, dilation, batch, bias and input layout, on every ISA in turn; the four
+    raw ops within the error bound of torch and the naive reference. Covers the data gradient's forms
     (the transposed forward, the GEMM with the flat or the run-wise scatter) and the weight
     gradient's (the GEMM, the per-channel sums). At most ~8 s per dtype."""
     rng = random.Random(fuzz_seed(4321))
@@ -179,7 +179,7 @@ def test_randomized_differential(dtype):
     done = 0
     while done < 60 and time.monotonic() < deadline:
         groups = rng.choice([1, 1, 1, 2, 3])
-        cg, kg = rng.choice([1, 1, 2, 3, 5, 9]), rng.choice([1, 2, 3, 8, 17])
+        cg, kg = rng.choice([1, 1, 2, 3, 5, 9, 16]), rng.choice([1, 2, 3, 8, 17])
         r, s = rng.randint(1, 4), rng.randint(1, 4)
         stride, dilation = (rng.randint(1, 3), rng.randint(1, 2)), (rng.randint(1, 2), rng.randint(1, 2))
         padding = (rng.randint(0, r), rng.randint(0, s))
@@ -201,9 +201,13 @@ def test_randomized_differential(dtype):
         )
         if c.P < 1 or c.Q < 1:
             continue
+        x, w, b, dy = c.tensors(dtype)
+        layout = rng.choice(["contiguous", "contiguous", "channels_last"])  # NHWC forward too
+        if layout == "channels_last":
+            x = x.contiguous(memory_format=torch.channels_last)
         with dlkernels.use_cpu_isa(isas[done % len(isas)]):
-            got = run_ops(c, *c.tensors(dtype))
-        check_results(c, dtype, got, f"random {c.input_shape} w{c.weight_shape} {c.params}")
+            got = run_ops(c, x, w, b, dy)
+        check_results(c, dtype, got, f"random {layout} {c.input_shape} w{c.weight_shape} {c.params}")
         done += 1
     assert done >= 20
 

@@ -89,13 +89,15 @@ def spoil(t, rng, count, gen):
 
 
 def random_config(rng):
-    kind = rng.choice(["dense", "grouped", "depthwise", "depthwise", "pointwise"])
+    kind = rng.choice(["dense", "grouped", "depthwise", "depthwise", "pointwise", "wide"])
     if kind == "depthwise":
         G = rng.choice([1, 3, 5, 17])
         Cg, Kg = 1, rng.choice([1, 1, 2])
         G = max(G, 2)
     elif kind == "grouped":
         G, Cg, Kg = rng.choice([2, 3]), rng.randrange(1, 4), rng.randrange(1, 4)
+    elif kind == "wide":  # window rows of 16 values or more: channels_last takes the NHWC forward
+        G, Cg, Kg = 1, rng.choice([8, 16]), rng.randrange(1, 6)
     else:
         G, Cg, Kg = 1, rng.randrange(1, 6), rng.randrange(1, 6)
     R, S = (1, 1) if kind == "pointwise" else (rng.randrange(1, 5), rng.randrange(1, 5))
@@ -135,16 +137,19 @@ def make_case(rng, gen, dtype, cfg):
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 def test_randomized_nonfinite_sets(isa, dtype):
     """Seeded random dense, grouped, depthwise and 1x1 convs (strided, dilated, padded; small and
-    plane-kernel sizes) with a few NaN / inf / -inf in the input, weight, bias or grad_output:
-    forward, grad_input, grad_weight and grad_bias are non-finite exactly where the definition
-    says, and equal to the reference elsewhere."""
+    plane-kernel sizes; contiguous and channels_last input) with a few NaN / inf / -inf in the
+    input, weight, bias or grad_output: forward, grad_input, grad_weight and grad_bias are
+    non-finite exactly where the definition says, and equal to the reference elsewhere."""
     rng = random.Random(fuzz_seed(f"{isa}-{dtype}"))
     gen = torch.Generator().manual_seed(fuzz_seed(7))
     with dlkernels.use_cpu_isa(isa):
         for i in range(40):
             cfg = random_config(rng)
             x, w, b, dy = make_case(rng, gen, dtype, cfg)
-            check(x, w, b, dy, cfg["args"], f"case {i} {cfg}")
+            layout = "channels_last" if rng.random() < 0.4 else "contiguous"
+            if layout == "channels_last":
+                x = x.contiguous(memory_format=torch.channels_last)
+            check(x, w, b, dy, cfg["args"], f"case {i} {layout} {cfg}")
 
 
 def test_nan_weight_of_depthwise_layer_reaches_only_its_taps(isa):
