@@ -155,6 +155,7 @@ PTX_TESTS = [
     "mma_m16n8k8_tf32_matches_scalar_gemm",
     "ldmatrix_fragments_match_ptx_isa",
     "cp_async_groups_and_waits",
+    "planted_refill_before_barrier_is_caught",
 ]
 ACTIVATION_TESTS = [
     "activation_f32",

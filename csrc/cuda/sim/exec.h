@@ -2,7 +2,10 @@
 // one OS thread, switched only at scheduling points (block barriers, warp collectives,
 // cp.async waits, __nanosleep, thread exit). Blocks run one after the other. A seed shuffles the
 // block order and which runnable thread goes next, so results that depend on an order CUDA does
-// not promise change between seeds.
+// not promise change between seeds. Under a seed, each block runs one of two orders: any runnable
+// thread at random, or run-ahead (the warp that just made progress goes on, so one warp reaches
+// the next barrier before the others have started the phase: the order that exposes a write to
+// shared memory another warp still reads).
 //
 // Launches hold one process-wide mutex: static __shared__ storage is a single section per module
 // (see intrinsics.h), and the fiber stacks are pooled. Everything is in headers with inline
@@ -20,6 +23,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -163,8 +167,8 @@ struct Launch {
   size_t sched_stack_size = 0;
   void* sched_fake_stack = nullptr;
   std::vector<Thread*> threads;
-  std::vector<int> runnable;
-  size_t runnable_head = 0;
+  std::deque<int> runnable;  // taken from the front, or from the back when running ahead
+  bool run_ahead = false;
   int live = 0;
   int bar_arrived = 0, bar_count = 0;
   bool bar_and = true, bar_or = false;
@@ -221,9 +225,34 @@ inline void asan_finish(void* save, const void** bottom, size_t* size) {
 }
 
 // Fiber -> scheduler. `forever` for a fiber that will not be resumed (exit, failure).
+inline void land_copy(const CpAsyncOp& op) {
+  if (op.src_bytes) std::memcpy(op.dst, op.src, op.src_bytes);
+  if (op.bytes > op.src_bytes) std::memset(static_cast<char*>(op.dst) + op.src_bytes, 0, op.bytes - op.src_bytes);
+}
+
+// A cp.async may land at any moment between its issue and the wait that covers it. Shuffled runs
+// land each pending copy of a thread that yields with probability 1/8, so code that overwrites a
+// stage other threads still read (a refill before the barrier) sees its data change under them;
+// the rest land at the wait, so a read before the wait still sees poison. Seed 0 lands all at the
+// wait.
+inline void land_some_early(Thread& t, Launch& L) {
+  if (!L.shuffle || t.cp_ops.empty()) return;
+  auto& ops = t.cp_ops;
+  size_t keep = 0;
+  for (size_t i = 0; i < ops.size(); ++i) {
+    if (L.rng.below(8) == 0) {
+      land_copy(ops[i]);
+    } else {
+      ops[keep++] = ops[i];
+    }
+  }
+  ops.resize(keep);
+}
+
 inline void to_scheduler(bool forever = false) {
   Thread& t = *t_thread;
   Launch& L = *t_launch;
+  if (!forever) land_some_early(t, L);
   asan_start(forever ? nullptr : &t.fake_stack, L.sched_stack, L.sched_stack_size);
   swapcontext(&t.ctx, &L.sched);
   asan_finish(t.fake_stack, &L.sched_stack, &L.sched_stack_size);
@@ -252,8 +281,7 @@ inline void complete_cp_async(Thread& t, int below_group) {
   for (size_t i = 0; i < ops.size(); ++i) {
     const CpAsyncOp& op = ops[i];
     if (op.group < below_group) {
-      if (op.src_bytes) std::memcpy(op.dst, op.src, op.src_bytes);
-      if (op.bytes > op.src_bytes) std::memset(static_cast<char*>(op.dst) + op.src_bytes, 0, op.bytes - op.src_bytes);
+      land_copy(op);
     } else {
       ops[keep++] = op;
     }
@@ -375,10 +403,18 @@ inline void warp_collective(unsigned mask, const char* kind, void* arg, Resolve 
   to_scheduler();
 }
 
-// Lets other threads run (spin-waits, cp.async waits) without blocking the caller.
-inline void yield_point() {
+// Lets other threads run (spin-waits, cp.async waits) without blocking the caller. A thread that
+// may wait on another (`spins`: __nanosleep) goes last in either order, so it cannot starve the
+// thread it waits for; a cp.async wait waits on nothing and may run ahead.
+inline void yield_point(bool spins = true) {
   Thread& t = cur();
-  make_runnable(*t_launch, t);
+  Launch& L = *t_launch;
+  if (L.run_ahead && spins) {
+    t.state = State::runnable;
+    L.runnable.push_front(t.linear);
+  } else {
+    make_runnable(L, t);
+  }
   to_scheduler();
 }
 
@@ -413,7 +449,7 @@ inline void run_block(Launch& L, uint3 bidx) {
   if (L.static_hi > L.static_lo) fill_poison(L.static_lo, L.static_hi);
   if (L.dyn_bytes) std::memset(L.dyn_smem, 0xff, L.dyn_bytes);
   L.runnable.clear();
-  L.runnable_head = 0;
+  L.run_ahead = L.shuffle && L.rng.below(2) == 0;
   L.live = L.nthreads;
   L.bar_arrived = 0;
   for (int i = 0; i < L.nthreads; ++i) {
@@ -430,20 +466,23 @@ inline void run_block(Launch& L, uint3 bidx) {
     L.runnable.push_back(i);
   }
   while (!L.failed) {
-    if (L.runnable_head == L.runnable.size()) {
-      L.runnable.clear();
-      L.runnable_head = 0;
+    if (L.runnable.empty()) {
       if (L.live == 0) break;
       L.failed = true;
       L.code = cudaErrorLaunchTimeout;  // what a hung kernel gets from the watchdog
       L.message = deadlock_report(L);
       break;
     }
-    if (L.shuffle) {
-      const size_t k = L.runnable_head + L.rng.below(L.runnable.size() - L.runnable_head);
-      std::swap(L.runnable[k], L.runnable[L.runnable_head]);
+    int next;
+    if (L.run_ahead) {
+      next = L.runnable.back();
+      L.runnable.pop_back();
+    } else {
+      if (L.shuffle) std::swap(L.runnable[L.rng.below(L.runnable.size())], L.runnable.front());
+      next = L.runnable.front();
+      L.runnable.pop_front();
     }
-    Thread& t = *L.threads[L.runnable[L.runnable_head++]];
+    Thread& t = *L.threads[next];
     t_thread = &t;
     t_thread_idx = t.tid;
     asan_start(&L.sched_fake_stack, t.stack, t.stack_size);

@@ -136,7 +136,7 @@ inline void cp_async_commit() { ++cur().cp_open_group; }
 inline void cp_async_wait(int n) {
   Thread& t = cur();
   complete_cp_async(t, t.cp_open_group - n);
-  yield_point();
+  yield_point(false);
 }
 
 }  // namespace dlk::sim::ptx
