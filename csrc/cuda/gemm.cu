@@ -1,8 +1,9 @@
 // The CUDA GEMM core, see gemm.cuh.
 //
 // Both operands are seen as "R x K" matrices: A as M x K, B as N x K (B's column j is row j).
-// A block computes a BM x BN tile of C, walking K in BK steps through two shared-memory stages:
-// tile k+1 is being filled while tile k is multiplied, one __syncthreads per step.
+// A block computes a BM x BN tile of C, walking K in BK steps through a ring of shared-memory
+// stages (CUTLASS's multistage pipeline): while step k is multiplied, the copies of the next
+// Stages - 1 steps are in flight, one __syncthreads per step.
 //
 // Tensor-core path. Each operand's shared tile is stored in the layout its global memory has:
 // K-major ([r][k]) when K is the contiguous dimension, R-major ([k][r]) otherwise, so a row of 16
@@ -14,6 +15,7 @@
 //
 // SIMT path (float32 without TF32, float64): 256 threads, a 4 x 4 register block each over a
 // 64 x 64 tile; the next K step is read into registers while the current one is multiplied.
+#include <atomic>
 #include <cmath>
 #include <type_traits>
 
@@ -149,25 +151,43 @@ __device__ __forceinline__ void load_b2(uint32_t (&f0)[2], uint32_t (&f1)[2], co
   }
 }
 
-// Block tile BM x BN, warp tile WM x WN; BK spans 64 bytes of K.
-template <int BM_, int BN_, int WM_, int WN_>
+// Block tile BM x BN, warp tile WM x WN; BK spans KBytes bytes of K; Stages shared-memory
+// stages in the ring.
+template <int BM_, int BN_, int WM_, int WN_, int KBytes_, int Stages_>
 struct TcConfig {
-  static constexpr int BM = BM_, BN = BN_, WM = WM_, WN = WN_;
+  static constexpr int BM = BM_, BN = BN_, WM = WM_, WN = WN_, KBytes = KBytes_, Stages = Stages_;
   static constexpr int Threads = (BM / WM) * (BN / WN) * 32;
+  static_assert(Stages >= 2, "the ring needs a stage to fill while one is read");
 };
-using TcLarge = TcConfig<128, 128, 64, 32>;  // 8 warps
-using TcSmall = TcConfig<64, 64, 32, 32>;    // 4 warps: more blocks for small problems
+// The tile table, in gemm_tile_count's order (GemmOptions::tile). The deep ones are CUTLASS's
+// sm80 shapes for 16-bit GEMMs (a 64 x 64 warp tile: 32 mma per 8 ldmatrix.x4 per k16 step, and
+// two steps of copies in flight to cover global latency); their shared memory (108-162 KiB) needs
+// the opt-in limit of sm_80 / sm_90 (163 / 227 KiB), so the rule falls back where it is lower.
+using TcLarge = TcConfig<128, 128, 64, 32, 64, 2>;        // 8 warps, 40 KiB
+using TcSmall = TcConfig<64, 64, 32, 32, 64, 2>;          // 4 warps: more blocks for small problems
+using TcDeep = TcConfig<128, 256, 64, 64, 128, 3>;        // 8 warps, 162 KiB
+using TcDeepSquare = TcConfig<128, 128, 64, 64, 128, 3>;  // 4 warps, 108 KiB: two blocks per SM on sm_90
+
+template <class T, class Cfg, bool AK, bool BKm>
+struct TcLayout {
+  static constexpr int BK = Cfg::KBytes / static_cast<int>(sizeof(T));
+  using LA = Tile<T, Cfg::BM, BK, AK>;
+  using LB = Tile<T, Cfg::BN, BK, BKm>;
+  // Dynamic shared memory: Stages A tiles, then Stages B tiles (each a multiple of 16 bytes).
+  static constexpr size_t kSharedBytes = static_cast<size_t>(Cfg::Stages) * (LA::SIZE + LB::SIZE) * sizeof(T);
+};
 
 template <class T, class Cfg, bool AK, bool BKm>
 __global__ void __launch_bounds__(Cfg::Threads) tc_kernel(Params<T> p, bool a_async, bool b_async) {
-  constexpr int BM = Cfg::BM, BN = Cfg::BN, WM = Cfg::WM, WN = Cfg::WN, Threads = Cfg::Threads;
-  constexpr int BK = 64 / sizeof(T), AK_ = Atom<T>::K;
+  constexpr int BM = Cfg::BM, BN = Cfg::BN, WM = Cfg::WM, WN = Cfg::WN, Threads = Cfg::Threads, S = Cfg::Stages;
+  using Layout = TcLayout<T, Cfg, AK, BKm>;
+  using LA = typename Layout::LA;
+  using LB = typename Layout::LB;
+  constexpr int BK = Layout::BK, AK_ = Atom<T>::K;
   constexpr int MI = WM / 16, NI = WN / 8;
   static_assert(NI % 2 == 0, "B fragments are loaded in pairs");
-  using LA = Tile<T, BM, BK, AK>;
-  using LB = Tile<T, BN, BK, BKm>;
-  __shared__ __align__(16) T sa[2][LA::SIZE];
-  __shared__ __align__(16) T sb[2][LB::SIZE];
+  T* const sa = dynamic_shared<T>();  // stage s: sa + s * LA::SIZE
+  T* const sb = sa + S * LA::SIZE;
 
   const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
   const int wm0 = (warp % (BM / WM)) * WM, wn0 = (warp / (BM / WM)) * WN;
@@ -181,34 +201,41 @@ __global__ void __launch_bounds__(Cfg::Threads) tc_kernel(Params<T> p, bool a_as
 #pragma unroll
       for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.0f;
 
-  auto fill = [&](int stage, int64_t k0) {
-    load_tile<T, BM, BK, AK, Threads>(sa[stage], p.a, p.a_rs, p.a_ks, p.M, p.K, m0, k0, a_async, tid);
-    load_tile<T, BN, BK, BKm, Threads>(sb[stage], p.b, p.b_rs, p.b_ks, p.N, p.K, n0, k0, b_async, tid);
+  const int64_t steps = (p.K + BK - 1) / BK;
+  // Issues step k's copies into its stage (k % S) as one commit group, empty past the last step:
+  // the count of groups stays one per step, so wait<S - 2> always means "step s has landed".
+  auto fill = [&](int64_t k) {
+    if (k < steps) {
+      const int stage = static_cast<int>(k % S);
+      load_tile<T, BM, BK, AK, Threads>(sa + stage * LA::SIZE, p.a, p.a_rs, p.a_ks, p.M, p.K, m0, k * BK, a_async, tid);
+      load_tile<T, BN, BK, BKm, Threads>(sb + stage * LB::SIZE, p.b, p.b_rs, p.b_ks, p.N, p.K, n0, k * BK, b_async,
+                                         tid);
+    }
+    ptx::cp_async_commit();
   };
 
-  const int64_t steps = (p.K + BK - 1) / BK;
-  if (steps > 0) fill(0, 0);
-  ptx::cp_async_commit();
+#pragma unroll
+  for (int k = 0; k < S - 1; ++k) fill(k);
   for (int64_t s = 0; s < steps; ++s) {
-    const int cur = static_cast<int>(s & 1);
-    // The other stage was last read before the previous step's closing barrier.
-    if (s + 1 < steps) fill(cur ^ 1, (s + 1) * BK);
-    ptx::cp_async_commit();  // possibly empty: keeps "all but the newest group" meaning step s
-    ptx::cp_async_wait<1>();
+    ptx::cp_async_wait<S - 2>();
+    // Step s's tiles are visible to all, and every warp is done with step s - 1, whose stage the
+    // fill below overwrites.
     __syncthreads();
+    fill(s + S - 1);
+    const T* a_tile = sa + static_cast<int>(s % S) * LA::SIZE;
+    const T* b_tile = sb + static_cast<int>(s % S) * LB::SIZE;
 #pragma unroll
     for (int kk = 0; kk < BK; kk += AK_) {
       uint32_t af[MI][4], bf[NI][2];
 #pragma unroll
-      for (int i = 0; i < MI; ++i) load_a<T, LA, AK>(af[i], sa[cur], wm0 + 16 * i, kk, lane);
+      for (int i = 0; i < MI; ++i) load_a<T, LA, AK>(af[i], a_tile, wm0 + 16 * i, kk, lane);
 #pragma unroll
-      for (int j = 0; j < NI; j += 2) load_b2<T, LB, BKm>(bf[j], bf[j + 1], sb[cur], wn0 + 8 * j, kk, lane);
+      for (int j = 0; j < NI; j += 2) load_b2<T, LB, BKm>(bf[j], bf[j + 1], b_tile, wn0 + 8 * j, kk, lane);
 #pragma unroll
       for (int i = 0; i < MI; ++i)
 #pragma unroll
         for (int j = 0; j < NI; ++j) mma<T>(acc[i][j], af[i], bf[j]);
     }
-    __syncthreads();
   }
 
 #pragma unroll
@@ -240,7 +267,22 @@ cudaError_t launch_tc_layout(const Params<T>& p, cudaStream_t stream) {
   const bool b_async = BKm ? async_ok(p.b, p.b_ks, p.b_rs) : async_ok(p.b, p.b_rs, p.b_ks);
   const dim3 grid(static_cast<unsigned>((p.M + Cfg::BM - 1) / Cfg::BM),
                   static_cast<unsigned>((p.N + Cfg::BN - 1) / Cfg::BN));
-  return launch(tc_kernel<T, Cfg, AK, BKm>, grid, Cfg::Threads, 0, stream, p, a_async, b_async);
+  constexpr size_t bytes = TcLayout<T, Cfg, AK, BKm>::kSharedBytes;
+  if constexpr (bytes > kDefaultShared) {
+    // Above 48 KiB a kernel must opt in, per device (a race sets the same value twice).
+    static std::atomic<bool> opted[kMaxDevices];
+    int dev = 0;
+    cudaError_t err = cudaGetDevice(&dev);
+    if (err != cudaSuccess) return err;
+    if (dev < 0 || dev >= kMaxDevices) return cudaErrorInvalidDevice;
+    if (!opted[dev].load(std::memory_order_relaxed)) {
+      err = cudaFuncSetAttribute(tc_kernel<T, Cfg, AK, BKm>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                 static_cast<int>(bytes));
+      if (err != cudaSuccess) return err;
+      opted[dev].store(true, std::memory_order_relaxed);
+    }
+  }
+  return launch(tc_kernel<T, Cfg, AK, BKm>, grid, Cfg::Threads, bytes, stream, p, a_async, b_async);
 }
 
 // K-major unless the operand's R dimension is the contiguous one.
@@ -370,15 +412,35 @@ Params<T> params(const GemmProblem& g) {
           static_cast<const T*>(g.bias)};
 }
 
-// The large tile when it still gives every SM a block, else the small one.
+// The tile rule: the largest tile that still gives every SM a block, deep-pipelined where the
+// device's shared memory allows it. TcLarge stays for devices whose opt-in limit (99 KiB on
+// sm_86 / sm_89) cannot hold the deep stages.
+template <class T>
+int pick_tile(const GemmProblem& g) {
+  auto tiles = [&](int bm, int bn) { return ((g.M + bm - 1) / bm) * ((g.N + bn - 1) / bn); };
+  const int64_t sms = sm_count();
+  // The layouts' sizes differ by the padding only; the K-major one is the largest.
+  const bool deep = shared_optin() >= static_cast<int>(TcLayout<T, TcDeep, true, true>::kSharedBytes);
+  const bool deep_square = shared_optin() >= static_cast<int>(TcLayout<T, TcDeepSquare, true, true>::kSharedBytes);
+  if (deep && tiles(TcDeep::BM, TcDeep::BN) >= sms) return 2;
+  if (tiles(TcLarge::BM, TcLarge::BN) >= sms) return deep_square ? 3 : 0;
+  return 1;
+}
+
 template <class T>
 cudaError_t run_tc(const GemmProblem& g, int tile, cudaStream_t stream) {
-  if (tile < 0) {
-    const int64_t large_tiles = ((g.M + TcLarge::BM - 1) / TcLarge::BM) * ((g.N + TcLarge::BN - 1) / TcLarge::BN);
-    tile = large_tiles >= sm_count() ? 0 : 1;
-  }
+  if (tile < 0) tile = pick_tile<T>(g);
   const Params<T> p = params<T>(g);
-  return tile == 0 ? launch_tc<T, TcLarge>(p, stream) : launch_tc<T, TcSmall>(p, stream);
+  switch (tile) {
+    case 0:
+      return launch_tc<T, TcLarge>(p, stream);
+    case 1:
+      return launch_tc<T, TcSmall>(p, stream);
+    case 2:
+      return launch_tc<T, TcDeep>(p, stream);
+    default:
+      return launch_tc<T, TcDeepSquare>(p, stream);
+  }
 }
 
 constexpr int64_t kMaxGridY = 65535;
@@ -386,7 +448,7 @@ constexpr int64_t kMaxGridY = 65535;
 }  // namespace
 
 int gemm_tile_count(DType dtype, bool allow_tf32) {
-  return dtype == DType::f16 || dtype == DType::bf16 || (dtype == DType::f32 && allow_tf32) ? 2 : 1;
+  return dtype == DType::f16 || dtype == DType::bf16 || (dtype == DType::f32 && allow_tf32) ? 4 : 1;
 }
 
 cudaError_t gemm(DType dtype, const GemmProblem& g, const GemmOptions& opt, cudaStream_t stream) {

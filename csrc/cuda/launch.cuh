@@ -102,19 +102,31 @@ struct alignas(sizeof(T) * N) Pack {
 
 inline bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
 
-// Number of SMs of the current device, cached per device.
-inline int sm_count() {
-  static int cache[64] = {};
+// Devices the per-device caches below hold; a device past them reads as having one SM and no
+// shared memory to opt into (the launchers then take their smallest configurations).
+inline constexpr int kMaxDevices = 64;
+// Dynamic shared memory a kernel may use without opting in (cudaFuncSetAttribute).
+inline constexpr size_t kDefaultShared = 48 * 1024;
+
+// An attribute of the current device, cached per device; `fallback` if it cannot be read.
+template <cudaDeviceAttr Attr>
+inline int device_attribute(int fallback) {
+  static int cache[kMaxDevices] = {};
   int dev = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess) return 1;
-  if (dev < 0 || dev >= 64) return 1;
+  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= kMaxDevices) return fallback;
   if (cache[dev] == 0) {
     int n = 0;
-    if (cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess || n <= 0) return 1;
+    if (cudaDeviceGetAttribute(&n, Attr, dev) != cudaSuccess || n <= 0) return fallback;
     cache[dev] = n;
   }
   return cache[dev];
 }
+
+// Number of SMs of the current device.
+inline int sm_count() { return device_attribute<cudaDevAttrMultiProcessorCount>(1); }
+
+// The most dynamic shared memory one block may opt into on the current device, in bytes.
+inline int shared_optin() { return device_attribute<cudaDevAttrMaxSharedMemoryPerBlockOptin>(0); }
 
 // Blocks for a grid-stride loop over `work` items, `per_block` items per block and pass: enough
 // blocks to fill every SM several times over, never more than the work needs.

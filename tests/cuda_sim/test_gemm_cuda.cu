@@ -67,8 +67,10 @@ static Operand<T> make(const std::vector<double>& v, int64_t rows, int64_t cols,
 struct Shape {
   int64_t M, N, K;
 };
-static const Shape kShapes[] = {{1, 1, 1},    {1, 13, 7},  {17, 8, 16},   {31, 37, 41},  {64, 64, 32},
-                                {65, 63, 33}, {3, 131, 5}, {130, 3, 129}, {127, 129, 67}};
+// The last shape runs more K steps than the deepest ring has stages (its stages are refilled)
+// and spans two column blocks of the widest tile.
+static const Shape kShapes[] = {{1, 1, 1},    {1, 13, 7},  {17, 8, 16},   {31, 37, 41},   {64, 64, 32},
+                                {65, 63, 33}, {3, 131, 5}, {130, 3, 129}, {127, 129, 67}, {19, 300, 300}};
 
 // Runs one case; returns the number of wrong elements (printing the first).
 template <class T>
@@ -145,7 +147,8 @@ TEST(gemm_tf32) { sweep<float>(DType::f32, true); }
 TEST(gemm_f32) { sweep<float>(DType::f32, false); }
 TEST(gemm_f64) { sweep<double>(DType::f64, false); }
 
-// Each element is one thread's fixed-order sum: the same bits under any block / thread order.
+// Each element is one thread's fixed-order sum: the same bits under any block / thread order,
+// with every tile.
 TEST(gemm_same_bits_under_every_seed) {
   const Shape s{70, 75, 100};
   std::mt19937 rng(5);
@@ -159,33 +162,36 @@ TEST(gemm_same_bits_under_every_seed) {
       for (size_t i = 0; i < a.size(); ++i) ah[i] = __float2half_rn(a[i]);
       for (size_t i = 0; i < b.size(); ++i) bh[i] = __float2half_rn(b[i]);
       const bool h = dt == DType::f16;
-      std::vector<float> first;
-      for (uint64_t seed : {0, 1, 7}) {
-        dlk::sim::set_seed(seed);
-        std::vector<float> c(s.M * s.N);
-        std::vector<__half> ch(s.M * s.N);
-        const GemmProblem p{s.M,
-                            s.N,
-                            s.K,
-                            h ? (const void*)ah.data() : a.data(),
-                            s.K,
-                            1,
-                            h ? (const void*)bh.data() : b.data(),
-                            s.N,
-                            1,
-                            h ? (void*)ch.data() : c.data(),
-                            s.N,
-                            nullptr};
-        GemmOptions opt;
-        opt.allow_tf32 = tf32;
-        CHECK(dlk::cuda::gemm(dt, p, opt, nullptr) == cudaSuccess);
-        if (h)
-          for (size_t i = 0; i < c.size(); ++i) c[i] = __half2float(ch[i]);
-        if (first.empty())
-          first = c;
-        else
-          CHECK(std::memcmp(first.data(), c.data(), c.size() * sizeof(float)) == 0, "seed %llu differs",
-                (unsigned long long)seed);
+      for (int tile = 0; tile < dlk::cuda::gemm_tile_count(dt, tf32); ++tile) {
+        std::vector<float> first;
+        for (uint64_t seed : {0, 1, 7}) {
+          dlk::sim::set_seed(seed);
+          std::vector<float> c(s.M * s.N);
+          std::vector<__half> ch(s.M * s.N);
+          const GemmProblem p{s.M,
+                              s.N,
+                              s.K,
+                              h ? (const void*)ah.data() : a.data(),
+                              s.K,
+                              1,
+                              h ? (const void*)bh.data() : b.data(),
+                              s.N,
+                              1,
+                              h ? (void*)ch.data() : c.data(),
+                              s.N,
+                              nullptr};
+          GemmOptions opt;
+          opt.allow_tf32 = tf32;
+          opt.tile = tile;
+          CHECK(dlk::cuda::gemm(dt, p, opt, nullptr) == cudaSuccess);
+          if (h)
+            for (size_t i = 0; i < c.size(); ++i) c[i] = __half2float(ch[i]);
+          if (first.empty())
+            first = c;
+          else
+            CHECK(std::memcmp(first.data(), c.data(), c.size() * sizeof(float)) == 0, "tile %d seed %llu differs", tile,
+                  (unsigned long long)seed);
+        }
       }
       dlk::sim::set_seed(1);
     }
