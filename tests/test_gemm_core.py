@@ -69,3 +69,11 @@ def test_micro_kernel_peak_is_measured(dtype):
     # The benchmark's reference ceiling: positive and finite (its value is machine-dependent).
     gflops = torch.ops.dlkernels._gemm_peak(dtype, 200)
     assert 0 < gflops < 1e5
+
+
+def test_gemm_cpu_has_no_tiles_or_tf32():
+    a = torch.randn(3, 3)
+    with pytest.raises(RuntimeError, match="the CPU core has no tile table and no TF32"):
+        torch.ops.dlkernels._gemm(a, a, 0)
+    with pytest.raises(RuntimeError, match="allow_tf32=True"):
+        torch.ops.dlkernels._gemm(a, a, -1, True)

@@ -39,7 +39,9 @@ void gemm_2d(const GemmTable<T>& gt, const T* a, const T* b, T* c, int64_t M, in
   });
 }
 
-Tensor gemm_op(Tensor a, Tensor b) {
+Tensor gemm_op(Tensor a, Tensor b, int64_t tile, bool allow_tf32) {
+  DLK_CHECK(tile == -1 && !allow_tf32, "_gemm: the CPU core has no tile table and no TF32 (tile=", tile,
+            ", allow_tf32=", allow_tf32 ? "True" : "False", "); those arguments are for CUDA tensors");
   check_same_device("_gemm", a, "a", b, "b");
   check_dtype(a, "_gemm", {ScalarType::Float, ScalarType::Double});
   DLK_CHECK(a.dim() == 2 && b.dim() == 2, "_gemm: expected 2-D tensors, got ", a.sizes(), " and ", b.sizes());
