@@ -59,7 +59,7 @@ def test_info_reports_build_and_cpu():
 def test_bench_lists_every_suite_and_its_ops():
     proc = _run("bench", "--list")
     assert proc.returncode == 0, proc.stderr
-    for name in ("activation", "conv2d", "linear", "loss", "pool"):
+    for name in ("activation", "conv2d", "gemm", "linear", "loss", "pool"):
         assert name in proc.stdout
     for op in FAMILIES:
         assert op in proc.stdout
@@ -131,6 +131,22 @@ def test_suites_run_once_their_ops_exist(suite, monkeypatch):
     assert {r["op"] for r in result["rows"]} == set(s.ops)
     for r in result["rows"]:
         assert r["ratio"] > 0 and (r["bytes"] or r["flops"]), r
+
+
+def test_gemm_suite_is_for_cuda_and_its_cases_check_out():
+    """No cases on the CPU; a case's two sides (built here for the CPU core, its one tile) compute
+    the same product, and the tolerance catches a wrong one."""
+    from dlkernels.bench.suites import gemm
+
+    s = bench.get_suite("gemm")
+    assert s.default_dtypes("cuda") == [torch.bfloat16, torch.float16, torch.float32]
+    assert list(s.cases(bench.Options(device="cpu", dtypes=[torch.float32], smoke=True))) == []
+    (case,) = gemm._cases(gemm.SMOKE[0], torch.float32, "cpu")
+    assert case.note == "rule" and case.flops == 2 * 16 * 24 * 8
+    expected = case.torch_fn()
+    case.compare(case.dlk_fn(), expected)
+    with pytest.raises(AssertionError):
+        case.compare(expected * (1 + 1e-3), expected)
 
 
 def test_quick_shapes_are_defined_for_every_suite():

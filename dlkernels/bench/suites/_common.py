@@ -53,6 +53,19 @@ def close_to_scale(actual: Any, expected: Any, factor: float = 2000) -> None:
         torch.testing.assert_close(a, e, rtol=0, atol=max(factor * eps * scale, 1e-30))
 
 
+# close_to_scale's factor for products on tensor cores: 16-bit outputs differ by their rounding
+# (f32 accumulation on both sides), TF32 rounds the inputs to 11 bits on both sides.
+_PRODUCT_FACTOR = {torch.bfloat16: 4, torch.float16: 8}
+
+
+def close_as_products(actual: Any, expected: Any) -> None:
+    """close_to_scale for the results of matrix products, with a factor for the dtype (and for
+    TF32 when torch's matmul flag allows it on CUDA) instead of one wide enough for all."""
+    e = expected[0] if isinstance(expected, tuple) else expected
+    tf32 = e.dtype == torch.float32 and e.is_cuda and torch.backends.cuda.matmul.allow_tf32
+    close_to_scale(actual, expected, factor=2**14 if tf32 else _PRODUCT_FACTOR.get(e.dtype, 2000))
+
+
 def pick(opts, full, quick, smoke):
     """The shape set for this run's size."""
     return smoke if opts.smoke else quick if opts.quick else full
