@@ -6,6 +6,7 @@
 
 #include "cpu/gemm.h"
 #include "cpu/workspace.h"
+#include "host/gemm.h"
 #include "host/tensor.h"
 
 namespace dlk::cpu {
@@ -42,12 +43,7 @@ void gemm_2d(const GemmTable<T>& gt, const T* a, const T* b, T* c, int64_t M, in
 Tensor gemm_op(Tensor a, Tensor b, int64_t tile, bool allow_tf32) {
   DLK_CHECK(tile == -1 && !allow_tf32, "_gemm: the CPU core has no tile table and no TF32 (tile=", tile,
             ", allow_tf32=", allow_tf32 ? "True" : "False", "); those arguments are for CUDA tensors");
-  check_same_device("_gemm", a, "a", b, "b");
-  check_dtype(a, "_gemm", {ScalarType::Float, ScalarType::Double});
-  DLK_CHECK(a.dim() == 2 && b.dim() == 2, "_gemm: expected 2-D tensors, got ", a.sizes(), " and ", b.sizes());
-  DLK_CHECK(a.size(1) == b.size(0), "_gemm: shapes ", a.sizes(), " and ", b.sizes(), " cannot be multiplied");
-  DLK_CHECK(a.scalar_type() == b.scalar_type(), "_gemm: dtypes differ: ", dtype_name(a.scalar_type()), " and ",
-            dtype_name(b.scalar_type()));
+  check_gemm_operands(a, b, {ScalarType::Float, ScalarType::Double});
   const int64_t M = a.size(0), K = a.size(1), N = b.size(1);
   Tensor c = new_empty(a, {M, N});
   if (c.numel() == 0) return c;

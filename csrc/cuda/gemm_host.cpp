@@ -3,17 +3,16 @@
 // through their strides, as linear's are.
 #include "cuda/gemm.cuh"
 #include "cuda/host.h"
+#include "host/gemm.h"
 
 namespace dlk::cuda {
 namespace {
 
+constexpr std::initializer_list<ScalarType> kDtypes = {ScalarType::Float, ScalarType::Double, ScalarType::Half,
+                                                       ScalarType::BFloat16};
+
 Tensor gemm_cuda(Tensor a, Tensor b, int64_t tile, bool allow_tf32) {
-  check_same_device("_gemm", a, "a", b, "b");
-  check_dtype(a, "_gemm", {ScalarType::Float, ScalarType::Double, ScalarType::Half, ScalarType::BFloat16});
-  DLK_CHECK(a.dim() == 2 && b.dim() == 2, "_gemm: expected 2-D tensors, got ", a.sizes(), " and ", b.sizes());
-  DLK_CHECK(a.size(1) == b.size(0), "_gemm: shapes ", a.sizes(), " and ", b.sizes(), " cannot be multiplied");
-  DLK_CHECK(a.scalar_type() == b.scalar_type(), "_gemm: dtypes differ: ", dtype_name(a.scalar_type()), " and ",
-            dtype_name(b.scalar_type()));
+  check_gemm_operands(a, b, kDtypes);
   const DType dt = to_dtype(a.scalar_type());
   const int tiles = gemm_tile_count(dt, allow_tf32);
   DLK_CHECK(tile >= -1 && tile < tiles, "_gemm: tile ", tile, " out of range: the ", dtype_name(a.scalar_type()),
@@ -45,7 +44,7 @@ Tensor gemm_cuda(Tensor a, Tensor b, int64_t tile, bool allow_tf32) {
 // count - 1. It takes a tensor (only its dtype and device are read) so that it dispatches, and
 // is emulated, like _gemm.
 int64_t gemm_tiles_cuda(Tensor like, bool allow_tf32) {
-  check_dtype(like, "_gemm_tiles", {ScalarType::Float, ScalarType::Double, ScalarType::Half, ScalarType::BFloat16});
+  check_dtype(like, "_gemm_tiles", kDtypes);
   return gemm_tile_count(to_dtype(like.scalar_type()), allow_tf32);
 }
 

@@ -295,7 +295,7 @@ TEST(cp_async_groups_and_waits) {
       CHECK(out[l] == 0xffffffffu, "read before the wait sees poison");
       CHECK(out[32 + l] == __float_as_uint(g[4 * l + 3]));
       // Group 1 may have landed after wait_group 1: under seed 0 copies land at their wait only.
-      CHECK(out[64 + l] == (seed == 0 ? 0xffffffffu : out[64 + l]), "group 1 still pending under seed 0");
+      CHECK(seed != 0 || out[64 + l] == 0xffffffffu, "group 1 still pending under seed 0");
       CHECK(out[64 + l] == 0xffffffffu || out[64 + l] == __float_as_uint(g[128 + l]));
       CHECK(out[96 + l] == __float_as_uint(g[128 + l]));
       CHECK(out[128 + l] == __float_as_uint(g[4 * l]), "zfill: 4 bytes copied, 12 zeroed");

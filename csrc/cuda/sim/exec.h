@@ -224,7 +224,6 @@ inline void asan_finish(void* save, const void** bottom, size_t* size) {
 #endif
 }
 
-// Fiber -> scheduler. `forever` for a fiber that will not be resumed (exit, failure).
 inline void land_copy(const CpAsyncOp& op) {
   if (op.src_bytes) std::memcpy(op.dst, op.src, op.src_bytes);
   if (op.bytes > op.src_bytes) std::memset(static_cast<char*>(op.dst) + op.src_bytes, 0, op.bytes - op.src_bytes);
@@ -249,6 +248,7 @@ inline void land_some_early(Thread& t, Launch& L) {
   ops.resize(keep);
 }
 
+// Fiber -> scheduler. `forever` for a fiber that will not be resumed (exit, failure).
 inline void to_scheduler(bool forever = false) {
   Thread& t = *t_thread;
   Launch& L = *t_launch;

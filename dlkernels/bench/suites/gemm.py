@@ -51,18 +51,11 @@ def _cases(spec, dtype: torch.dtype, device: str):
     a = torch.randn(m, k, generator=gen).to(device=device, dtype=dtype)
     b = torch.randn(k, n, generator=gen).to(device=device, dtype=dtype)
     gemm = torch.ops.dlkernels._gemm
-    if device.startswith("cuda"):
-        # TF32 as torch's flag says at call time, on both sides
-        def tf32():
-            return dtype == torch.float32 and torch.backends.cuda.matmul.allow_tf32
 
-        tiles = range(-1, torch.ops.dlkernels._gemm_tiles(a, tf32()))
-    else:
+    def tf32():  # as torch's flag says at call time, on both sides (the CPU core has no TF32)
+        return a.is_cuda and dtype == torch.float32 and torch.backends.cuda.matmul.allow_tf32
 
-        def tf32():
-            return False
-
-        tiles = (-1,)
+    tiles = range(-1, torch.ops.dlkernels._gemm_tiles(a, tf32())) if a.is_cuda else (-1,)
     for tile in tiles:
         yield Case(
             name,
