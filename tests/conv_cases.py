@@ -21,7 +21,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from conv_reference import conv2d_naive_grads, out_size
-from helpers import DTYPE_NAMES, gamma, tiny
+from helpers import DTYPE_NAMES, gamma, tiny, with_layout
 
 ops = torch.ops.dlkernels
 
@@ -276,3 +276,44 @@ def check_results(c: ConvCase, dtype: torch.dtype, got: Results, what: str, *, n
             expected = getattr(ref, field)
             allowed = bound(getattr(absr, field), n, dtype, ref_dtype)
             assert_within_bound(actual, expected, allowed, f"{name}: {field} vs {ref_name}")
+
+
+# ---- opcheck samples -----------------------------------------------------------------------------
+
+
+def opcheck_samples(device: str = "cpu"):
+    """Per op: argument tuples covering plain, grouped, depthwise, strided/dilated, channels_last
+    and empty-batch calls, with tensors requiring grad where the op is differentiable, on the torch
+    ``device``."""
+    g = torch.Generator().manual_seed(3)
+
+    def t(*shape, grad=False, layout=None):
+        x = torch.randn(shape, generator=g).to(device)
+        x = with_layout(x, layout) if layout else x
+        return x.requires_grad_(grad)
+
+    configs = [
+        # (input shape, weight shape, stride, padding, dilation, groups, input layout)
+        ((2, 3, 7, 8), (4, 3, 3, 3), [1, 1], [1, 1], [1, 1], 1, None),
+        ((2, 3, 7, 8), (4, 3, 3, 3), [2, 1], [0, 2], [1, 2], 1, "channels_last"),
+        ((2, 6, 7, 7), (6, 1, 3, 3), [1, 1], [1, 1], [1, 1], 6, None),  # depthwise
+        ((2, 4, 9, 9), (8, 1, 3, 3), [2, 2], [1, 1], [1, 1], 4, "channels_last"),  # depthwise x2
+        ((2, 6, 5, 5), (3, 2, 1, 1), [1, 1], [0, 0], [1, 1], 3, None),
+        ((0, 3, 5, 5), (4, 3, 3, 3), [1, 1], [1, 1], [1, 1], 1, None),
+    ]
+    samples = {"conv2d": [], "conv2d_grad_input": [], "conv2d_grad_weight": [], "conv2d_grad_bias": []}
+    for shape, wshape, stride, padding, dilation, groups, layout in configs:
+        p = (stride, padding, dilation, groups)
+        out_shape = (
+            shape[0],
+            wshape[0],
+            *(out_size(n, k, s, q, d) for n, k, s, q, d in zip(shape[2:], wshape[2:], *p[:3])),
+        )
+        for grad in (False, True):
+            x, w, b = t(*shape, grad=grad, layout=layout), t(*wshape, grad=grad), t(wshape[0], grad=grad)
+            dy = t(*out_shape, grad=grad, layout=layout)
+            samples["conv2d"] += [(x, w, b, *p), (x, w, None, *p)]
+            samples["conv2d_grad_input"].append((dy, w, list(shape), *p))
+            samples["conv2d_grad_weight"].append((dy, x, list(wshape), *p))
+            samples["conv2d_grad_bias"].append((dy,))
+    return samples

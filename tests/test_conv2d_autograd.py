@@ -7,7 +7,7 @@ import re
 
 import pytest
 import torch
-from conv_cases import CASES_BY_ID, Results, case_param, check_results, ops
+from conv_cases import CASES_BY_ID, Results, case_param, check_results, opcheck_samples, ops
 from helpers import DEFAULT_TOL, assert_close, with_layout
 from torch.autograd import gradcheck, gradgradcheck
 from torch.library import opcheck
@@ -216,44 +216,11 @@ def test_gradcheck_gradient_ops(one_thread):
 # ---- opcheck -------------------------------------------------------------------------------------
 
 
-def _opcheck_samples():
-    """Per op: argument tuples covering plain, grouped, depthwise, strided/dilated, channels_last
-    and empty-batch calls, with tensors requiring grad where the op is differentiable."""
-    g = torch.Generator().manual_seed(3)
-
-    def t(*shape, grad=False, layout=None):
-        x = torch.randn(shape, generator=g)
-        x = with_layout(x, layout) if layout else x
-        return x.requires_grad_(grad)
-
-    configs = [
-        # (input shape, weight shape, stride, padding, dilation, groups, input layout)
-        ((2, 3, 7, 8), (4, 3, 3, 3), [1, 1], [1, 1], [1, 1], 1, None),
-        ((2, 3, 7, 8), (4, 3, 3, 3), [2, 1], [0, 2], [1, 2], 1, "channels_last"),
-        ((2, 6, 7, 7), (6, 1, 3, 3), [1, 1], [1, 1], [1, 1], 6, None),  # depthwise
-        ((2, 4, 9, 9), (8, 1, 3, 3), [2, 2], [1, 1], [1, 1], 4, "channels_last"),  # depthwise x2
-        ((2, 6, 5, 5), (3, 2, 1, 1), [1, 1], [0, 0], [1, 1], 3, None),
-        ((0, 3, 5, 5), (4, 3, 3, 3), [1, 1], [1, 1], [1, 1], 1, None),
-    ]
-    samples = {"conv2d": [], "conv2d_grad_input": [], "conv2d_grad_weight": [], "conv2d_grad_bias": []}
-    for shape, wshape, stride, padding, dilation, groups, layout in configs:
-        p = (stride, padding, dilation, groups)
-        out_shape = ops.conv2d(torch.zeros(shape), torch.zeros(wshape), None, *p).shape
-        for grad in (False, True):
-            x, w, b = t(*shape, grad=grad, layout=layout), t(*wshape, grad=grad), t(wshape[0], grad=grad)
-            dy = t(*out_shape, grad=grad, layout=layout)
-            samples["conv2d"] += [(x, w, b, *p), (x, w, None, *p)]
-            samples["conv2d_grad_input"].append((dy, w, list(shape), *p))
-            samples["conv2d_grad_weight"].append((dy, x, list(wshape), *p))
-            samples["conv2d_grad_bias"].append((dy,))
-    return samples
-
-
 @pytest.mark.parametrize("name", ["conv2d", "conv2d_grad_input", "conv2d_grad_weight", "conv2d_grad_bias"])
 def test_opcheck(one_thread, name):
     """Schema, fake kernel (shapes, dtypes, strides: channels_last included) and autograd
     registration agree with the real kernels; the op traces under AOT dispatch."""
-    for args in _opcheck_samples()[name]:
+    for args in opcheck_samples()[name]:
         opcheck(getattr(ops, name).default, args)
 
 

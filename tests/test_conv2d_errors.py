@@ -6,7 +6,7 @@ import re
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import C10_NAMES, CUDA_USABLE, assert_unchanged, requires_cuda
+from helpers import C10_NAMES, assert_unchanged
 
 import dlkernels
 
@@ -564,34 +564,10 @@ def test_zero_size_kernel_is_rejected():
 
 def test_backend_without_kernel_raises_not_implemented():
     """An op called with tensors of a backend it has no kernel for gets the dispatcher's
-    NotImplementedError naming the op and the backend (CUDA, until conv2d has a CUDA kernel: see
-    test_cuda_has_no_conv2d_kernel). Shown here with sparse tensors, which run without a GPU."""
+    NotImplementedError naming the op and the backend. Shown with sparse tensors."""
     x = t(*X).to_sparse()
     with pytest.raises(
         NotImplementedError,
         match=re.escape("Could not run 'dlkernels::conv2d' with arguments from the 'SparseCPU'"),
     ):
         ops.conv2d(x, t(*W), None, *P)
-
-
-@requires_cuda
-@pytest.mark.cuda
-def test_cuda_has_no_conv2d_kernel():
-    """conv2d has no CUDA kernel yet: each op raises the dispatcher's NotImplementedError. When a
-    kernel lands this test fails; replace it with CUDA cases in the numerics tests."""
-    assert CUDA_USABLE
-    x, w, b, dy = (a.cuda() for a in (t(*X), t(*W), t(*B), t(*DY)))
-    calls = {
-        "conv2d": lambda: ops.conv2d(x, w, b, *P),
-        "conv2d_grad_input": lambda: ops.conv2d_grad_input(dy, w, list(X), *P),
-        "conv2d_grad_weight": lambda: ops.conv2d_grad_weight(dy, x, list(W), *P),
-        "conv2d_grad_bias": lambda: ops.conv2d_grad_bias(dy),
-    }
-    for name, call in calls.items():
-        with pytest.raises(
-            NotImplementedError,
-            match=re.escape(f"Could not run 'dlkernels::{name}' with arguments from the 'CUDA'"),
-        ):
-            call()
-    with pytest.raises(NotImplementedError, match="'CUDA' backend"):
-        DF.conv2d(x.requires_grad_(), w, b)

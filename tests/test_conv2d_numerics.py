@@ -2,8 +2,7 @@
 naive loop reference (conv_reference.py), within error-analysis bounds (conv_cases.py), on every
 CPU instruction set, dtype and the shapes that reach each kernel path.
 
-CUDA has no conv2d kernel yet (test_conv2d_errors.py documents what a CUDA call raises), so these
-run on the CPU only."""
+The CUDA kernels' cases (on a GPU and on the emulator) are in test_conv2d_cuda.py."""
 
 import random
 import threading

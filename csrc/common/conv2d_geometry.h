@@ -7,6 +7,8 @@
 
 #include <cstdint>
 
+#include "common/macros.h"
+
 namespace dlk {
 
 struct Conv2dGeometry {
@@ -16,15 +18,15 @@ struct Conv2dGeometry {
   int64_t sh, sw, ph, pw, dh, dw;
   int64_t G;
 
-  int64_t Cg() const { return C / G; }
-  int64_t Kg() const { return K / G; }
-  int64_t HW() const { return H * W; }
-  int64_t PQ() const { return P * Q; }
-  int64_t RS() const { return R * S; }
+  DLK_HD int64_t Cg() const { return C / G; }
+  DLK_HD int64_t Kg() const { return K / G; }
+  DLK_HD int64_t HW() const { return H * W; }
+  DLK_HD int64_t PQ() const { return P * Q; }
+  DLK_HD int64_t RS() const { return R * S; }
   // GEMM reduction length of the forward pass: one group's (c, r, s) triples.
-  int64_t CgRS() const { return Cg() * R * S; }
+  DLK_HD int64_t CgRS() const { return Cg() * R * S; }
   // Same input position for every output column shift: 1x1, stride 1, no padding.
-  bool is_pointwise() const { return R == 1 && S == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0; }
+  DLK_HD bool is_pointwise() const { return R == 1 && S == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0; }
 
   static int64_t out_size(int64_t in, int64_t k, int64_t s, int64_t p, int64_t d) {
     return (in + 2 * p - d * (k - 1) - 1) / s + 1;
