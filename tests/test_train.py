@@ -5,9 +5,12 @@ import hashlib
 import numpy as np
 import pytest
 import torch
+from helpers import DEFAULT_TOL, assert_close, requires_cuda_sim
+from torch.utils._python_dispatch import TorchDispatchMode
 
 import dlkernels
 from dlkernels import datasets, models, train
+from dlkernels.testing import cuda_sim
 
 # Recorded in dlkernels/data/README.md when the file was made; guards against a damaged file.
 ARRAYS_SHA256 = "a24784b1a3ccf641d0f71f6bbacb430f1de904ffba8c95aedf329e677b0628bc"
@@ -145,3 +148,45 @@ def test_not_learning_fails_loudly():
     with pytest.raises(SystemExit) as exc:
         train.main(["--quick", "--epochs", "1", "--min-accuracy", "0.999"])
     assert exc.value.code not in (0, None)
+
+
+@pytest.mark.cuda_sim
+@requires_cuda_sim
+def test_training_step_runs_every_layer_on_the_emulated_cuda_kernels():
+    """The seed ConvNet's forward, loss and backward with every dlkernels op on its CUDA kernel (the
+    emulator: the op log sees only the emulated namespace), equal to the CPU kernels' step in
+    float64 to torch.testing's tolerance."""
+
+    class Log(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.ops = set()
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.ops.add(f"{func.namespace}::{func._opname}")
+            return func(*args, **(kwargs or {}))
+
+    torch.manual_seed(0)
+    model = train.make_model(True, 28).double()
+    loss_fn = train.make_loss(True)
+    x = torch.randn(4, 1, 28, 28, dtype=torch.float64)
+    y = torch.tensor([0, 3, 7, 9])
+
+    def step():
+        model.zero_grad(set_to_none=True)
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        return loss.detach(), [p.grad.clone() for p in model.parameters()]
+
+    ref_loss, ref_grads = step()
+    log = Log()
+    with log, cuda_sim():
+        loss, grads = step()
+    ours = {o for o in log.ops if o.startswith("dlkernels")}
+    assert not {o for o in ours if o.startswith("dlkernels::")}, "an op ran its CPU kernel"
+    names = {o.split("::")[1] for o in ours}
+    assert {"conv2d", "relu", "max_pool2d_with_indices", "linear", "cross_entropy_forward"} <= names
+    assert {"conv2d_backward", "cross_entropy_backward"} <= names
+    assert_close(loss, ref_loss, DEFAULT_TOL[torch.float64], "loss")
+    for i, (g, r) in enumerate(zip(grads, ref_grads)):
+        assert_close(g, r, DEFAULT_TOL[torch.float64], f"gradient of parameter {i}")
