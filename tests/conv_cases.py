@@ -171,6 +171,15 @@ def case_param(cases=CASES):
     return pytest.mark.parametrize("case", cases, ids=str)
 
 
+def run_ops(case, x, w, b, dy) -> Results:
+    """The four raw ops on one case."""
+    y = ops.conv2d(x, w, b, *case.params)
+    gi = ops.conv2d_grad_input(dy, w, list(x.shape), *case.params)
+    gw = ops.conv2d_grad_weight(dy, x, list(w.shape), *case.params)
+    gb = ops.conv2d_grad_bias(dy) if b is not None else None
+    return Results(y, gi, gw, gb)
+
+
 # ---- references ----------------------------------------------------------------------------------
 
 

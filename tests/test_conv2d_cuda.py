@@ -24,6 +24,7 @@ from conv_cases import (
     case,
     case_param,
     opcheck_samples,
+    run_ops,
 )
 from conv_reference import conv2d_naive, conv2d_naive_grads
 from helpers import DTYPE_NAMES, assert_unchanged, bitwise_equal, fuzz_seed, gamma, tiny, torch_device
@@ -101,14 +102,6 @@ def check(c, dtype, got: Results, what: str):
 
 def on(device, c, dtype, seed=0):
     return tuple(t.to(torch_device(device)) if t is not None else None for t in c.tensors(dtype, seed=seed))
-
-
-def run_ops(c, x, w, b, dy) -> Results:
-    y = ops.conv2d(x, w, b, *c.params)
-    gi = ops.conv2d_grad_input(dy, w, list(x.shape), *c.params)
-    gw = ops.conv2d_grad_weight(dy, x, list(w.shape), *c.params)
-    gb = ops.conv2d_grad_bias(dy) if b is not None else None
-    return Results(y, gi, gw, gb)
 
 
 # ---- the ops on every case and dtype -------------------------------------------------------------

@@ -23,6 +23,7 @@ from conv_cases import (
     check_results,
     ops,
     references,
+    run_ops,
 )
 from conv_reference import conv2d_naive, conv2d_naive_grads
 from helpers import DTYPE_NAMES, assert_unchanged, fuzz_seed
@@ -32,15 +33,6 @@ import dlkernels
 DF = dlkernels.functional
 
 dtype_param = pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: DTYPE_NAMES[d])
-
-
-def run_ops(case, x, w, b, dy) -> Results:
-    """The four raw ops on one case."""
-    y = ops.conv2d(x, w, b, *case.params)
-    gi = ops.conv2d_grad_input(dy, w, list(x.shape), *case.params)
-    gw = ops.conv2d_grad_weight(dy, x, list(w.shape), *case.params)
-    gb = ops.conv2d_grad_bias(dy) if b is not None else None
-    return Results(y, gi, gw, gb)
 
 
 # ---- the references themselves -------------------------------------------------------------------
