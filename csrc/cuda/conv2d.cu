@@ -18,9 +18,6 @@ namespace {
 
 constexpr int kThreads = 256;
 
-__device__ __forceinline__ int64_t first_item() { return static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; }
-__device__ __forceinline__ int64_t item_stride() { return static_cast<int64_t>(gridDim.x) * blockDim.x; }
-
 template <class T>
 __global__ void __launch_bounds__(kThreads)
     forward_kernel(const T* x, const T* w, const T* bias, T* y, Conv2dGeometry g, int64_t items) {

@@ -53,6 +53,10 @@ __device__ __forceinline__ T* dynamic_shared() {
 #endif
 }
 
+// A grid-stride loop's first item and step, in 64 bits: for (i = first_item(); i < n; i += item_stride()).
+__device__ __forceinline__ int64_t first_item() { return static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; }
+__device__ __forceinline__ int64_t item_stride() { return static_cast<int64_t>(gridDim.x) * blockDim.x; }
+
 // Math type of an element type: half and bfloat16 compute in float (at::opmath_type's rule).
 template <class T>
 struct OpMath {

@@ -51,9 +51,6 @@ __device__ __forceinline__ void store(T* p, const Pack<T, V>& v) {
   *reinterpret_cast<Pack<T, V>*>(p) = v;
 }
 
-__device__ __forceinline__ int64_t first_item() { return static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; }
-__device__ __forceinline__ int64_t item_stride() { return static_cast<int64_t>(gridDim.x) * blockDim.x; }
-
 template <class T, int V, bool CL>
 __global__ void __launch_bounds__(kThreads)
     max_forward_kernel(const T* x, T* y, int64_t* indices, Pool2dGeometry g, int64_t items) {
